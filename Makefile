@@ -1,0 +1,40 @@
+# The README's commands: `make demo` (a simulated cluster with bundled traces) and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= ../shared
+
+.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-planner
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,aws]'
+	touch $@
+
+# Builds (once, cached by version) etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, kwok, kwokctl and helm; installs Prometheus from Debian.
+testbed:
+	bash hack/testbed.sh
+
+test: install testbed
+	$(PY) -m pytest
+
+crds: install
+	$(PY) -m quartermaster.operator.crdgen crds
+
+demo: install testbed
+	$(PY) hack/demo.py up
+
+demo-down:
+	$(PY) hack/demo.py down
+
+bench: bench-forecast bench-planner
+
+bench-forecast: install
+	$(PY) benchmarks/forecast.py --shared $(SHARED)
+
+bench-planner: install
+	$(PY) benchmarks/planner.py --shared $(SHARED)

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Provide the test bed's binaries at pinned versions, built once from their Go modules
+# and cached by version outside the repository.
+#
+#   hack/testbed.sh            build what is missing, then print the binary folder
+#   hack/testbed.sh --print    print the binary folder only (fails if incomplete)
+#
+# KUBEBUILDER_ASSETS (the envtest convention) is honoured: binaries found there are
+# used instead of building them. Prometheus and promtool come from Debian's package.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.34.4}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
+KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
+HELM_VERSION=${HELM_VERSION:-v3.19.0}
+
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/quartermaster
+BIN=$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION
+K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+ALL_TOOLS=(etcd "${K8S_TOOLS[@]}" kwok kwokctl helm)
+
+export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local CGO_ENABLED=0
+
+log() { echo "testbed: $*" >&2; }
+
+complete() {
+  local t
+  for t in "${ALL_TOOLS[@]}"; do [ -x "$BIN/$t" ] || return 1; done
+  command -v prometheus >/dev/null && command -v promtool >/dev/null
+}
+
+if [ "${1:-}" = "--print" ]; then
+  complete || { log "incomplete: run hack/testbed.sh"; exit 1; }
+  echo "$BIN"; exit 0
+fi
+
+mkdir -p "$BIN"
+
+# Reuse a user's envtest binaries (etcd, kube-apiserver, kubectl) when present.
+if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+  for t in etcd kube-apiserver kubectl; do
+    if [ -x "$KUBEBUILDER_ASSETS/$t" ] && [ ! -e "$BIN/$t" ]; then
+      ln -s "$KUBEBUILDER_ASSETS/$t" "$BIN/$t"; log "using $KUBEBUILDER_ASSETS/$t"
+    fi
+  done
+fi
+
+# A throwaway module per tool: `go build` of a package from a required module.
+# $1 module dir name, $2 go.mod body, then pairs of (package, output name).
+build_in_module() {
+  local name=$1 gomod=$2; shift 2
+  local dir; dir=$(mktemp -d "${TMPDIR:-/tmp}/qm-build-$name.XXXX")
+  printf '%s\n' "$gomod" > "$dir/go.mod"
+  printf 'package tools\n' > "$dir/tools.go"
+  (
+    cd "$dir"
+    while [ $# -gt 0 ]; do
+      local pkg=$1 out=$2; shift 2
+      if [ ! -x "$BIN/$out" ]; then
+        log "building $out from $pkg"
+        go get "$pkg" >/dev/null 2>&1 || go mod tidy >/dev/null
+        go build -trimpath -ldflags="-s -w" -o "$BIN/$out.tmp" "$pkg"
+        mv "$BIN/$out.tmp" "$BIN/$out"
+      fi
+    done
+  )
+  rm -rf "$dir"
+}
+
+need() { local t; for t in "$@"; do [ -x "$BIN/$t" ] || return 0; done; return 1; }
+
+if need etcd; then
+  build_in_module etcd "module qmtools/etcd
+go 1.24
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION" \
+    go.etcd.io/etcd/server/v3 etcd
+fi
+
+if need "${K8S_TOOLS[@]}"; then
+  # k8s.io/kubernetes replaces its staging modules with local paths; pin each one to the
+  # matching published v0.x.y instead, reading the list from the module's own go.mod.
+  staging=${K8S_VERSION/v1./v0.}
+  gomod_file=$(cd /tmp && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  replaces=$(sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1 => \1 '"$staging"'#p' "$gomod_file")
+  build_in_module kubernetes "module qmtools/kubernetes
+go 1.24
+require k8s.io/kubernetes $K8S_VERSION
+replace (
+$replaces
+)" \
+    k8s.io/kubernetes/cmd/kube-apiserver kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl kubectl
+fi
+
+if need kwok kwokctl; then
+  build_in_module kwok "module qmtools/kwok
+go 1.24
+require sigs.k8s.io/kwok $KWOK_VERSION" \
+    sigs.k8s.io/kwok/cmd/kwok kwok sigs.k8s.io/kwok/cmd/kwokctl kwokctl
+fi
+
+if need helm; then
+  build_in_module helm "module qmtools/helm
+go 1.24
+require helm.sh/helm/v3 $HELM_VERSION" \
+    helm.sh/helm/v3/cmd/helm helm
+fi
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  log "installing prometheus from Debian"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package starts a system service; the test bed runs its own instances.
+  $SUDO systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi
+
+complete || { log "some binaries are missing in $BIN"; exit 1; }
+echo "$BIN"
