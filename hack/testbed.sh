@@ -51,15 +51,14 @@ build_in_module() {
   local name=$1 gomod=$2; shift 2
   local dir; dir=$(mktemp -d "${TMPDIR:-/tmp}/qm-build-$name.XXXX")
   printf '%s\n' "$gomod" > "$dir/go.mod"
-  printf 'package tools\n' > "$dir/tools.go"
   (
     cd "$dir"
     while [ $# -gt 0 ]; do
       local pkg=$1 out=$2; shift 2
       if [ ! -x "$BIN/$out" ]; then
         log "building $out from $pkg"
-        go get "$pkg" >/dev/null 2>&1 || go mod tidy >/dev/null
-        go build -trimpath -ldflags="-s -w" -o "$BIN/$out.tmp" "$pkg"
+        # -mod=mod resolves the pinned module's dependencies without upgrading it.
+        go build -mod=mod -trimpath -ldflags="-s -w" -o "$BIN/$out.tmp" "$pkg"
         mv "$BIN/$out.tmp" "$BIN/$out"
       fi
     done

@@ -1,0 +1,132 @@
+"""Pure pool accounting: which nodes and pods belong to a pool, and what they add up to.
+
+Records are built from Kubernetes objects by the indexers; `summarise` never does I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional
+
+from quartermaster.operator.models import PressureLevel, PressureThresholds, ResourcePoolSpec
+from quartermaster.operator.quantities import RESOURCES, to_float
+from quartermaster.operator.selectors import matches
+
+# Nodes of a provider's node pool carry this label (set by the providers that create them).
+NODE_POOL_LABEL = "quartermaster.dev/node-pool"
+_TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    name: str
+    labels: Mapping[str, str]
+    allocatable: Mapping[str, float]
+    schedulable: bool = True
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    node: Optional[str]
+    requests: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    capacity: dict[str, float]
+    requested: dict[str, float]
+    free: dict[str, float]
+    pressure: dict[str, PressureLevel]
+    nodes: int
+    members: int
+
+
+def _resource_amounts(values: Mapping[str, object] | None) -> dict[str, float]:
+    values = values or {}
+    return {r: to_float(values[r]) for r in RESOURCES if r in values}
+
+
+def node_record(name: str, labels: Mapping[str, str], spec: Mapping, status: Mapping) -> NodeRecord:
+    return NodeRecord(
+        name=name,
+        labels=dict(labels),
+        allocatable=_resource_amounts(status.get("allocatable")),
+        schedulable=not spec.get("unschedulable", False),
+    )
+
+
+def pod_requests(spec: Mapping) -> dict[str, float]:
+    """The scheduler's effective request: max(sum of containers, largest init container)
+    plus pod overhead; every pod also takes one of its node's `pods`."""
+    containers = [_resource_amounts((c.get("resources") or {}).get("requests")) for c in spec.get("containers") or []]
+    inits = [_resource_amounts((c.get("resources") or {}).get("requests")) for c in spec.get("initContainers") or []]
+    overhead = _resource_amounts(spec.get("overhead"))
+    total = {}
+    for resource in RESOURCES:
+        running = sum(c.get(resource, 0.0) for c in containers)
+        init = max((c.get(resource, 0.0) for c in inits), default=0.0)
+        total[resource] = max(running, init) + overhead.get(resource, 0.0)
+    total["pods"] = 1.0
+    return total
+
+
+def pod_record(namespace: str, name: str, labels: Mapping[str, str], spec: Mapping,
+               status: Mapping) -> Optional[PodRecord]:
+    """None for pods that no longer hold resources (Succeeded or Failed)."""
+    if status.get("phase") in _TERMINAL_PHASES:
+        return None
+    return PodRecord(namespace, name, dict(labels), spec.get("nodeName"), pod_requests(spec))
+
+
+def pool_nodes(spec: ResourcePoolSpec, nodes: Iterable[NodeRecord]) -> list[NodeRecord]:
+    selected = [n for n in nodes if n.schedulable and matches(spec.node_selector, n.labels)]
+    if spec.provider_node_pool is not None:
+        selected = [n for n in selected if n.labels.get(NODE_POOL_LABEL) == spec.provider_node_pool.name]
+    return selected
+
+
+def pool_members(spec: ResourcePoolSpec, pods: Iterable[PodRecord],
+                 namespace_labels: Mapping[str, Mapping[str, str]]) -> list[PodRecord]:
+    wanted = spec.workloads
+    return [
+        p for p in pods
+        if (not wanted.namespaces or p.namespace in wanted.namespaces)
+        and (wanted.namespace_selector is None
+             or matches(wanted.namespace_selector, namespace_labels.get(p.namespace, {})))
+        and matches(wanted.selector, p.labels)
+    ]
+
+
+def pressure_level(fraction: float, thresholds) -> PressureLevel:
+    if fraction >= thresholds.emergency:
+        return PressureLevel.EMERGENCY
+    if fraction >= thresholds.critical:
+        return PressureLevel.CRITICAL
+    if fraction >= thresholds.warning:
+        return PressureLevel.WARNING
+    return PressureLevel.NORMAL
+
+
+def _threshold_for(thresholds: PressureThresholds, resource: str):
+    return thresholds.gpu if resource == "nvidia.com/gpu" else getattr(thresholds, resource)
+
+
+def summarise(spec: ResourcePoolSpec, nodes: Iterable[NodeRecord], pods: Iterable[PodRecord],
+              namespace_labels: Mapping[str, Mapping[str, str]]) -> PoolSummary:
+    selected = pool_nodes(spec, nodes)
+    members = pool_members(spec, pods, namespace_labels)
+    if spec.fixed_capacity is not None:
+        fixed = spec.fixed_capacity.model_dump(by_alias=True, exclude_none=True)
+        capacity = {r: to_float(fixed.get(r)) for r in RESOURCES}
+    else:
+        capacity = {r: sum(n.allocatable.get(r, 0.0) for n in selected) for r in RESOURCES}
+    requested = {r: sum(p.requests.get(r, 0.0) for p in members) for r in RESOURCES}
+    free = {r: max(capacity[r] - requested[r], 0.0) for r in RESOURCES}
+    # Pressure on requests until usage is measured; a resource with no capacity has none.
+    pressure = {
+        r: pressure_level(requested[r] / capacity[r], _threshold_for(spec.pressure_thresholds, r))
+        for r in RESOURCES if capacity[r] > 0
+    }
+    return PoolSummary(capacity, requested, free, pressure, len(selected), len(members))

@@ -1,0 +1,61 @@
+"""`quartermaster`: the operator process and its tools.
+
+    quartermaster run [--kubeconfig PATH] [--resync-seconds N] [--liveness-port N] [--peering NAME]
+    quartermaster crds [FOLDER]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from quartermaster.operator import crdgen, settings
+from quartermaster.operator.settings import OperatorSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quartermaster")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the operator against a cluster")
+    run.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG or ~/.kube/config")
+    run.add_argument("--resync-seconds", type=float, default=OperatorSettings().resync_seconds)
+    run.add_argument("--liveness-port", type=int, help="serve /healthz on this port")
+    run.add_argument("--peering", help="Kopf peering name for leader election (default: standalone)")
+    run.add_argument("--prometheus-url")
+    run.add_argument("--verbose", action="store_true")
+    crds = commands.add_parser("crds", help="write the CRD manifests generated from the models")
+    crds.add_argument("folder", nargs="?", default="crds")
+    return parser
+
+
+def run(options: argparse.Namespace) -> int:
+    import kopf
+
+    from quartermaster.operator import handlers, kube  # noqa: F401  (registers the handlers)
+
+    settings.current = OperatorSettings(
+        kubeconfig=options.kubeconfig, resync_seconds=options.resync_seconds,
+        liveness_port=options.liveness_port, peering=options.peering,
+        prometheus_url=options.prometheus_url,
+    )
+    logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kube.load(options.kubeconfig)
+    kopf.run(
+        clusterwide=True,
+        standalone=options.peering is None,
+        peering_name=options.peering,
+        liveness_endpoint=f"http://0.0.0.0:{options.liveness_port}/healthz" if options.liveness_port else None,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    if options.command == "crds":
+        return crdgen.main([options.folder])
+    return run(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

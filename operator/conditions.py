@@ -1,0 +1,28 @@
+"""metav1.Condition lists: set one condition, keeping lastTransitionTime unless status flips."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(conditions: list[dict], type_: str, status: bool, reason: str, message: str,
+                  generation: int | None) -> list[dict]:
+    text = "True" if status else "False"
+    previous = next((c for c in conditions if c.get("type") == type_), None)
+    changed = previous is None or previous.get("status") != text
+    condition = {
+        "type": type_,
+        "status": text,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now_rfc3339() if changed else previous["lastTransitionTime"],
+        "observedGeneration": generation,
+    }
+    return [c for c in conditions if c.get("type") != type_] + [condition]
+
+
+def is_true(conditions: list[dict], type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)

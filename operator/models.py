@@ -1,0 +1,437 @@
+"""The four custom resources, as pydantic models: the one source of truth for the CRDs.
+
+`crdgen` turns these into structural OpenAPI v3 schemas; handlers parse objects with them.
+Field names are snake_case in Python and camelCase on the wire, as Kubernetes expects.
+"""
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
+
+GROUP = "quartermaster.dev"
+VERSION = "v1alpha1"
+
+
+class Quantity(str):
+    """A Kubernetes quantity ("500m", "4Gi", 2): never negative here.
+
+    The CRD schema marks it int-or-string with the apimachinery pattern (without the
+    minus sign), so the apiserver itself rejects "-1" and "lots" naming the field.
+    """
+
+    PATTERN: ClassVar[str] = (
+        r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE]\+?[0-9]+))?$"
+    )
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        def validate(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError("a quantity is a number or a string such as 500m or 4Gi")
+            text = str(value)
+            if not re.match(cls.PATTERN, text):
+                raise ValueError(f"{text!r} is not a non-negative Kubernetes quantity")
+            return cls(text)
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": cls.PATTERN,
+            "minimum": 0,
+        }
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Seconds = Annotated[int, Field(ge=0)]
+
+
+# ---- shared pieces ----------------------------------------------------------------
+
+class LabelSelectorRequirement(Model):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+
+class LabelSelector(Model):
+    """metav1.LabelSelector; an empty selector selects everything."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+
+class ResourceList(Model):
+    """Amounts per resource; the keys the operator accounts for."""
+
+    cpu: Optional[Quantity] = None
+    memory: Optional[Quantity] = None
+    gpu: Optional[Quantity] = Field(default=None, alias="nvidia.com/gpu")
+    pods: Optional[Quantity] = None
+
+
+class Condition(Model):
+    """metav1.Condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: Optional[int] = None
+
+
+class ObjectReference(Model):
+    name: str = Field(min_length=1)
+
+
+# ---- ResourcePool -------------------------------------------------------------------
+
+class AllocationStrategy(str, Enum):
+    CONSERVATIVE = "Conservative"
+    BALANCED = "Balanced"
+    AGGRESSIVE = "Aggressive"
+    ADAPTIVE = "Adaptive"
+
+
+class PressureLevel(str, Enum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+    CRITICAL = "Critical"
+    EMERGENCY = "Emergency"
+
+
+class PressureThreshold(Model):
+    """Fractions of capacity at which a resource's pressure level rises."""
+
+    warning: Fraction = 0.7
+    critical: Fraction = 0.85
+    emergency: Fraction = 0.95
+
+
+class PressureThresholds(Model):
+    cpu: PressureThreshold = Field(default_factory=PressureThreshold)
+    memory: PressureThreshold = Field(default_factory=PressureThreshold)
+    gpu: PressureThreshold = Field(default_factory=PressureThreshold, alias="nvidia.com/gpu")
+    pods: PressureThreshold = Field(default_factory=PressureThreshold)
+
+
+class ProviderNodePool(Model):
+    provider: Literal["kwok", "aws", "gcp", "azure"]
+    name: str = Field(min_length=1)
+
+
+class WorkloadSelector(Model):
+    """Which pods draw on the pool: in these namespaces (all when empty) and matching labels."""
+
+    namespaces: list[str] = Field(default_factory=list)
+    namespace_selector: Optional[LabelSelector] = None
+    selector: Optional[LabelSelector] = None
+
+
+class ResourcePoolSpec(Model):
+    node_selector: Optional[LabelSelector] = Field(
+        default=None, description="Nodes whose allocatable capacity forms the pool."
+    )
+    provider_node_pool: Optional[ProviderNodePool] = None
+    fixed_capacity: Optional[ResourceList] = Field(
+        default=None, description="A fixed capacity, used instead of selected nodes."
+    )
+    workloads: WorkloadSelector = Field(default_factory=WorkloadSelector)
+    strategy: AllocationStrategy = AllocationStrategy.BALANCED
+    pressure_thresholds: PressureThresholds = Field(default_factory=PressureThresholds)
+
+
+class ResourcePoolStatus(Model):
+    observed_generation: Optional[int] = None
+    capacity: Optional[ResourceList] = None
+    requested: Optional[ResourceList] = None
+    used: Optional[ResourceList] = None
+    forecast: Optional[ResourceList] = None
+    free: Optional[ResourceList] = None
+    pressure: dict[str, PressureLevel] = Field(default_factory=dict)
+    nodes: int = 0
+    members: int = 0
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ResourcePool(Model):
+    kind: ClassVar[str] = "ResourcePool"
+    plural: ClassVar[str] = "resourcepools"
+    short_names: ClassVar[list[str]] = ["rpool"]
+    namespaced: ClassVar[bool] = False
+    printer_columns: ClassVar[list[dict]] = [
+        {"name": "CPU", "type": "string", "jsonPath": ".status.capacity.cpu", "description": "Allocatable CPU"},
+        {"name": "CPU-Req", "type": "string", "jsonPath": ".status.requested.cpu"},
+        {"name": "Memory", "type": "string", "jsonPath": ".status.capacity.memory"},
+        {"name": "Mem-Req", "type": "string", "jsonPath": ".status.requested.memory"},
+        {"name": "Nodes", "type": "integer", "jsonPath": ".status.nodes"},
+        {"name": "Members", "type": "integer", "jsonPath": ".status.members"},
+        {"name": "Pressure", "type": "string", "jsonPath": ".status.pressure.cpu", "priority": 1},
+        {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy", "priority": 1},
+        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    spec: ResourcePoolSpec = Field(default_factory=ResourcePoolSpec)
+    status: Optional[ResourcePoolStatus] = None
+
+
+# ---- Quota ----------------------------------------------------------------------------
+
+class PriorityClass(str, Enum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class TeamLabel(Model):
+    key: str = Field(min_length=1)
+    value: str
+
+
+class QuotaScope(Model):
+    namespaces: list[str] = Field(default_factory=list)
+    team: Optional[TeamLabel] = None
+    user: Optional[str] = None
+
+
+class QuotaLimits(Model):
+    cpu: Optional[Quantity] = None
+    memory: Optional[Quantity] = None
+    gpu: Optional[Quantity] = Field(default=None, alias="nvidia.com/gpu")
+    pods: Optional[Annotated[int, Field(ge=0)]] = None
+    concurrent_workloads: Optional[Annotated[int, Field(ge=0)]] = None
+    storage: Optional[Quantity] = None
+
+
+class CostBudget(Model):
+    daily: Optional[Annotated[float, Field(ge=0)]] = None
+    monthly: Optional[Annotated[float, Field(ge=0)]] = None
+    currency: str = "USD"
+
+
+class QuotaSpec(Model):
+    scope: QuotaScope
+    hard: QuotaLimits = Field(default_factory=QuotaLimits)
+    budget: Optional[CostBudget] = None
+    priority_class: PriorityClass = PriorityClass.NORMAL
+    fair_share_weight: Annotated[float, Field(gt=0)] = 1.0
+    borrow_idle: bool = False
+
+
+class CostSpent(Model):
+    today: float = 0.0
+    this_month: float = 0.0
+
+
+class QuotaStatus(Model):
+    observed_generation: Optional[int] = None
+    usage: Optional[QuotaLimits] = None
+    remaining: Optional[QuotaLimits] = None
+    cost: Optional[CostSpent] = None
+    owned_objects: list[str] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class Quota(Model):
+    kind: ClassVar[str] = "Quota"
+    plural: ClassVar[str] = "quotas"
+    # `quota` is ResourceQuota's short name; ours must not collide with it.
+    short_names: ClassVar[list[str]] = ["qmquota"]
+    namespaced: ClassVar[bool] = False
+    printer_columns: ClassVar[list[dict]] = [
+        {"name": "Priority", "type": "string", "jsonPath": ".spec.priorityClass"},
+        {"name": "CPU", "type": "string", "jsonPath": ".spec.hard.cpu"},
+        {"name": "CPU-Used", "type": "string", "jsonPath": ".status.usage.cpu"},
+        {"name": "Budget-Day", "type": "number", "jsonPath": ".spec.budget.daily", "priority": 1},
+        {"name": "Spent-Day", "type": "number", "jsonPath": ".status.cost.today", "priority": 1},
+        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    spec: QuotaSpec
+    status: Optional[QuotaStatus] = None
+
+
+# ---- ScalingPolicy ---------------------------------------------------------------------
+
+class ScalingMode(str, Enum):
+    REACTIVE = "Reactive"
+    PREDICTIVE = "Predictive"
+    VERTICAL = "Vertical"
+
+
+class ScaleTargetReference(Model):
+    kind: Literal["Deployment", "StatefulSet", "NodePool"]
+    name: str = Field(min_length=1)
+    api_version: Optional[str] = None
+
+
+class Signal(Model):
+    type: Literal["cpu", "memory", "queueDepth", "promql"]
+    query: Optional[str] = Field(default=None, description="PromQL, for queueDepth and promql signals.")
+    target: Optional[Quantity] = Field(default=None, description="Per-replica target value.")
+
+
+class ScalingStep(Model):
+    step: Annotated[int, Field(ge=1)] = 1
+    cooldown_seconds: Seconds = 300
+
+
+class ForecastSettings(Model):
+    horizon_seconds: Annotated[int, Field(ge=60)] = 900
+    quantile: Annotated[float, Field(gt=0, lt=1)] = 0.9
+
+
+class ScalingPolicySpec(Model):
+    target_ref: ScaleTargetReference
+    signals: list[Signal] = Field(min_length=1)
+    mode: ScalingMode = ScalingMode.REACTIVE
+    min_replicas: Annotated[int, Field(ge=0)] = 1
+    max_replicas: Annotated[int, Field(ge=1)] = 10
+    scale_up: ScalingStep = Field(default_factory=ScalingStep)
+    scale_down: ScalingStep = Field(default_factory=ScalingStep)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    confidence_threshold: Fraction = 0.7
+
+
+class Recommendation(Model):
+    replicas: Optional[int] = None
+    requests: Optional[ResourceList] = None
+
+
+class LastAction(Model):
+    action: str
+    time: str
+
+
+class ScalingPolicyStatus(Model):
+    observed_generation: Optional[int] = None
+    recommendation: Optional[Recommendation] = None
+    confidence: Optional[Fraction] = None
+    reasoning: Optional[str] = None
+    forecast: list[float] = Field(default_factory=list)
+    last_action: Optional[LastAction] = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ScalingPolicy(Model):
+    kind: ClassVar[str] = "ScalingPolicy"
+    plural: ClassVar[str] = "scalingpolicies"
+    short_names: ClassVar[list[str]] = ["spol"]
+    namespaced: ClassVar[bool] = True
+    printer_columns: ClassVar[list[dict]] = [
+        {"name": "Target", "type": "string", "jsonPath": ".spec.targetRef.name"},
+        {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+        {"name": "Replicas", "type": "integer", "jsonPath": ".status.recommendation.replicas"},
+        {"name": "Confidence", "type": "number", "jsonPath": ".status.confidence"},
+        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    spec: ScalingPolicySpec
+    status: Optional[ScalingPolicyStatus] = None
+
+
+# ---- SwapPlan --------------------------------------------------------------------------
+
+class ApprovalMode(str, Enum):
+    DRY_RUN = "DryRun"
+    MANUAL = "Manual"
+    AUTO = "Auto"
+
+
+class SwapPhase(str, Enum):
+    PENDING = "Pending"
+    PLANNED = "Planned"
+    APPROVED = "Approved"
+    EXECUTING = "Executing"
+    SUCCEEDED = "Succeeded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class ObjectiveWeights(Model):
+    shortfall: Annotated[float, Field(ge=0)] = 10.0
+    waste: Annotated[float, Field(ge=0)] = 1.0
+    move: Annotated[float, Field(ge=0)] = 0.1
+
+
+class SwapConstraints(Model):
+    max_change_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_interval_seconds: Seconds = 600
+
+
+class RollbackGuard(Model):
+    query: str = Field(min_length=1, description="PromQL that is non-empty while the SLO holds.")
+    window_seconds: Annotated[int, Field(ge=30)] = 300
+
+
+class SwapPlanSpec(Model):
+    pool_ref: ObjectReference
+    horizon_seconds: Annotated[int, Field(ge=60)] = 1800
+    quantile: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    weights: ObjectiveWeights = Field(default_factory=ObjectiveWeights)
+    constraints: SwapConstraints = Field(default_factory=SwapConstraints)
+    approval: ApprovalMode = ApprovalMode.DRY_RUN
+    rollback_guard: Optional[RollbackGuard] = None
+
+
+class Swap(Model):
+    source: str = Field(alias="from")
+    to: str
+    resource: str
+    amount: Quantity
+
+
+class Objective(Model):
+    before: float
+    after: float
+
+
+class SwapHistoryEntry(Model):
+    time: str
+    phase: SwapPhase
+    swaps: int
+
+
+class SwapPlanStatus(Model):
+    observed_generation: Optional[int] = None
+    phase: SwapPhase = SwapPhase.PENDING
+    swaps: list[Swap] = Field(default_factory=list)
+    objective: Optional[Objective] = None
+    risk: Optional[Fraction] = None
+    history: list[SwapHistoryEntry] = Field(default_factory=list, max_length=20)
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class SwapPlan(Model):
+    kind: ClassVar[str] = "SwapPlan"
+    plural: ClassVar[str] = "swapplans"
+    short_names: ClassVar[list[str]] = ["swplan"]
+    namespaced: ClassVar[bool] = False
+    printer_columns: ClassVar[list[dict]] = [
+        {"name": "Pool", "type": "string", "jsonPath": ".spec.poolRef.name"},
+        {"name": "Approval", "type": "string", "jsonPath": ".spec.approval"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Risk", "type": "number", "jsonPath": ".status.risk"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    spec: SwapPlanSpec
+    status: Optional[SwapPlanStatus] = None
+
+
+KINDS: tuple[type[Model], ...] = (ResourcePool, Quota, ScalingPolicy, SwapPlan)

@@ -1,0 +1,210 @@
+"""A real control plane on loopback: etcd + kube-apiserver with RBAC, and optionally the
+rest of a kwok-simulated cluster (controller-manager, scheduler, kwok faking nodes/pods).
+"""
+from __future__ import annotations
+
+import base64
+import ssl
+import subprocess
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from kubernetes import client, config
+
+from .processes import Process, TestbedError, free_port
+
+ADMIN_TOKEN = "quartermaster-testbed-admin"
+KWOK_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise TestbedError(f"openssl {' '.join(args[:2])} failed: {result.stderr}")
+
+
+def make_pki(folder: Path) -> None:
+    """A throwaway CA, the apiserver's serving certificate, and the service-account key pair."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "san.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes.default.svc\n"
+    )
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.crt", "-days", "7", "-subj", "/CN=quartermaster-testbed-ca", cwd=folder)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key", "-out",
+             "apiserver.csr", "-subj", "/CN=kube-apiserver", cwd=folder)
+    _openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "apiserver.crt", "-days", "7", "-extfile", "san.cnf",
+             cwd=folder)
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=folder)
+    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=folder)
+
+
+def kubeconfig_document(server: str, ca_file: Path, token: str, user: str) -> dict:
+    ca = base64.b64encode(ca_file.read_bytes()).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "testbed", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": "testbed", "user": user}}],
+        "current-context": user,
+    }
+
+
+@dataclass
+class ControlPlane:
+    """etcd and kube-apiserver with RBAC authorization on; an admin kubeconfig."""
+
+    bin_dir: Path
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def pki(self) -> Path:
+        return self.workdir / "pki"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.workdir / "admin.kubeconfig"
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        process = Process(name, argv, self.workdir / f"{name}.log").start()
+        self.processes.append(process)
+        return process
+
+    def start(self) -> "ControlPlane":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        make_pki(self.pki)
+        etcd_client, etcd_peer = free_port(), free_port()
+        etcd = self._spawn("etcd", [
+            str(self.bin_dir / "etcd"), "--name=testbed", f"--data-dir={self.workdir / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+            f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+            f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+            f"--initial-cluster=testbed=http://127.0.0.1:{etcd_peer}",
+            "--unsafe-no-fsync", "--log-level=warn",
+        ])
+        etcd.wait_until(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{etcd_client}/health", timeout=2).status == 200,
+            60, "healthy",
+        )
+        (self.workdir / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
+        apiserver = self._spawn("kube-apiserver", [
+            str(self.bin_dir / "kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
+            f"--tls-cert-file={self.pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={self.pki / 'apiserver.key'}",
+            f"--client-ca-file={self.pki / 'ca.crt'}",
+            f"--token-auth-file={self.workdir / 'tokens.csv'}",
+            "--authorization-mode=Node,RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={self.pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={self.pki / 'sa.key'}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true", "--profiling=false",
+        ])
+        self.admin_kubeconfig.write_text(yaml.safe_dump(
+            kubeconfig_document(self.server, self.pki / "ca.crt", ADMIN_TOKEN, "admin")))
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+
+        def ready() -> bool:
+            request = urllib.request.Request(
+                f"{self.server}/readyz", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            return urllib.request.urlopen(request, timeout=2, context=context).status == 200
+
+        apiserver.wait_until(ready, 120, "ready")
+        return self
+
+    def api_client(self, kubeconfig: Path | None = None) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(kubeconfig or self.admin_kubeconfig))
+
+    def kubeconfig_for_service_account(self, namespace: str, name: str, path: Path,
+                                       seconds: int = 3600) -> Path:
+        """A kubeconfig that authenticates as the ServiceAccount (a bound token), for
+        running code with exactly the permissions RBAC grants that account."""
+        with self.api_client() as api:
+            request = client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds))
+            token = client.CoreV1Api(api).create_namespaced_service_account_token(
+                name, namespace, request).status.token
+        path.write_text(yaml.safe_dump(kubeconfig_document(
+            self.server, self.pki / "ca.crt", token, f"system:serviceaccount:{namespace}:{name}")))
+        return path
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+
+@dataclass
+class SimulatedCluster:
+    """controller-manager, scheduler and kwok on a ControlPlane: Deployments get Pods
+    scheduled onto fake Nodes, and kwok marks them Running."""
+
+    control_plane: ControlPlane
+    processes: list[Process] = field(default_factory=list)
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        process = Process(name, argv, self.control_plane.workdir / f"{name}.log").start()
+        self.processes.append(process)
+        return process
+
+    def start(self) -> "SimulatedCluster":
+        cp = self.control_plane
+        kubeconfig = f"--kubeconfig={cp.admin_kubeconfig}"
+        self._spawn("kube-controller-manager", [
+            str(cp.bin_dir / "kube-controller-manager"), kubeconfig,
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
+            f"--service-account-private-key-file={cp.pki / 'sa.key'}",
+            f"--root-ca-file={cp.pki / 'ca.crt'}",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
+            "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+        ])
+        self._spawn("kube-scheduler", [
+            str(cp.bin_dir / "kube-scheduler"), kubeconfig,
+            "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
+        ])
+        self._spawn("kwok", [
+            str(cp.bin_dir / "kwok"), kubeconfig,
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{free_port()}",
+            "--cidr=10.244.0.0/16", "--node-ip=10.1.0.1",
+        ])
+        with cp.api_client() as api:
+            core = client.CoreV1Api(api)
+            # Pods need the namespace's default ServiceAccount, which the controller-manager makes.
+            self.processes[0].wait_until(
+                lambda: core.read_namespaced_service_account("default", "default") is not None,
+                120, "serving (no default ServiceAccount yet)")
+        return self
+
+    def add_node(self, name: str, cpu: str, memory: str, pods: int = 110,
+                 labels: dict[str, str] | None = None, gpu: int = 0) -> None:
+        allocatable = {"cpu": cpu, "memory": memory, "pods": str(pods)}
+        if gpu:
+            allocatable["nvidia.com/gpu"] = str(gpu)
+        node = client.V1Node(
+            metadata=client.V1ObjectMeta(
+                name=name, annotations=dict(KWOK_NODE_ANNOTATION),
+                labels={"kubernetes.io/hostname": name, "type": "kwok", **(labels or {})}),
+            status=client.V1NodeStatus(allocatable=allocatable, capacity=allocatable),
+        )
+        with self.control_plane.api_client() as api:
+            client.CoreV1Api(api).create_node(node)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
