@@ -35,6 +35,9 @@ if [ "${1:-}" = "--print" ]; then
 fi
 
 mkdir -p "$BIN"
+# One build at a time (parallel test runs, a demo and a test session may all ask).
+exec 9>"$CACHE/.lock"
+flock 9
 
 # Reuse a user's envtest binaries (etcd, kube-apiserver, kubectl) when present.
 if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
