@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from quartermaster.operator import crdgen, settings
@@ -29,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(options: argparse.Namespace) -> int:
+    if options.kubeconfig:
+        # Kopf logs in through the kubernetes client, which reads $KUBECONFIG when it is
+        # first imported: set it before anything imports the client.
+        os.environ["KUBECONFIG"] = options.kubeconfig
     import kopf
 
     from quartermaster.operator import handlers, kube  # noqa: F401  (registers the handlers)

@@ -11,13 +11,10 @@ from quartermaster.operator.models import GROUP, VERSION
 
 
 def load(kubeconfig: Optional[str]) -> None:
-    """In-cluster when running in a Pod without a kubeconfig, else the kubeconfig file.
-    Kopf logs in through the same client configuration."""
+    """In-cluster when running in a Pod without a kubeconfig, else the kubeconfig file."""
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()
     else:
-        if kubeconfig:
-            os.environ["KUBECONFIG"] = kubeconfig
         config.load_kube_config(config_file=kubeconfig)
 
 

@@ -48,6 +48,7 @@ def workload_from_trace(path: Path, namespace: str, end: float, days: float = 14
                         peak_cores: float = 2.0, base_memory: float = 256 * 2**20,
                         peak_memory: float = 1024 * 2**20) -> Workload:
     stamps, values = read_trace(path)
+    end = float(int(end))  # whole seconds, as the samples are written
     keep = stamps >= stamps[-1] - days * 86400
     stamps, values = stamps[keep], np.clip(values[keep], 0, None)
     scale = 100.0 if "cpu_utilization" in path.name else max(float(values.max()), 1e-9)

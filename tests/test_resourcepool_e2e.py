@@ -1,0 +1,116 @@
+"""ResourcePool end to end: kwok nodes, a real Deployment, the operator under the chart's RBAC."""
+import json
+
+import pytest
+from kubernetes import client
+
+from conftest import wait_for
+from quartermaster.operator.models import GROUP, VERSION
+
+NAMESPACE = "e2e-pool"
+NODES = {"e2e-node-1": ("4", "8Gi"), "e2e-node-2": ("4", "8Gi"), "e2e-node-3": ("8", "16Gi")}
+
+
+def pool(name: str, node_labels: dict) -> dict:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourcePool", "metadata": {"name": name},
+        "spec": {"nodeSelector": {"matchLabels": node_labels},
+                 "workloads": {"namespaces": [NAMESPACE], "selector": {"matchLabels": {"app": "e2e-web"}}}},
+    }
+
+
+def deployment(replicas: int) -> client.V1Deployment:
+    labels = {"app": "e2e-web"}
+    container = client.V1Container(name="app", image="registry.example/web:1", resources=client.V1ResourceRequirements(
+        requests={"cpu": "500m", "memory": "256Mi"}))
+    init = client.V1Container(name="init", image="registry.example/init:1", resources=client.V1ResourceRequirements(
+        requests={"cpu": "100m", "memory": "64Mi"}))
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="e2e-web", namespace=NAMESPACE),
+        spec=client.V1DeploymentSpec(
+            replicas=replicas, selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[container], init_containers=[init],
+                                      node_selector={"pool": "e2e"}))))
+
+
+@pytest.fixture(scope="module")
+def cluster_with_workload(sim_cluster, control_plane, operator_process, kubectl):
+    for name, (cpu, memory) in NODES.items():
+        sim_cluster.add_node(name, cpu, memory, pods=20, labels={"pool": "e2e"})
+    sim_cluster.add_node("e2e-other", "16", "32Gi", labels={"pool": "elsewhere"})
+    kubectl("create", "namespace", NAMESPACE)
+    with control_plane.api_client() as api:
+        apps = client.AppsV1Api(api)
+        wait_for(lambda: client.CoreV1Api(api).list_namespaced_service_account(NAMESPACE).items, 60,
+                 "the namespace's default ServiceAccount")
+        apps.create_namespaced_deployment(NAMESPACE, deployment(3))
+        yield api
+
+
+def pool_status(kubectl, name: str) -> dict:
+    result = kubectl("get", "resourcepool", name, "-o", "json")
+    return json.loads(result.stdout).get("status") or {}
+
+
+def running_pods(api) -> int:
+    pods = client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector="app=e2e-web").items
+    return sum(1 for p in pods if p.status.phase == "Running")
+
+
+def test_pods_run_on_the_fake_nodes(cluster_with_workload):
+    wait_for(lambda: running_pods(cluster_with_workload) == 3, 120, "3 Running pods")
+    pods = client.CoreV1Api(cluster_with_workload).list_namespaced_pod(NAMESPACE).items
+    assert {p.spec.node_name for p in pods} <= set(NODES), "the scheduler honoured the nodeSelector"
+
+
+def test_status_adds_up_nodes_and_pods_and_follows_scaling(cluster_with_workload, kubectl):
+    kubectl("apply", "-f", "-", input=json.dumps(pool("e2e", {"pool": "e2e"})))
+    expected = {"cpu": "16", "memory": "32Gi", "nvidia.com/gpu": "0", "pods": "60"}
+    status = wait_for(lambda: (s := pool_status(kubectl, "e2e")).get("capacity") == expected
+                      and s.get("requested", {}).get("cpu") == "1500m" and s, 60, "capacity and requested")
+    assert status["requested"] == {"cpu": "1500m", "memory": "768Mi", "nvidia.com/gpu": "0", "pods": "3"}
+    assert status["free"]["cpu"] == "14500m"
+    assert status["nodes"] == 3 and status["members"] == 3
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["reason"] == "Reconciled"
+    assert status["observedGeneration"] == 1
+
+    table = kubectl("get", "resourcepools", "e2e").stdout.splitlines()
+    header, row = table[0].split(), table[1].split()
+    assert dict(zip(header, row))["CPU"] == "16" and dict(zip(header, row))["CPU-REQ"] == "1500m"
+
+    client.AppsV1Api(cluster_with_workload).patch_namespaced_deployment_scale(
+        "e2e-web", NAMESPACE, {"spec": {"replicas": 5}})
+    status = wait_for(lambda: (s := pool_status(kubectl, "e2e"))["requested"]["cpu"] == "2500m" and s,
+                      60, "requested to follow the scale-up")
+    assert status["requested"]["memory"] == "1280Mi" and status["members"] == 5
+
+
+def test_ready_event_is_recorded_once(cluster_with_workload, kubectl):
+    wait_for(lambda: pool_status(kubectl, "e2e").get("nodes") == 3, 60, "the pool to be reconciled")
+
+    def ready_events():
+        listing = json.loads(kubectl("get", "events", "-A", "--field-selector",
+                                     "involvedObject.kind=ResourcePool,involvedObject.name=e2e", "-o", "json").stdout)
+        return [e for e in listing["items"] if e["reason"] == "Ready"]
+
+    events = wait_for(ready_events, 30, "a Ready event")
+    assert len(events) == 1 and "3 nodes" in events[0]["message"]
+
+
+def test_pool_without_matching_nodes_says_why(cluster_with_workload, kubectl):
+    kubectl("apply", "-f", "-", input=json.dumps(pool("e2e-empty", {"pool": "nowhere"})))
+    status = wait_for(lambda: pool_status(kubectl, "e2e-empty").get("conditions") and pool_status(kubectl, "e2e-empty"),
+                      60, "a condition on the empty pool")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "NoNodesSelected")
+
+
+def test_new_node_raises_capacity(cluster_with_workload, sim_cluster, kubectl):
+    wait_for(lambda: pool_status(kubectl, "e2e").get("nodes") == 3, 60, "the pool to be reconciled")
+    sim_cluster.add_node("e2e-node-4", "2", "4Gi", pods=10, labels={"pool": "e2e"})
+    status = wait_for(lambda: (s := pool_status(kubectl, "e2e"))["capacity"]["cpu"] == "18" and s, 60,
+                      "capacity to include the new node")
+    assert status["capacity"]["memory"] == "36Gi" and status["nodes"] == 4
