@@ -1,0 +1,91 @@
+"""Pool accounting, selectors and quantities: pure functions, known answers."""
+import pytest
+
+from quartermaster.operator.accounting import (NodeRecord, PodRecord, pod_record, pod_requests,
+                                                pressure_level, summarise)
+from quartermaster.operator.models import LabelSelector, PressureLevel, PressureThreshold, ResourcePoolSpec
+from quartermaster.operator.quantities import format_quantity, to_float
+from quartermaster.operator.selectors import matches
+
+
+def container(cpu=None, memory=None, gpu=None):
+    requests = {k: v for k, v in {"cpu": cpu, "memory": memory, "nvidia.com/gpu": gpu}.items() if v}
+    return {"name": "c", "resources": {"requests": requests}}
+
+
+def test_effective_request_takes_the_larger_of_init_and_running_containers():
+    spec = {"containers": [container("250m", "128Mi"), container("250m", "128Mi")],
+            "initContainers": [container("1", "64Mi")], "overhead": {"cpu": "100m"}}
+    requests = pod_requests(spec)
+    assert requests["cpu"] == pytest.approx(1.1)
+    assert requests["memory"] == 256 * 2**20
+    assert requests["pods"] == 1 and requests["nvidia.com/gpu"] == 0
+
+
+def test_finished_pods_hold_nothing():
+    spec = {"containers": [container("1")]}
+    assert pod_record("ns", "done", {}, spec, {"phase": "Succeeded"}) is None
+    assert pod_record("ns", "run", {}, spec, {"phase": "Running"}).requests["cpu"] == 1
+
+
+@pytest.mark.parametrize("labels, expected", [
+    ({"tier": "web", "zone": "a"}, True),
+    ({"tier": "web", "zone": "c"}, False),
+    ({"tier": "db", "zone": "a"}, False),
+    ({"tier": "web", "zone": "a", "spot": "1"}, False),
+    ({"zone": "a"}, False),
+])
+def test_label_selector_semantics(labels, expected):
+    selector = LabelSelector.model_validate({
+        "matchLabels": {"tier": "web"},
+        "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]},
+                             {"key": "spot", "operator": "DoesNotExist"}]})
+    assert matches(selector, labels) is expected
+
+
+def test_empty_selector_matches_everything_and_notin_allows_absent_keys():
+    assert matches(None, {}) and matches(LabelSelector(), {"a": "b"})
+    not_in = LabelSelector.model_validate({"matchExpressions": [{"key": "k", "operator": "NotIn", "values": ["x"]}]})
+    assert matches(not_in, {}) and not matches(not_in, {"k": "x"})
+
+
+@pytest.mark.parametrize("resource, amount, text", [
+    ("cpu", 16, "16"), ("cpu", 1.5, "1500m"), ("cpu", 0.0, "0"),
+    ("memory", 32 * 2**30, "32Gi"), ("memory", 768 * 2**20, "768Mi"), ("memory", 1000, "1000"),
+    ("pods", 60, "60"),
+])
+def test_quantities_format_as_kubernetes_writes_them(resource, amount, text):
+    assert format_quantity(resource, amount) == text
+    assert to_float(text) == pytest.approx(amount)
+
+
+def test_pressure_levels_rise_at_each_threshold():
+    t = PressureThreshold(warning=0.5, critical=0.8, emergency=0.9)
+    assert [pressure_level(f, t) for f in (0.49, 0.5, 0.85, 0.95)] == [
+        PressureLevel.NORMAL, PressureLevel.WARNING, PressureLevel.CRITICAL, PressureLevel.EMERGENCY]
+
+
+def test_summary_counts_only_selected_nodes_and_member_pods():
+    nodes = [NodeRecord("n1", {"pool": "p"}, {"cpu": 4, "memory": 8, "pods": 10}),
+             NodeRecord("n2", {"pool": "p"}, {"cpu": 4, "memory": 8, "pods": 10}, schedulable=False),
+             NodeRecord("n3", {"pool": "q"}, {"cpu": 64, "memory": 8, "pods": 10})]
+    pods = [PodRecord("team-a", "a1", {"app": "x"}, "n1", {"cpu": 3.5, "memory": 1, "pods": 1}),
+            PodRecord("team-b", "b1", {"app": "x"}, "n1", {"cpu": 1, "memory": 1, "pods": 1}),
+            PodRecord("team-a", "a2", {"app": "y"}, None, {"cpu": 1, "memory": 1, "pods": 1})]
+    spec = ResourcePoolSpec.model_validate({
+        "nodeSelector": {"matchLabels": {"pool": "p"}},
+        "workloads": {"namespaceSelector": {"matchLabels": {"team": "a"}}, "selector": {"matchLabels": {"app": "x"}}},
+        "pressureThresholds": {"cpu": {"warning": 0.5, "critical": 0.8, "emergency": 0.9}}})
+    summary = summarise(spec, nodes, pods, {"team-a": {"team": "a"}, "team-b": {"team": "b"}})
+    assert (summary.nodes, summary.members) == (1, 1)
+    assert summary.capacity["cpu"] == 4 and summary.requested["cpu"] == 3.5 and summary.free["cpu"] == 0.5
+    assert summary.pressure["cpu"] is PressureLevel.CRITICAL
+    assert "nvidia.com/gpu" not in summary.pressure, "no capacity, no pressure"
+
+
+def test_fixed_capacity_replaces_node_capacity_and_free_never_goes_negative():
+    spec = ResourcePoolSpec.model_validate({"fixedCapacity": {"cpu": "2", "memory": "1Gi"}})
+    pods = [PodRecord("ns", "p", {}, None, {"cpu": 3, "memory": 0, "pods": 1})]
+    summary = summarise(spec, [NodeRecord("n", {}, {"cpu": 100})], pods, {})
+    assert summary.capacity["cpu"] == 2 and summary.capacity["memory"] == 2**30
+    assert summary.free["cpu"] == 0 and summary.pressure["cpu"] is PressureLevel.EMERGENCY
