@@ -12,7 +12,7 @@ from typing import Optional
 import kopf
 from pydantic import ValidationError
 
-from quartermaster.operator import settings
+from quartermaster.operator import events, settings
 from quartermaster.operator.accounting import summarise
 from quartermaster.operator.cluster_index import cluster_changed, latest
 from quartermaster.operator.conditions import set_condition
@@ -66,6 +66,10 @@ def ready_transition(before: list[dict], after: list[dict]) -> Optional[dict]:
     return new
 
 
+def _listing(amounts: dict[str, str]) -> str:
+    return ", ".join(f"{resource} {amount}" for resource, amount in amounts.items())
+
+
 def _without_timestamps(status: dict) -> dict:
     conditions = [{k: v for k, v in c.items() if k != "lastTransitionTime"}
                   for c in status.get("conditions") or []]
@@ -94,10 +98,10 @@ async def reconcile_pool(name, body, node_index: kopf.Index, pod_index: kopf.Ind
             logger.debug("status written: %s", status)
         changed = ready_transition(before, status["conditions"])
         if changed is not None and changed["status"] == "True":
-            kopf.info(body, reason="Ready", message=(
+            await events.record(body, "Ready", (
                 f"pool ready with {status['nodes']} nodes and {status['members']} member pods: "
-                f"capacity {status['capacity']}, requested {status['requested']}"))
+                f"capacity {_listing(status['capacity'])}; requested {_listing(status['requested'])}"))
         elif changed is not None:
-            kopf.warn(body, reason=changed["reason"], message=changed["message"])
+            await events.record(body, changed["reason"], changed["message"], warning=True)
         await cluster_changed.wait_after(seen, config.resync_seconds)
         await asyncio.sleep(config.debounce_seconds)

@@ -89,3 +89,15 @@ def test_fixed_capacity_replaces_node_capacity_and_free_never_goes_negative():
     summary = summarise(spec, [NodeRecord("n", {}, {"cpu": 100})], pods, {})
     assert summary.capacity["cpu"] == 2 and summary.capacity["memory"] == 2**30
     assert summary.free["cpu"] == 0 and summary.pressure["cpu"] is PressureLevel.EMERGENCY
+
+
+def test_invalid_spec_gives_a_condition_naming_the_field_and_no_figures():
+    from quartermaster.operator.resourcepool import pool_status, ready_transition
+
+    status = pool_status({"strategy": "Sometimes"}, 4, [], [], [], {})
+    ready = status["conditions"][0]
+    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("False", "InvalidSpec", 4)
+    assert "spec.strategy" in ready["message"]
+    assert "capacity" not in status and "requested" not in status, "nothing computed from a bad spec"
+    assert ready_transition([], status["conditions"]) == ready
+    assert ready_transition(status["conditions"], status["conditions"]) is None

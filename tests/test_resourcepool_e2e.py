@@ -1,5 +1,6 @@
 """ResourcePool end to end: kwok nodes, a real Deployment, the operator under the chart's RBAC."""
 import json
+import re
 
 import pytest
 from kubernetes import client
@@ -98,6 +99,8 @@ def test_ready_event_is_recorded_once(cluster_with_workload, kubectl):
 
     events = wait_for(ready_events, 30, "a Ready event")
     assert len(events) == 1 and "3 nodes" in events[0]["message"]
+    described = kubectl("describe", "resourcepool", "e2e").stdout
+    assert re.search(r"Normal\s+Ready\s+.*pool ready with 3 nodes", described), described
 
 
 def test_pool_without_matching_nodes_says_why(cluster_with_workload, kubectl):
@@ -106,6 +109,9 @@ def test_pool_without_matching_nodes_says_why(cluster_with_workload, kubectl):
                       60, "a condition on the empty pool")
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "NoNodesSelected")
+    described = wait_for(lambda: (out := kubectl("describe", "resourcepool", "e2e-empty").stdout)
+                         and re.search(r"Warning\s+NoNodesSelected", out) and out, 30, "a NoNodesSelected event")
+    assert "no schedulable node matches" in described
 
 
 def test_new_node_raises_capacity(cluster_with_workload, sim_cluster, kubectl):

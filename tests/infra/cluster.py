@@ -125,6 +125,21 @@ class ControlPlane:
         apiserver.wait_until(ready, 120, "ready")
         return self
 
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                kubeconfig: Path | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.admin_kubeconfig}", *args],
+            input=input, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise TestbedError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def install_crds(self, folder: Path) -> None:
+        self.kubectl("apply", "--server-side", "-f", str(folder))
+        names = [f"crd/{doc['metadata']['name']}" for path in sorted(folder.glob("*.yaml"))
+                 for doc in yaml.safe_load_all(path.read_text()) if doc]
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+
     def api_client(self, kubeconfig: Path | None = None) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(kubeconfig or self.admin_kubeconfig))
 
