@@ -19,7 +19,8 @@ BIN=$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM
 K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 ALL_TOOLS=(etcd "${K8S_TOOLS[@]}" kwok kwokctl helm)
 
-export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local CGO_ENABLED=0
+# GOTOOLCHAIN is left to Go: an older go (>= 1.21) fetches the toolchain a module needs.
+export GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 log() { echo "testbed: $*" >&2; }
 
