@@ -42,4 +42,4 @@ def swap_risk(transfers: Transfers, current: np.ndarray, allocation: np.ndarray,
 
 def plan_risk(swap_risks: np.ndarray) -> float:
     """The chance that at least one swap goes wrong, the swaps taken as independent."""
-    return float(-np.expm1(np.sum(np.log1p(-np.minimum(swap_risks, 1.0)))))
+    return 1.0 - float(np.prod(1.0 - np.clip(swap_risks, 0.0, 1.0)))
