@@ -1,0 +1,48 @@
+"""Swap planner: moves capacity between a pool's workloads ahead of forecast need.
+
+Pure code (numpy/scipy, no I/O); the same inputs always give the same plan.
+
+The model (see `model`): per instance i and resource r choose the allocation x[i, r] that
+minimises weighted shortfall against demand, waste above demand and the size of moves,
+within SLA floors and ceilings, a maximum change per instance, and the pool's capacity.
+
+Entry points
+------------
+plan(current, demand, minimum, maximum, capacity, weight, max_change,
+     shortfall_cost, waste_cost, move_cost) -> ndarray[n, R]
+    The benchmark contract: the exactly optimal allocation, by the fast breakpoint solver
+    (`separable`). Arrays [n, R] per instance, [R] capacity and costs, [n] weight.
+
+plan_swaps(SwapPlanRequest) -> SwapPlanResult
+    What the SwapPlan handler calls. Takes names, forecasts (demand at the plan's quantile,
+    median and upper for risk), limits, priority classes and fair-share weights, costs,
+    `AntiThrash` rules, optional `NodeHeadroom` and `max_swaps` (these two use the HiGHS
+    path, `generic`), and a risk threshold. Returns the allocation, the swaps
+    (`Swap(donor, recipient, resource, amount, risk)`, None standing for the pool's free
+    capacity), objective before/after, plan risk, needs_approval (risk > threshold) and
+    the instances held by the minimum interval.
+
+shortfall_weight(priority, fair_share=1.0) -> float
+    The model's weight for a priority class (critical 8, high 4, normal 2, low 1) times
+    the fair-share weight.
+
+Errors: InfeasiblePlanError (a ValueError) whenever no allocation satisfies the
+constraints or the input is malformed; its message names the constraint, the instance
+and/or resource and the amounts. No allocation is ever returned in that case.
+
+Modules: `model` (problem, validation, objective), `separable` (fast exact solver),
+`generic` (HiGHS LP/MILP with extended constraints), `antithrash`, `swaps` (allocations
+to transfers), `risk`, `priority`, `planning` (the entry points).
+"""
+from .antithrash import AntiThrash
+from .generic import NodeHeadroom, solve_generic
+from .model import InfeasiblePlanError, Problem, objective
+from .planning import Swap, SwapPlanRequest, SwapPlanResult, plan, plan_swaps
+from .priority import PriorityClass, shortfall_weight
+from .separable import solve_separable
+
+__all__ = [
+    "AntiThrash", "InfeasiblePlanError", "NodeHeadroom", "PriorityClass", "Problem", "Swap",
+    "SwapPlanRequest", "SwapPlanResult", "objective", "plan", "plan_swaps", "shortfall_weight",
+    "solve_generic", "solve_separable",
+]
