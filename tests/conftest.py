@@ -46,16 +46,20 @@ def testbed_bin() -> Path:
         unavailable(str(error))
 
 
+def running(server):
+    """Start a test-bed server for a fixture: yield it, stop it afterwards."""
+    try:
+        server.start()
+    except TestbedError as error:
+        server.stop()
+        unavailable(str(error))
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def control_plane(testbed_bin, tmp_path_factory):
-    plane = ControlPlane(testbed_bin, tmp_path_factory.mktemp("control-plane"))
-    try:
-        plane.start()
-    except TestbedError as error:
-        plane.stop()
-        unavailable(str(error))
-    yield plane
-    plane.stop()
+    yield from running(ControlPlane(testbed_bin, tmp_path_factory.mktemp("control-plane")))
 
 
 @pytest.fixture(scope="session")
@@ -70,14 +74,7 @@ def crds_installed(control_plane):
 
 @pytest.fixture(scope="session")
 def sim_cluster(control_plane):
-    cluster = SimulatedCluster(control_plane)
-    try:
-        cluster.start()
-    except TestbedError as error:
-        cluster.stop()
-        unavailable(str(error))
-    yield cluster
-    cluster.stop()
+    yield from running(SimulatedCluster(control_plane))
 
 
 @pytest.fixture(scope="session")
@@ -112,11 +109,4 @@ def operator_process(crds_installed, sim_cluster, operator_kubeconfig, tmp_path_
 @pytest.fixture(scope="session")
 def prometheus(testbed_bin, tmp_path_factory):
     workloads = bundled_workloads(end=time.time() - 60)
-    server = Prometheus(tmp_path_factory.mktemp("prometheus"), workloads)
-    try:
-        server.start()
-    except TestbedError as error:
-        server.stop()
-        unavailable(str(error))
-    yield server
-    server.stop()
+    yield from running(Prometheus(tmp_path_factory.mktemp("prometheus"), workloads))
