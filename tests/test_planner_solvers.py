@@ -115,3 +115,17 @@ def test_benchmark_shaped_problem_is_optimal_and_deterministic():
     assert_feasible(p, x)
     assert objective(p, x) <= objective(p, solve_generic(p)) * (1 + 1e-9)
     assert np.array_equal(x, plan(**args))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_binding_pool_is_never_exceeded_even_by_an_ulp(seed):
+    rng = np.random.default_rng(seed)
+    n = 1000
+    current = rng.uniform(0.1, 16, (n, 1))
+    p = Problem(current=current, demand=current * rng.lognormal(0.3, 0.5, (n, 1)), minimum=current * 0.3,
+                maximum=current * 3, capacity=current.sum(axis=0) * rng.uniform(0.9, 1.0),
+                weight=rng.choice([1.0, 2.0, 4.0, 8.0], n), max_change=current * 0.5,
+                shortfall_cost=np.array([5.0]), waste_cost=np.array([1.0]), move_cost=np.array([0.1]))
+    x = solve_separable(p)
+    assert math.fsum(x[:, 0]) <= p.capacity[0]
+    assert math.fsum(x[:, 0]) >= p.capacity[0] * (1 - 1e-12)  # and the pool is used, the demand being higher
