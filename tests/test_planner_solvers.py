@@ -14,8 +14,14 @@ def problems(draw, max_n=6, max_r=3):
     exactly full pools come up often."""
     n = draw(st.integers(1, max_n))
     R = draw(st.integers(1, max_r))
-    grid = lambda lo, hi: np.array(draw(st.lists(st.integers(lo, hi), min_size=n * R, max_size=n * R)),
-                                   dtype=float).reshape(n, R) / 2  # noqa: E731
+
+    def grid(lo, hi):
+        values = draw(st.lists(st.integers(lo, hi), min_size=n * R, max_size=n * R))
+        return np.array(values, dtype=float).reshape(n, R) / 2
+
+    def costs():
+        return np.array(draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=R, max_size=R)))
+
     current = grid(0, 16)
     demand = grid(0, 20)
     max_change = grid(0, 8)
@@ -25,8 +31,6 @@ def problems(draw, max_n=6, max_r=3):
     upper = np.minimum(maximum, current + max_change)
     fill = np.array(draw(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.5]), min_size=R, max_size=R)))
     capacity = lower.sum(axis=0) + fill * (upper - lower).sum(axis=0)
-    costs = lambda: np.array(draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]),  # noqa: E731
-                                           min_size=R, max_size=R)))
     weight = np.array(draw(st.lists(st.sampled_from([0.0, 1.0, 2.0, 4.0]), min_size=n, max_size=n)))
     return Problem(current, demand, minimum, maximum, capacity, weight, max_change,
                    costs(), costs(), costs())
