@@ -43,6 +43,8 @@ def solve_generic(problem: Problem, headroom: NodeHeadroom | None = None,
         _check_max_changes(p, max_changes)
     n, R = p.shape
     m = n * R
+    if m == 0:  # nothing to decide, and HiGHS wants at least one variable
+        return p.current.copy()
     eye = sparse.identity(m, format="csr")
     zero = sparse.csr_matrix((m, m))
     # Above both demand and current the cost only rises, so no optimum goes there:

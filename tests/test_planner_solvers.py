@@ -133,3 +133,10 @@ def test_a_binding_pool_is_never_exceeded_even_by_an_ulp(seed):
     x = solve_separable(p)
     assert math.fsum(x[:, 0]) <= p.capacity[0]
     assert math.fsum(x[:, 0]) >= p.capacity[0] * (1 - 1e-12)  # and the pool is used, the demand being higher
+
+
+def test_an_empty_pool_plans_nothing():
+    empty = np.zeros((0, 2))
+    p = Problem(empty, empty, empty, empty, np.ones(2), np.zeros(0), empty, np.ones(2), np.ones(2), np.ones(2))
+    assert solve_separable(p).shape == (0, 2)
+    assert solve_generic(p, max_changes=0).shape == (0, 2)
