@@ -100,7 +100,12 @@ def solve_generic(problem: Problem, headroom: NodeHeadroom | None = None,
             f" (each holds on its own): {result.message}")
     if result.x is None:
         raise RuntimeError(f"HiGHS did not solve the swap plan: {result.message}")
-    return result.x[:m].reshape(n, R)
+    x = result.x[:m]
+    if max_changes is not None:
+        # Within HiGHS's integrality tolerance an "unchanged" entry may still drift by
+        # ~1e-9, which would surface as extra swaps; put those back exactly.
+        x = np.where(result.x[5 * m:] < 0.5, current, x)
+    return x.reshape(n, R)
 
 
 def _check_headroom(p: Problem, headroom: NodeHeadroom) -> None:
