@@ -22,6 +22,18 @@ plan_swaps(SwapPlanRequest) -> SwapPlanResult
     capacity), objective before/after, plan risk, needs_approval (risk > threshold) and
     the instances held by the minimum interval.
 
+Problem(current, demand, minimum, maximum, capacity, weight, max_change, shortfall_cost,
+        waste_cost, move_cost, instance_names=None, resource_names=None)
+    The validated model; raises on construction when infeasible. Solve it with
+    solve_separable(problem) -> ndarray[n, R]          (fast, exact; the model as is) or
+    solve_generic(problem, headroom=None, max_changes=None) -> ndarray[n, R]
+                                                        (HiGHS; extended constraints).
+    objective(problem, x) -> float evaluates an allocation.
+
+Risk (see `risk`): per swap party, priority risk factor x forecast uncertainty
+(spread / (spread + |median|)) x the share of its allocation moved; swap risk
+1 - (1 - donor)(1 - recipient); plan risk 1 - prod(1 - swap risk).
+
 shortfall_weight(priority, fair_share=1.0) -> float
     The model's weight for a priority class (critical 8, high 4, normal 2, low 1) times
     the fair-share weight.

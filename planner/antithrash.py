@@ -74,14 +74,18 @@ def settle_small_changes(problem: Problem, allocation: np.ndarray, rule: AntiThr
     """Re-plan with changes below the minimum size held at current, until none is left."""
     for _ in range(problem.current.size):  # each round holds at least one more entry
         small = rule.too_small(problem.current, allocation) & _may_hold(problem)
+        # Taking back small releases can overfill the pool; keep them where it would.
+        releases = small & (allocation < problem.current)
+        pool_refuses = np.where(releases, problem.current, problem.lower).sum(axis=0) > problem.capacity
+        small &= ~(releases & pool_refuses)
         if not small.any():
             break
         try:
             held = hold(problem, small)
             allocation_held = solve(held)
         except InfeasiblePlanError:
-            # Taking back small releases can overfill the pool or a node; taking back
-            # small increases never can (the current plan minus them stays feasible).
+            # Node headroom or the change limit refused; taking back only small
+            # increases always works (the current plan minus them stays feasible).
             small &= allocation > problem.current
             if not small.any():
                 break

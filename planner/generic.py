@@ -32,6 +32,10 @@ class NodeHeadroom:
     node: np.ndarray
     free: np.ndarray
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node", np.asarray(self.node, dtype=np.int64))
+        object.__setattr__(self, "free", np.asarray(self.free, dtype=np.float64))
+
 
 def solve_generic(problem: Problem, headroom: NodeHeadroom | None = None,
                   max_changes: int | None = None) -> np.ndarray:
@@ -43,16 +47,17 @@ def solve_generic(problem: Problem, headroom: NodeHeadroom | None = None,
         _check_max_changes(p, max_changes)
     n, R = p.shape
     m = n * R
+    if m == 0:  # nothing to decide, and HiGHS wants at least one variable
+        return p.current.copy()
     eye = sparse.identity(m, format="csr")
-    zero = sparse.csr_matrix((m, m))
     # Above both demand and current the cost only rises, so no optimum goes there:
     # capping x at that point keeps the optimum and gives finite big-M bounds below.
     top = np.minimum(p.upper, np.maximum(p.lower, np.maximum(p.demand, p.current))).ravel()
     bottom = p.lower.ravel()
     current = p.current.ravel()
 
-    blocks = [[eye, eye, -eye, zero, zero],             # x + shortfall - waste = demand
-              [eye, zero, zero, -eye, eye]]             # x - up + down = current
+    blocks = [[eye, eye, -eye, None, None],             # x + shortfall - waste = demand
+              [eye, None, None, -eye, eye]]             # x - up + down = current
     lower_rows = [p.demand.ravel(), current]
     upper_rows = [p.demand.ravel(), current]
     pool = sparse.kron(np.ones((1, n)), sparse.identity(R), format="csr")
@@ -98,7 +103,12 @@ def solve_generic(problem: Problem, headroom: NodeHeadroom | None = None,
             f" (each holds on its own): {result.message}")
     if result.x is None:
         raise RuntimeError(f"HiGHS did not solve the swap plan: {result.message}")
-    return result.x[:m].reshape(n, R)
+    x = result.x[:m]
+    if max_changes is not None:
+        # Within HiGHS's integrality tolerance an "unchanged" entry may still drift by
+        # ~1e-9, which would surface as extra swaps; put those back exactly.
+        x = np.where(result.x[5 * m:] < 0.5, current, x)
+    return x.reshape(n, R)
 
 
 def _check_headroom(p: Problem, headroom: NodeHeadroom) -> None:

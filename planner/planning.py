@@ -94,7 +94,7 @@ def plan_swaps(request: SwapPlanRequest) -> SwapPlanResult:
     if len(priority) != n or fair_share.shape != (n,):
         raise InfeasiblePlanError(
             f"shape mismatch: {len(priority)} priorities and fair_share {fair_share.shape} for {n} instances")
-    weight = np.array([shortfall_weight(p, f) for p, f in zip(priority, fair_share)]).reshape(n)
+    weight = np.array([shortfall_weight(p, f) for p, f in zip(priority, fair_share, strict=True)]).reshape(n)
     per_resource = {name: np.broadcast_to(np.asarray(getattr(q, name), dtype=np.float64), (R,))
                     for name in ("shortfall_cost", "waste_cost", "move_cost")}
     problem = Problem(q.current, q.demand, q.minimum, q.maximum, q.capacity, weight, q.max_change,
@@ -114,7 +114,7 @@ def plan_swaps(request: SwapPlanRequest) -> SwapPlanResult:
     parties = (*q.instances, None)  # POOL (-1) indexes the trailing None
     swaps = tuple(Swap(parties[d], parties[c], q.resources[r], a, k) for d, c, r, a, k in zip(
         transfers.donor.tolist(), transfers.recipient.tolist(), transfers.resource.tolist(),
-        transfers.amount.tolist(), risks.tolist()))
+        transfers.amount.tolist(), risks.tolist(), strict=True))
     total_risk = plan_risk(risks)
     return SwapPlanResult(
         allocation=allocation, swaps=swaps,

@@ -35,7 +35,8 @@ def solve_separable(problem: Problem) -> np.ndarray:
     slope_second = np.where(p.demand < p.current, p.waste_cost - p.move_cost, p.move_cost - shortfall)
     # Convexity: slope_second >= slope_first, so a useful second segment implies a useful first one.
     x = np.where(slope_second < 0, end_second, np.where(slope_first < 0, end_first, p.lower))
-    for r in np.flatnonzero(x.sum(axis=0) > p.capacity):
+    # Exact sums (fsum), so that a pool over by an ulp is caught too.
+    for r in [r for r in range(p.shape[1]) if math.fsum(x[:, r]) > p.capacity[r]]:
         x[:, r] = _fill_pool(p.lower[:, r], end_first[:, r], end_second[:, r],
                              slope_first[:, r], slope_second[:, r], p.capacity[r])
     return x

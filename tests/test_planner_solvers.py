@@ -14,8 +14,14 @@ def problems(draw, max_n=6, max_r=3):
     exactly full pools come up often."""
     n = draw(st.integers(1, max_n))
     R = draw(st.integers(1, max_r))
-    grid = lambda lo, hi: np.array(draw(st.lists(st.integers(lo, hi), min_size=n * R, max_size=n * R)),
-                                   dtype=float).reshape(n, R) / 2  # noqa: E731
+
+    def grid(lo, hi):
+        values = draw(st.lists(st.integers(lo, hi), min_size=n * R, max_size=n * R))
+        return np.array(values, dtype=float).reshape(n, R) / 2
+
+    def costs():
+        return np.array(draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=R, max_size=R)))
+
     current = grid(0, 16)
     demand = grid(0, 20)
     max_change = grid(0, 8)
@@ -25,8 +31,6 @@ def problems(draw, max_n=6, max_r=3):
     upper = np.minimum(maximum, current + max_change)
     fill = np.array(draw(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.5]), min_size=R, max_size=R)))
     capacity = lower.sum(axis=0) + fill * (upper - lower).sum(axis=0)
-    costs = lambda: np.array(draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]),  # noqa: E731
-                                           min_size=R, max_size=R)))
     weight = np.array(draw(st.lists(st.sampled_from([0.0, 1.0, 2.0, 4.0]), min_size=n, max_size=n)))
     return Problem(current, demand, minimum, maximum, capacity, weight, max_change,
                    costs(), costs(), costs())
@@ -115,3 +119,24 @@ def test_benchmark_shaped_problem_is_optimal_and_deterministic():
     assert_feasible(p, x)
     assert objective(p, x) <= objective(p, solve_generic(p)) * (1 + 1e-9)
     assert np.array_equal(x, plan(**args))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_binding_pool_is_never_exceeded_even_by_an_ulp(seed):
+    rng = np.random.default_rng(seed)
+    n = 1000
+    current = rng.uniform(0.1, 16, (n, 1))
+    p = Problem(current=current, demand=current * rng.lognormal(0.3, 0.5, (n, 1)), minimum=current * 0.3,
+                maximum=current * 3, capacity=current.sum(axis=0) * rng.uniform(0.9, 1.0),
+                weight=rng.choice([1.0, 2.0, 4.0, 8.0], n), max_change=current * 0.5,
+                shortfall_cost=np.array([5.0]), waste_cost=np.array([1.0]), move_cost=np.array([0.1]))
+    x = solve_separable(p)
+    assert math.fsum(x[:, 0]) <= p.capacity[0]
+    assert math.fsum(x[:, 0]) >= p.capacity[0] * (1 - 1e-12)  # and the pool is used, the demand being higher
+
+
+def test_an_empty_pool_plans_nothing():
+    empty = np.zeros((0, 2))
+    p = Problem(empty, empty, empty, empty, np.ones(2), np.zeros(0), empty, np.ones(2), np.ones(2), np.ones(2))
+    assert solve_separable(p).shape == (0, 2)
+    assert solve_generic(p, max_changes=0).shape == (0, 2)

@@ -45,12 +45,12 @@ def test_largest_amounts_go_first_and_the_pool_takes_the_surplus():
     current = np.array([[6.0], [1.0], [1.0], [1.0]])
     allocation = np.array([[1.0], [4.0], [2.0], [1.0]])  # 5 released, 4 taken: 1 back to the pool
     t = derive_transfers(current, allocation)
-    assert list(zip(t.donor, t.recipient, t.amount)) == [(0, 1, 3.0), (0, 2, 1.0), (0, POOL, 1.0)]
+    assert list(zip(t.donor, t.recipient, t.amount, strict=True)) == [(0, 1, 3.0), (0, 2, 1.0), (0, POOL, 1.0)]
 
 
 def test_the_pool_gives_when_the_plan_grows():
     t = derive_transfers(np.array([[1.0], [1.0]]), np.array([[2.5], [1.0]]))
-    assert list(zip(t.donor, t.recipient, t.amount)) == [(POOL, 0, 1.5)]
+    assert list(zip(t.donor, t.recipient, t.amount, strict=True)) == [(POOL, 0, 1.5)]
 
 
 def risk_of(amount, donor_priority, spread, recipient=1):
