@@ -32,7 +32,7 @@ Problem(current, demand, minimum, maximum, capacity, weight, max_change, shortfa
 
 Risk (see `risk`): per swap party, priority risk factor x forecast uncertainty
 (spread / (spread + |median|)) x the share of its allocation moved; swap risk
-1 - (1 - donor)(1 - recipient); plan risk 1 - prod(1 - swap risk).
+1 - (1 - donor)(1 - recipient); plan risk is the riskiest swap's.
 
 shortfall_weight(priority, fair_share=1.0) -> float
     The model's weight for a priority class (critical 8, high 4, normal 2, low 1) times

@@ -8,9 +8,11 @@ For each party of a transfer (the pool is no party here: its free capacity has n
         how much of the party's allocation this transfer moves;
     party risk = priority risk factor * uncertainty * share.
 
-A swap's risk is 1 - (1 - donor risk)(1 - recipient risk) and a plan's is
-1 - prod(1 - swap risk): read as chances, the chance that at least one part goes wrong.
-A plan grows riskier with every swap it adds, which is what an approval gate should see.
+A swap's risk is 1 - (1 - donor risk)(1 - recipient risk): read as chances, the chance
+that either side goes wrong. A plan's risk is its riskiest swap's: the approval gate asks
+whether any one move needs a person to look at it, so the figure does not grow with the
+size of the pool (taken as independent chances, a plan of thousands of small, safe moves
+would always read as certain to fail).
 """
 from __future__ import annotations
 
@@ -41,5 +43,5 @@ def swap_risk(transfers: Transfers, current: np.ndarray, allocation: np.ndarray,
 
 
 def plan_risk(swap_risks: np.ndarray) -> float:
-    """The chance that at least one swap goes wrong, the swaps taken as independent."""
-    return 1.0 - float(np.prod(1.0 - np.clip(swap_risks, 0.0, 1.0)))
+    """The riskiest swap's risk; 0 for a plan with no swaps."""
+    return float(np.clip(np.max(swap_risks, initial=0.0), 0.0, 1.0))

@@ -75,9 +75,10 @@ def test_the_pool_carries_no_risk():
     assert only_recipient[0] == pytest.approx(1.0 * 0.5 * (2 / 3))
 
 
-def test_plan_risk_combines_swaps_as_independent_chances():
+def test_plan_risk_is_the_riskiest_swap_and_does_not_grow_with_plan_size():
     assert plan_risk(np.array([])) == 0.0
-    assert plan_risk(np.array([0.5, 0.5])) == pytest.approx(0.75)
+    assert plan_risk(np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert plan_risk(np.full(10_000, 0.01)) == pytest.approx(0.01)
     assert plan_risk(np.array([0.1, 1.0])) == 1.0
 
 
