@@ -116,7 +116,8 @@ def test_pool_without_matching_nodes_says_why(cluster_with_workload, kubectl):
 
 def test_new_node_raises_capacity(cluster_with_workload, sim_cluster, kubectl):
     wait_for(lambda: pool_status(kubectl, "e2e").get("nodes") == 3, 60, "the pool to be reconciled")
-    sim_cluster.add_node("e2e-node-4", "2", "4Gi", pods=10, labels={"pool": "e2e"})
+    sim_cluster.add_node("e2e-node-4", "2", "4Gi", pods=10, labels={"pool": "e2e"}, gpu=2)
     status = wait_for(lambda: (s := pool_status(kubectl, "e2e"))["capacity"]["cpu"] == "18" and s, 60,
                       "capacity to include the new node")
     assert status["capacity"]["memory"] == "36Gi" and status["nodes"] == 4
+    assert status["capacity"]["nvidia.com/gpu"] == "2" and status["free"]["nvidia.com/gpu"] == "2"
