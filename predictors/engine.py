@@ -14,8 +14,8 @@ import numpy as np
 from .calibration import residual_quantiles
 from .hygiene import CleanBatch
 from .models import DampedTrend, HistogramPercentile, Level, LinearTrend, Model, SeasonalProfile
-from .seasonality import (CALENDAR_PERIODS_SECONDS, CYCLE_PERIODS_SECONDS, DAY, MIN_AUTOCORRELATION, detect_period,
-                          period_steps, seasonality_strength)
+from .seasonality import (CALENDAR_PERIODS_SECONDS, CYCLE_PERIODS_SECONDS, DAY, MIN_AUTOCORRELATION,
+                          detect_period, period_steps, seasonality_strengths)
 from .selection import BacktestDesign, combine
 
 TIER_MODEL, TIER_ROBUST, TIER_DEFAULT = 0, 1, 2
@@ -49,13 +49,15 @@ def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Mode
                            DampedTrend(0.1, 0.9), LinearTrend(step_seconds),
                            HistogramPercentile(half_life=max(day_steps, 1.0))]
     eligible = [np.ones(n, dtype=bool)] * len(models)
-    for period in period_steps(CALENDAR_PERIODS_SECONDS, step_seconds, length):
-        shows = seasonality_strength(values, period) >= MIN_AUTOCORRELATION
+    calendar = period_steps(CALENDAR_PERIODS_SECONDS, step_seconds, length)
+    cycles = period_steps(CYCLE_PERIODS_SECONDS, step_seconds, length)
+    strengths = seasonality_strengths(values, calendar + cycles)
+    for period in calendar:
+        shows = strengths[period] >= MIN_AUTOCORRELATION
         models += [SeasonalProfile(period, 1, 0.3), SeasonalProfile(period, 3, 0.3)]
         eligible += [shows, shows]
-    cycles = period_steps(CYCLE_PERIODS_SECONDS, step_seconds, length)
     if cycles:
-        cycle, found = detect_period(values, step_seconds)
+        cycle, found = detect_period(strengths, cycles)
         models.append(SeasonalProfile(cycle, 3, 0.3, label="auto", reach=max(cycles)))
         eligible.append(found)
     return models, np.stack(eligible, axis=1)

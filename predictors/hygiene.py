@@ -101,20 +101,27 @@ def _interpolate_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def _unroll_counter_resets(values: np.ndarray, nonnegative: np.ndarray):
     """Unroll rows that look like counters; returns (values, offset to subtract afterwards)."""
-    offset = np.zeros(values.shape[0])
-    if values.shape[1] < 3:
+    n, length = values.shape
+    offset = np.zeros(n)
+    if length < 3:
         return values, offset
-    step = np.diff(values, axis=1)
-    drop = step < 0
-    drops = drop.sum(axis=1)
+    drops = (values[:, 1:] < values[:, :-1]).sum(axis=1)
+    # cheap screen first: a counter drops rarely (a gauge drops about half the time)
+    rows = np.flatnonzero(nonnegative & (drops >= 1) & (drops <= COUNTER_DROP_SHARE * (length - 1)))
+    if rows.size == 0:
+        return values, offset
+    sub = values[rows]
+    step = np.diff(sub, axis=1)
     rises = (step > 0).sum(axis=1)
     # a reset loses at least half of the counter's value (a gauge wobbling down does not)
-    deep = drop & (values[:, 1:] <= 0.5 * values[:, :-1])
-    counter = (nonnegative & (drops >= 1) & (drops <= COUNTER_DROP_SHARE * step.shape[1])
-               & (deep.sum(axis=1) == drops) & (rises >= step.shape[1] // 2))
+    deep = (step < 0) & (sub[:, 1:] <= 0.5 * sub[:, :-1])
+    counter = (deep.sum(axis=1) == drops[rows]) & (rises >= (length - 1) // 2)
     if not counter.any():
         return values, offset
+    rows, sub, deep = rows[counter], sub[counter], deep[counter]
     # after a reset the counter restarts from zero, so the value before it is carried over
-    carried = np.where(deep & counter[:, None], values[:, :-1], 0.0)
-    cumulative = np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(carried, axis=1)], axis=1)
-    return values + cumulative, cumulative[:, -1]
+    carried = np.cumsum(np.where(deep, sub[:, :-1], 0.0), axis=1)
+    unrolled = values.copy()
+    unrolled[rows, 1:] += carried
+    offset[rows] = carried[:, -1]
+    return unrolled, offset

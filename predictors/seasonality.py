@@ -47,14 +47,18 @@ def seasonality_strength(values: np.ndarray, period: int) -> np.ndarray:
     return autocorrelation(detrended, period)
 
 
-def detect_period(values: np.ndarray, step_seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's strongest cycle among CYCLE_PERIODS_SECONDS: (period in steps [n], found [n]).
+def seasonality_strengths(values: np.ndarray, periods: list[int]) -> dict[int, np.ndarray]:
+    """``seasonality_strength`` for each of ``periods`` (each computed once)."""
+    return {period: seasonality_strength(values, period) for period in dict.fromkeys(periods)}
+
+
+def detect_period(strengths: dict[int, np.ndarray], candidates: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's strongest cycle among ``candidates`` (steps): (period [n], found [n]).
 
     Rows without a cycle scoring MIN_AUTOCORRELATION get found = False (the period is then
-    the best-scoring one all the same). Needs at least one candidate the history supports.
+    the best-scoring one all the same).
     """
-    candidates = period_steps(CYCLE_PERIODS_SECONDS, step_seconds, values.shape[1])
-    scores = np.stack([seasonality_strength(values, p) for p in candidates], axis=1)
+    scores = np.stack([strengths[p] for p in candidates], axis=1)
     best = scores.argmax(axis=1)
     return np.asarray(candidates, dtype=np.intp)[best], scores.max(axis=1) >= MIN_AUTOCORRELATION
 

@@ -14,6 +14,8 @@ def exponential_level(values: np.ndarray, alpha: float) -> np.ndarray:
 
     The filter starts in the steady state of the first value (level = first value).
     """
+    if alpha == 1.0:  # no smoothing: the level is the last value
+        return values
     b, a = np.array([alpha]), np.array([1.0, alpha - 1.0])
     zi = lfilter_zi(b, a) * values[..., :1]
     level, _ = lfilter(b, a, values, axis=-1, zi=zi)
