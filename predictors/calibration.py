@@ -32,7 +32,3 @@ def _conformal_levels(quantiles: np.ndarray, samples: int) -> np.ndarray:
     widened = 0.5 + (quantiles - 0.5) * (samples + 1) / samples
     return np.clip(widened, 0.0, 1.0)
 
-
-def sort_rows(values: np.ndarray, axis: int) -> np.ndarray:
-    """Make quantile rows non-decreasing along ``axis`` (they are, bar rounding)."""
-    return np.sort(values, axis=axis)

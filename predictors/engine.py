@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .accuracy import confidence_from_wape, wape
 from .calibration import residual_quantiles
 from .hygiene import CleanBatch
 from .models import DampedTrend, HistogramPercentile, Level, LinearTrend, Model, SeasonalProfile
@@ -101,10 +102,10 @@ def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
         for chunk in np.array_split(model_rows, -(-model_rows.size // CHUNK_ROWS)) if model_rows.size else []:
             models, eligible = candidate_models(values[chunk], step_seconds)
             models = [m for m, ok in zip(models, usable) if ok]
-            point, spread, weights, wape = _model_tier(values[chunk], models, eligible[:, usable], origins,
+            point, spread, weights, error = _model_tier(values[chunk], models, eligible[:, usable], origins,
                                                        horizon, quantiles)
             out[chunk] = point[:, None, :] + spread
-            confidence[chunk] = np.clip(1.0 - wape, 0.0, 1.0)
+            confidence[chunk] = confidence_from_wape(error)
             for row, w in zip(chunk, weights):
                 names[row] = "+".join(models[i].name for i in np.flatnonzero(w))
         tier[model_rows] = TIER_MODEL
@@ -138,10 +139,8 @@ def _model_tier(values, models, eligible, origins, horizon, quantiles):
     ensemble = combine([m.predict(values, origins, horizon) for m in models], actuals, eligible)
     residuals = actuals - ensemble.forecasts[:, :-1, :]
     spread = residual_quantiles(residuals, quantiles)
-    scale = np.abs(actuals).mean(axis=(1, 2))
-    error = np.abs(residuals).mean(axis=(1, 2))
-    wape = np.where(scale > 0, error / np.where(scale > 0, scale, 1.0), np.where(error > 0, 1.0, 0.0))
-    return ensemble.forecasts[:, -1, :], spread, ensemble.weights, wape
+    error = wape(np.abs(residuals).mean(axis=(1, 2)), np.abs(actuals).mean(axis=(1, 2)))
+    return ensemble.forecasts[:, -1, :], spread, ensemble.weights, error
 
 
 def _robust_tier(values, observed, horizon, quantiles):
@@ -149,9 +148,7 @@ def _robust_tier(values, observed, horizon, quantiles):
     recent = values[:, -ROBUST_WINDOW:]
     levels = np.quantile(recent, quantiles, axis=1).T  # [n, Q]
     median = np.median(recent, axis=1, keepdims=True)
-    mean_abs = np.abs(recent).mean(axis=1)
-    dispersion = np.abs(recent - median).mean(axis=1)
-    steadiness = np.where(mean_abs > 0, 1.0 - dispersion / np.where(mean_abs > 0, mean_abs, 1.0), 1.0)
-    # steadiness of the recent values, discounted by how little history there is
-    confidence = np.clip(steadiness, 0.0, 1.0) * np.minimum(observed / model_points(horizon), 1.0)
+    # how well the median describes the recent values, discounted by how little history there is
+    error = wape(np.abs(recent - median).mean(axis=1), np.abs(recent).mean(axis=1))
+    confidence = confidence_from_wape(error) * np.minimum(observed / model_points(horizon), 1.0)
     return np.repeat(levels[:, :, None], horizon, axis=2), confidence
