@@ -1,8 +1,8 @@
 """Live accuracy tracking: fold realised values into per-series error and coverage figures.
 
 State is a small frozen dataclass of [n] arrays; ``update_accuracy`` returns a new one. All
-figures are exponentially weighted over updates (half-life ``half_life`` updates), so they
-describe recent accuracy. Rows whose realised value is missing (NaN) are left unchanged.
+figures are running means that turn into exponentially weighted ones (half-life
+``half_life`` updates), so they describe recent accuracy. Rows whose realised value is missing (NaN) are left unchanged.
 """
 from __future__ import annotations
 
@@ -57,16 +57,16 @@ def update_accuracy(state: AccuracyState, realised, median_forecast, upper_forec
         raise ValueError(f"expected arrays of shape {state.updates.shape}, got "
                          f"{realised.shape}, {median.shape}, {upper.shape}")
     seen = np.isfinite(realised) & np.isfinite(median) & np.isfinite(upper)
-    first = state.updates == 0
-    # the first update takes the full weight; later ones blend in with the decay
-    weight = np.where(first, 1.0, 1.0 - 0.5 ** (1.0 / half_life))
+    # a plain running mean until there are enough updates for the decay to take over
+    decay = 1.0 - 0.5 ** (1.0 / half_life)
+    weight = np.maximum(1.0 / (state.updates + 1), decay)
 
     def blend(old, new, mask=seen):
         return np.where(mask, old + weight * (np.where(mask, new, 0.0) - old), old)
 
     has_previous = seen & np.isfinite(state.last_value)
     change = np.abs(realised - np.where(has_previous, state.last_value, 0.0))
-    change_weight = np.where(state.updates == 1, 1.0, weight)  # the first change takes full weight
+    change_weight = np.maximum(1.0 / np.maximum(state.updates, 1), decay)  # one change fewer than values
     abs_change = np.where(has_previous, state.abs_change + change_weight * (change - state.abs_change),
                           state.abs_change)
     return replace(
