@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 DEFAULT_HALF_LIFE = 288.0  # one day of 5-minute updates
+MAX_RATIO = 1e9
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ def wape(abs_error: np.ndarray, abs_level: np.ndarray) -> np.ndarray:
 
 
 def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator, 0 where both are 0 and 1 where only the denominator is."""
+    """numerator / denominator, 0 where both are 0 and 1 where only the denominator is;
+    capped at MAX_RATIO, so a vanishing denominator gives a large but finite figure."""
     safe = np.where(denominator > 0, denominator, 1.0)
-    return np.where(denominator > 0, numerator / safe, np.where(numerator > 0, 1.0, 0.0))
+    with np.errstate(over="ignore"):
+        ratio = np.where(denominator > 0, numerator / safe, np.where(numerator > 0, 1.0, 0.0))
+    return np.minimum(ratio, MAX_RATIO)

@@ -94,6 +94,8 @@ def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
     confidence = np.zeros(n)
     names = ["default"] * n
 
+    # which models exist, and so the backtest plan, depends only on the step and the length
+    # (not on the rows), so every chunk, and a series forecast alone, shares one plan
     models = candidate_models(values[:0], step_seconds)[0]
     usable, origins = backtest_plan(models, step_seconds, length, horizon)
     if len(origins) > MIN_ORIGINS:
