@@ -1,0 +1,107 @@
+"""Quartermaster's forecasting core: quantile forecasts of workload demand, pure numpy/scipy.
+
+Public API (stable; the operator and ``shared/bench/forecast_eval.py`` call it):
+
+``forecast(history, step_seconds, horizon, quantiles) -> ndarray[len(quantiles), horizon]``
+    One series, oldest sample first, regularly spaced ``step_seconds`` apart.
+``forecast_many(histories, step_seconds, horizon, quantiles) -> ndarray[n, len(quantiles), horizon]``
+    Many series of one length ([n, T]), vectorised over series.
+``forecast_detailed(history, step_seconds, horizon, quantiles, defaults=ForecastDefaults()) -> Forecast``
+    One series, with the tier that produced it ("model" | "robust" | "default"), the model
+    name and a confidence in [0, 1] (1 - weighted absolute percentage error measured on the
+    series' own recent backtest), for comparison with a policy's confidence threshold.
+``ForecastDefaults(value=0.0)``
+    What to forecast when a series has no usable sample at all (tier "default").
+``AccuracyState.empty(n)`` / ``update_accuracy(state, realised, median_forecast, upper_forecast,
+half_life=288) -> AccuracyState``
+    Live accuracy per series: ``scaled_error`` (MASE-style), ``coverage`` (share at or under
+    the upper forecast), ``confidence``; pure, the state is a frozen dataclass of arrays.
+
+Guarantees: outputs are finite and non-decreasing across quantiles (in ascending quantile
+order; rows come back in the order asked). ValueError only for input that is not a series
+(wrong type or shape, non-numeric) or for invalid arguments (step_seconds <= 0, horizon < 1,
+quantiles outside [0, 1]). NaN gaps, counter resets, constant, all-zero, negative, very
+short and very long histories all give a forecast (see ``hygiene``).
+
+How it works: every eligible model (naive and smoothed levels, Brown's damped trend, the
+seeds' linear trend, a VPA-style decaying-histogram median, seasonal profiles for the day,
+the week and a detected cycle) is run at about one day of rolling-origin backtest points;
+each series combines the models whose backtest error is within 25% of its best one; the
+quantiles are the combined forecast plus conformal quantiles of its backtest residuals per
+horizon step. Too little history for a backtest gives the "robust" tier (quantiles of the
+recent values); none at all gives the configured default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .accuracy import AccuracyState, update_accuracy
+from .engine import TIER_NAMES, BatchForecast, forecast_batch
+from .hygiene import as_batch, as_series, clean
+
+__all__ = ["AccuracyState", "Forecast", "ForecastDefaults", "forecast", "forecast_detailed",
+           "forecast_many", "update_accuracy"]
+
+
+@dataclass(frozen=True)
+class ForecastDefaults:
+    """Configured fallback for series without any usable sample."""
+
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A quantile forecast of one series and where it came from."""
+
+    values: np.ndarray  # [len(quantiles), horizon]
+    quantiles: tuple[float, ...]
+    step_seconds: float
+    tier: str  # "model" | "robust" | "default"
+    model: str  # the model, or models joined by "+", that produced it
+    confidence: float  # in [0, 1], from recent measured accuracy
+
+    def at(self, quantile: float) -> np.ndarray:
+        """The forecast row for one of the requested quantiles."""
+        return self.values[self.quantiles.index(quantile)]
+
+
+def forecast(history, step_seconds, horizon, quantiles) -> np.ndarray:
+    """Quantile forecast [len(quantiles), horizon] of one series."""
+    return forecast_detailed(history, step_seconds, horizon, quantiles).values
+
+
+def forecast_many(histories, step_seconds, horizon, quantiles) -> np.ndarray:
+    """Quantile forecasts [n, len(quantiles), horizon] of a batch of series [n, T]."""
+    return _run(as_batch(histories), step_seconds, horizon, quantiles, ForecastDefaults()).values
+
+
+def forecast_detailed(history, step_seconds, horizon, quantiles,
+                      defaults: ForecastDefaults = ForecastDefaults()) -> Forecast:
+    """Quantile forecast of one series with its tier, model name and confidence."""
+    result = _run(as_series(history)[None, :], step_seconds, horizon, quantiles, defaults)
+    return Forecast(values=result.values[0], quantiles=tuple(float(q) for q in quantiles),
+                    step_seconds=float(step_seconds), tier=TIER_NAMES[result.tier[0]],
+                    model=result.model[0], confidence=float(result.confidence[0]))
+
+
+def _run(batch: np.ndarray, step_seconds, horizon, quantiles, defaults: ForecastDefaults) -> BatchForecast:
+    step_seconds, horizon, levels = _check_arguments(step_seconds, horizon, quantiles)
+    # the engine wants distinct ascending levels; map its rows back to the order asked
+    distinct, order = np.unique(levels, return_inverse=True)
+    result = forecast_batch(clean(batch), step_seconds, horizon, distinct, float(defaults.value))
+    return BatchForecast(result.values[:, order], result.tier, result.model, result.confidence)
+
+
+def _check_arguments(step_seconds, horizon, quantiles) -> tuple[float, int, np.ndarray]:
+    step = float(step_seconds)
+    if not np.isfinite(step) or step <= 0:
+        raise ValueError(f"step_seconds must be a positive number, got {step_seconds!r}")
+    if isinstance(horizon, bool) or int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be a positive whole number of steps, got {horizon!r}")
+    levels = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+    if levels.size == 0 or not np.all((levels >= 0) & (levels <= 1)):
+        raise ValueError(f"quantiles must be probabilities in [0, 1], got {quantiles!r}")
+    return step, int(horizon), levels

@@ -1,0 +1,156 @@
+"""The batch forecasting engine behind every public entry point.
+
+For a batch of cleaned series it picks the tier of each row (model, robust statistics or
+configured defaults), runs every eligible model at the rolling-backtest origins and at the
+real origin, combines them per series by backtest loss, and calibrates quantiles on the
+combined forecast's backtest residuals.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .accuracy import confidence_from_wape, wape
+from .calibration import residual_quantiles
+from .hygiene import CleanBatch
+from .models import DampedTrend, HistogramPercentile, Level, LinearTrend, Model, SeasonalProfile
+from .seasonality import (CALENDAR_PERIODS_SECONDS, CYCLE_PERIODS_SECONDS, DAY, MIN_AUTOCORRELATION,
+                          detect_period, period_steps, seasonality_strengths)
+from .selection import BacktestDesign, combine
+
+TIER_MODEL, TIER_ROBUST, TIER_DEFAULT = 0, 1, 2
+TIER_NAMES = ("model", "robust", "default")
+
+# The backtest covers about one day of recent origins, at most MAX_ORIGINS of them.
+BACKTEST_SECONDS = DAY
+MAX_ORIGINS = 96
+# Fewer backtest origins than this and the measured accuracy means little: robust tier.
+MIN_ORIGINS = 8
+# Rows are forecast in chunks of this many, so the backtest arrays stay in cache.
+CHUNK_ROWS = 256
+# Robust tier: quantiles of the most recent values, this many at most.
+ROBUST_WINDOW = 24
+
+
+@dataclass(frozen=True)
+class BatchForecast:
+    values: np.ndarray  # [n, len(quantiles), horizon]
+    tier: np.ndarray  # [n] TIER_* codes
+    model: list[str]  # [n] name of the model (or combination) that produced each row
+    confidence: np.ndarray  # [n] in [0, 1]
+
+
+def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Model], np.ndarray]:
+    """Every model worth trying on this batch, and [n, M] which rows may use which model
+    (seasonal models only where that seasonality shows)."""
+    n, length = values.shape
+    day_steps = DAY / step_seconds
+    models: list[Model] = [Level(1.0), Level(0.5), Level(0.2), Level(0.05),
+                           DampedTrend(0.1, 0.9), LinearTrend(step_seconds),
+                           HistogramPercentile(half_life=max(day_steps, 1.0))]
+    eligible = [np.ones(n, dtype=bool)] * len(models)
+    calendar = period_steps(CALENDAR_PERIODS_SECONDS, step_seconds, length)
+    cycles = period_steps(CYCLE_PERIODS_SECONDS, step_seconds, length)
+    strengths = seasonality_strengths(values, calendar + cycles)
+    for period in calendar:
+        shows = strengths[period] >= MIN_AUTOCORRELATION
+        models += [SeasonalProfile(period, 1, 0.3), SeasonalProfile(period, 3, 0.3)]
+        eligible += [shows, shows]
+    if cycles:
+        cycle, found = detect_period(strengths, cycles)
+        models.append(SeasonalProfile(cycle, 3, 0.3, label="auto", reach=max(cycles)))
+        eligible.append(found)
+    return models, np.stack(eligible, axis=1)
+
+
+def backtest_plan(models: list[Model], step_seconds: float, length: int,
+                  horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Choose the origins (as long a backtest as the history allows, up to a day) and say
+    which models have enough history before the earliest origin: (usable [M], origins)."""
+    target_span = max(int(BACKTEST_SECONDS / step_seconds), MIN_ORIGINS)
+    stride = max(1, target_span // MAX_ORIGINS)
+    usable = np.array([length - horizon - m.min_points() >= MIN_ORIGINS * stride for m in models])
+    if not usable.any():
+        return usable, np.array([length], dtype=np.intp)
+    earliest = max(m.min_points() for m, ok in zip(models, usable) if ok) + 1
+    span = min(target_span, length - horizon - earliest)
+    design = BacktestDesign(count=span // stride + 1, stride=stride)
+    return usable, design.origins(length, horizon, earliest)
+
+
+def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
+                   quantiles: np.ndarray, default_value: float) -> BatchForecast:
+    """Quantile forecasts [n, len(quantiles), horizon] for a cleaned batch (quantiles ascending).
+
+    Tiers: "model" when the history supports a backtest and at least half of it (and no less
+    than ``model_points(horizon)`` samples) was observed; "robust" for any other row with
+    an observation; "default" (every quantile = ``default_value``) for rows with none.
+    """
+    values = clean.values
+    n, length = values.shape
+    out = np.full((n, len(quantiles), horizon), float(default_value))
+    tier = np.full(n, TIER_DEFAULT, dtype=np.int8)
+    confidence = np.zeros(n)
+    names = ["default"] * n
+
+    # which models exist, and so the backtest plan, depends only on the step and the length
+    # (not on the rows), so every chunk, and a series forecast alone, shares one plan
+    models = candidate_models(values[:0], step_seconds)[0]
+    usable, origins = backtest_plan(models, step_seconds, length, horizon)
+    if len(origins) > MIN_ORIGINS:
+        enough = (clean.observed >= model_points(horizon)) & (2 * clean.observed >= length)
+        model_rows = np.flatnonzero(enough)
+        for chunk in np.array_split(model_rows, -(-model_rows.size // CHUNK_ROWS)) if model_rows.size else []:
+            models, eligible = candidate_models(values[chunk], step_seconds)
+            models = [m for m, ok in zip(models, usable) if ok]
+            point, spread, weights, error = _model_tier(values[chunk], models, eligible[:, usable], origins,
+                                                       horizon, quantiles)
+            out[chunk] = point[:, None, :] + spread
+            confidence[chunk] = confidence_from_wape(error)
+            for row, w in zip(chunk, weights):
+                names[row] = "+".join(models[i].name for i in np.flatnonzero(w))
+        tier[model_rows] = TIER_MODEL
+
+    robust_rows = np.flatnonzero((clean.observed > 0) & (tier == TIER_DEFAULT))
+    if robust_rows.size:
+        out[robust_rows], confidence[robust_rows] = _robust_tier(
+            values[robust_rows], clean.observed[robust_rows], horizon, quantiles)
+        tier[robust_rows] = TIER_ROBUST
+        for row in robust_rows:
+            names[row] = "recent_quantiles"
+
+    has_data = tier != TIER_DEFAULT
+    out[has_data] -= clean.reset_offset[has_data, None, None]
+    out = np.where(clean.nonnegative[:, None, None] & has_data[:, None, None], np.maximum(out, 0.0), out)
+    # every row non-decreasing across quantiles, and finite whatever happened upstream
+    out = np.sort(np.nan_to_num(out, nan=float(default_value), posinf=np.finfo(float).max,
+                                neginf=-np.finfo(float).max), axis=1)
+    return BatchForecast(out, tier, names, confidence)
+
+
+def model_points(horizon: int) -> int:
+    """Fewest observed samples for the model tier."""
+    return 2 * horizon + MIN_ORIGINS
+
+
+def _model_tier(values, models, eligible, origins, horizon, quantiles):
+    """Combined point forecast [n, H], quantile offsets [n, Q, H], weights [n, M], backtest WAPE [n]."""
+    backtest = origins[:-1]
+    actuals = values[:, backtest[:, None] + np.arange(horizon)]  # [n, O-1, H]
+    ensemble = combine([m.predict(values, origins, horizon) for m in models], actuals, eligible)
+    residuals = actuals - ensemble.forecasts[:, :-1, :]
+    spread = residual_quantiles(residuals, quantiles)
+    error = wape(np.abs(residuals).mean(axis=(1, 2)), np.abs(actuals).mean(axis=(1, 2)))
+    return ensemble.forecasts[:, -1, :], spread, ensemble.weights, error
+
+
+def _robust_tier(values, observed, horizon, quantiles):
+    """Too little history for a backtest: quantiles of the most recent values, flat."""
+    recent = values[:, -ROBUST_WINDOW:]
+    levels = np.quantile(recent, quantiles, axis=1).T  # [n, Q]
+    median = np.median(recent, axis=1, keepdims=True)
+    # how well the median describes the recent values, discounted by how little history there is
+    error = wape(np.abs(recent - median).mean(axis=1), np.abs(recent).mean(axis=1))
+    confidence = confidence_from_wape(error) * np.minimum(observed / model_points(horizon), 1.0)
+    return np.repeat(levels[:, :, None], horizon, axis=2), confidence

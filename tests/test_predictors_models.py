@@ -1,0 +1,72 @@
+"""Building blocks: period detection, smoothing, the decaying histogram, calibration, models."""
+import numpy as np
+import pytest
+
+from quartermaster.predictors.calibration import residual_quantiles
+from quartermaster.predictors.histogram import decaying_percentile
+from quartermaster.predictors.models import DampedTrend, LinearTrend, SeasonalProfile
+from quartermaster.predictors.seasonality import detect_period, period_steps, seasonality_strengths
+from quartermaster.predictors.smoothing import brown_level_and_trend, exponential_level
+
+STEP = 300.0
+
+
+def test_period_detection_finds_each_rows_cycle_and_rejects_noise():
+    rng = np.random.default_rng(0)
+    t = np.arange(4 * 288)
+    rows = np.stack([np.sin(2 * np.pi * t / 12), np.sin(2 * np.pi * t / 288) + 0.1 * rng.normal(size=t.size),
+                     rng.normal(size=t.size)])
+    candidates = period_steps((1800.0, 3600.0, 86400.0), STEP, t.size)
+    assert candidates == [6, 12, 288]
+    period, found = detect_period(seasonality_strengths(rows, candidates), candidates)
+    assert period[:2].tolist() == [12, 288]
+    assert found.tolist() == [True, True, False]
+
+
+def test_period_needs_two_cycles_of_history():
+    assert period_steps((86400.0,), STEP, 2 * 288 - 1) == []
+    assert period_steps((86400.0,), STEP, 2 * 288) == [288]
+
+
+def test_daily_profile_survives_a_missing_day():
+    t = np.arange(5 * 288)
+    values = 50 + 20 * np.sin(2 * np.pi * t / 288)
+    values[3 * 288:4 * 288] = 50.0  # a day with a flat, interpolated gap
+    origins = np.array([values.size])
+    out = SeasonalProfile(288, 3, 0.3).predict(values[None, :], origins, 12)[0, 0]
+    truth = 50 + 20 * np.sin(2 * np.pi * np.arange(values.size, values.size + 12) / 288)
+    assert np.max(np.abs(out - truth)) < 0.5
+
+
+def test_exponential_level_and_brown_trend_track_a_line():
+    line = np.arange(500.0)[None, :]
+    assert exponential_level(line, 1.0)[0, -1] == 499.0
+    assert 499 - 1 / 0.2 - 1 < exponential_level(line, 0.2)[0, -1] < 499  # lags by (1 - a) / a
+    level, trend = brown_level_and_trend(line, 0.2)
+    assert level[0, -1] == pytest.approx(499.0) and trend[0, -1] == pytest.approx(1.0)
+
+
+def test_damped_trend_flattens_and_linear_trend_does_not():
+    line = np.arange(400.0)[None, :]
+    origins = np.array([400])
+    damped = DampedTrend(0.2, 0.5).predict(line, origins, 20)[0, 0]
+    assert damped[-1] - damped[0] < 2.0
+    linear = LinearTrend(STEP).predict(line, origins, 20)[0, 0]
+    np.testing.assert_allclose(linear, np.arange(400.0, 420.0))
+
+
+def test_decaying_percentile_follows_a_new_regime_after_its_half_life():
+    values = np.r_[np.full(1000, 10.0), np.full(300, 100.0)][None, :]
+    origins = np.array([1000, 1010, 1300])
+    median = decaying_percentile(values, origins, half_life=100, percentile=0.5)[0]
+    assert median[0] == 10.0 and median[1] == 10.0  # ten steps in, the old regime still dominates
+    assert median[2] == 100.0
+    peak = decaying_percentile(values, np.array([1010]), half_life=100, percentile=0.99)[0, 0]
+    assert peak == 100.0  # the upper percentile sees the new peak at once
+
+
+def test_residual_quantiles_recover_a_known_distribution():
+    rng = np.random.default_rng(2)
+    residuals = rng.normal(0, 1, (1, 2000, 3))
+    q = residual_quantiles(residuals, np.array([0.1, 0.5, 0.9]))[0]
+    np.testing.assert_allclose(q[:, 1], [-1.2816, 0.0, 1.2816], atol=0.1)
