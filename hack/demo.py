@@ -56,7 +56,7 @@ def up() -> int:
         plane.install_crds(REPO / "crds")
         kubeconfig = install_chart_rbac(plane, "demo", "quartermaster-system", WORKDIR / "operator.kubeconfig")
         operator = start_operator(kubeconfig, WORKDIR / "operator.log",
-                                  "--resync-seconds=15", f"--prometheus-url={prometheus.url}")
+                                  "--resync-seconds=15")
         processes.append(operator)
         say("operator running with the chart's ServiceAccount")
         plane.kubectl("apply", "-f", str(REPO / "examples" / "00-namespaces.yaml"))

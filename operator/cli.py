@@ -22,7 +22,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resync-seconds", type=float, default=OperatorSettings().resync_seconds)
     run.add_argument("--liveness-port", type=int, help="serve /healthz on this port")
     run.add_argument("--peering", help="Kopf peering name for leader election (default: standalone)")
-    run.add_argument("--prometheus-url")
     run.add_argument("--verbose", action="store_true")
     crds = commands.add_parser("crds", help="write the CRD manifests generated from the models")
     crds.add_argument("folder", nargs="?", default="crds")
@@ -38,19 +37,18 @@ def run(options: argparse.Namespace) -> int:
 
     from quartermaster.operator import handlers, kube  # noqa: F401  (registers the handlers)
 
-    settings.current = OperatorSettings(
+    settings.current = config = OperatorSettings(
         kubeconfig=options.kubeconfig, resync_seconds=options.resync_seconds,
         liveness_port=options.liveness_port, peering=options.peering,
-        prometheus_url=options.prometheus_url,
     )
     logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    kube.load(options.kubeconfig)
+    kube.load(config.kubeconfig)
     kopf.run(
         clusterwide=True,
-        standalone=options.peering is None,
-        peering_name=options.peering,
-        liveness_endpoint=f"http://0.0.0.0:{options.liveness_port}/healthz" if options.liveness_port else None,
+        standalone=config.peering is None,
+        peering_name=config.peering,
+        liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None,
     )
     return 0
 

@@ -14,23 +14,18 @@ class ChangeSignal:
 
     def __init__(self) -> None:
         self.generation = 0
-        self._condition: asyncio.Condition | None = None
-
-    def _cond(self) -> asyncio.Condition:
-        if self._condition is None:
-            self._condition = asyncio.Condition()
-        return self._condition
+        self._condition = asyncio.Condition()  # binds to the running loop on first use
 
     async def notify(self) -> None:
-        async with self._cond():
+        async with self._condition:
             self.generation += 1
-            self._cond().notify_all()
+            self._condition.notify_all()
 
     async def wait_after(self, seen: int, timeout: float) -> None:
         """Return when the generation moves past `seen`, or after `timeout` seconds."""
-        async with self._cond():
+        async with self._condition:
             try:
-                await asyncio.wait_for(self._cond().wait_for(lambda: self.generation != seen), timeout)
+                await asyncio.wait_for(self._condition.wait_for(lambda: self.generation != seen), timeout)
             except asyncio.TimeoutError:
                 pass
 

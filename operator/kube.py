@@ -18,13 +18,7 @@ def load(kubeconfig: Optional[str]) -> None:
         config.load_kube_config(config_file=kubeconfig)
 
 
-async def patch_status(plural: str, name: str, status: dict[str, Any],
-                       namespace: Optional[str] = None) -> None:
-    """Merge-patch the status subresource (the operator never writes spec)."""
-    api = client.CustomObjectsApi()
-    body = {"status": status}
-    if namespace is None:
-        await asyncio.to_thread(api.patch_cluster_custom_object_status, GROUP, VERSION, plural, name, body)
-    else:
-        await asyncio.to_thread(api.patch_namespaced_custom_object_status, GROUP, VERSION,
-                                namespace, plural, name, body)
+async def patch_cluster_status(plural: str, name: str, status: dict[str, Any]) -> None:
+    """Merge-patch a cluster-scoped object's status subresource (the operator never writes spec)."""
+    await asyncio.to_thread(client.CustomObjectsApi().patch_cluster_custom_object_status,
+                            GROUP, VERSION, plural, name, {"status": status})

@@ -16,7 +16,7 @@ from quartermaster.operator import events, settings
 from quartermaster.operator.accounting import summarise
 from quartermaster.operator.cluster_index import cluster_changed, latest
 from quartermaster.operator.conditions import set_condition
-from quartermaster.operator.kube import patch_status
+from quartermaster.operator.kube import patch_cluster_status
 from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec
 from quartermaster.operator.quantities import format_resources
 
@@ -93,7 +93,7 @@ async def reconcile_pool(name, body, node_index: kopf.Index, pod_index: kopf.Ind
         status = pool_status(dict(body.get("spec") or {}), body["metadata"].get("generation", 0),
                              before, latest(node_index), latest(pod_index), namespace_labels)
         if _without_timestamps(status) != _without_timestamps({k: written.get(k) for k in status}):
-            await patch_status(PLURAL, name, status)
+            await patch_cluster_status(PLURAL, name, status)
             written = {**written, **status}
             logger.debug("status written: %s", status)
         changed = ready_transition(before, status["conditions"])

@@ -12,7 +12,6 @@ class OperatorSettings(BaseModel):
     debounce_seconds: float = Field(default=1.0, ge=0, description="Coalesce bursts of cluster changes.")
     liveness_port: Optional[int] = Field(default=None, ge=1, le=65535)
     peering: Optional[str] = Field(default=None, description="Kopf peering name; None runs standalone.")
-    prometheus_url: Optional[str] = None
 
 
 # Set once by the CLI before Kopf starts; handlers read it.
