@@ -10,7 +10,7 @@ import pytest
 
 from infra.cluster import ControlPlane, SimulatedCluster
 from infra.operator import install_chart_rbac, render_chart, start_operator
-from infra.processes import REPO, TestbedError, testbed_binaries
+from infra.processes import REPO, TestbedError, free_port, testbed_binaries
 from infra.prometheus import Prometheus
 from infra.traces import bundled_workloads
 
@@ -92,11 +92,17 @@ def operator_kubeconfig(control_plane, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def operator_process(crds_installed, sim_cluster, operator_kubeconfig, tmp_path_factory):
+def operator_liveness_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_liveness_port, tmp_path_factory):
     """`quartermaster run` as its own process, with only the chart's permissions."""
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
     try:
-        process = start_operator(operator_kubeconfig, log, "--resync-seconds=5", "--verbose")
+        process = start_operator(operator_kubeconfig, log, "--resync-seconds=5", "--verbose",
+                                 f"--liveness-port={operator_liveness_port}")
     except TestbedError as error:
         pytest.fail(str(error), pytrace=False)
     yield process

@@ -1,6 +1,7 @@
 """ResourcePool end to end: kwok nodes, a real Deployment, the operator under the chart's RBAC."""
 import json
 import re
+import urllib.request
 
 import pytest
 from kubernetes import client
@@ -121,3 +122,13 @@ def test_new_node_raises_capacity(cluster_with_workload, sim_cluster, kubectl):
                       "capacity to include the new node")
     assert status["capacity"]["memory"] == "36Gi" and status["nodes"] == 4
     assert status["capacity"]["nvidia.com/gpu"] == "2" and status["free"]["nvidia.com/gpu"] == "2"
+
+
+def test_operator_answers_its_liveness_probe(operator_process, operator_liveness_port):
+    def healthy():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{operator_liveness_port}/healthz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    assert wait_for(healthy, 30, "the operator's /healthz")
