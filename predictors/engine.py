@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .accuracy import confidence_from_wape, wape
-from .calibration import residual_quantiles
+from .calibration import quantile_forecasts
 from .hygiene import CleanBatch
 from .models import DampedTrend, HistogramPercentile, Level, LinearTrend, Model, SeasonalProfile
 from .seasonality import (CALENDAR_PERIODS_SECONDS, CYCLE_PERIODS_SECONDS, DAY, MIN_AUTOCORRELATION,
@@ -22,7 +22,8 @@ from .selection import BacktestDesign, combine
 TIER_MODEL, TIER_ROBUST, TIER_DEFAULT = 0, 1, 2
 TIER_NAMES = ("model", "robust", "default")
 
-# The backtest covers about one day of recent origins, at most MAX_ORIGINS of them.
+# The backtest covers about one day of recent origins, at most MAX_ORIGINS of them, an odd
+# number of steps apart so that they do not all fall on one phase of a two-step alternation.
 BACKTEST_SECONDS = DAY
 MAX_ORIGINS = 96
 # Fewer backtest origins than this and the measured accuracy means little: robust tier.
@@ -31,6 +32,8 @@ MIN_ORIGINS = 8
 CHUNK_ROWS = 256
 # Robust tier: quantiles of the most recent values, this many at most.
 ROBUST_WINDOW = 24
+# A seasonal model's deviation from its profile is held, or fades by these factors per step.
+SEASONAL_DAMPINGS = (1.0, 0.9, 0.7)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class BatchForecast:
 
 def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Model], np.ndarray]:
     """Every model worth trying on this batch, and [n, M] which rows may use which model
-    (seasonal models only where that seasonality shows)."""
+    (seasonal models only where that seasonality shows), one column per model."""
     n, length = values.shape
     day_steps = DAY / step_seconds
     models: list[Model] = [Level(1.0), Level(0.5), Level(0.2), Level(0.05),
@@ -55,11 +58,12 @@ def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Mode
     strengths = seasonality_strengths(values, calendar + cycles)
     for period in calendar:
         shows = strengths[period] >= MIN_AUTOCORRELATION
-        models += [SeasonalProfile(period, 1, 0.3), SeasonalProfile(period, 3, 0.3)]
+        models += [SeasonalProfile(period, 1, 0.3, dampings=SEASONAL_DAMPINGS),
+                   SeasonalProfile(period, 3, 0.3, dampings=SEASONAL_DAMPINGS)]
         eligible += [shows, shows]
     if cycles:
         cycle, found = detect_period(strengths, cycles)
-        models.append(SeasonalProfile(cycle, 3, 0.3, label="auto", reach=max(cycles)))
+        models.append(SeasonalProfile(cycle, 3, 0.3, label="auto", reach=max(cycles), dampings=SEASONAL_DAMPINGS))
         eligible.append(found)
     return models, np.stack(eligible, axis=1)
 
@@ -69,7 +73,8 @@ def backtest_plan(models: list[Model], step_seconds: float, length: int,
     """Choose the origins (as long a backtest as the history allows, up to a day) and say
     which models have enough history before the earliest origin: (usable [M], origins)."""
     target_span = max(int(BACKTEST_SECONDS / step_seconds), MIN_ORIGINS)
-    stride = max(1, target_span // MAX_ORIGINS)
+    stride = -(-target_span // MAX_ORIGINS)
+    stride += 1 - stride % 2 if stride > 1 else 0
     usable = np.array([length - horizon - m.min_points() >= MIN_ORIGINS * stride for m in models])
     if not usable.any():
         return usable, np.array([length], dtype=np.intp)
@@ -104,12 +109,12 @@ def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
         for chunk in np.array_split(model_rows, -(-model_rows.size // CHUNK_ROWS)) if model_rows.size else []:
             models, eligible = candidate_models(values[chunk], step_seconds)
             models = [m for m, ok in zip(models, usable) if ok]
-            point, spread, weights, error = _model_tier(values[chunk], models, eligible[:, usable], origins,
-                                                       horizon, quantiles)
-            out[chunk] = point[:, None, :] + spread
+            variants = [name for m in models for name in m.names]
+            eligible = np.repeat(eligible[:, usable], [len(m.names) for m in models], axis=1)
+            out[chunk], weights, error = _model_tier(values[chunk], models, eligible, origins, horizon, quantiles)
             confidence[chunk] = confidence_from_wape(error)
             for row, w in zip(chunk, weights):
-                names[row] = "+".join(models[i].name for i in np.flatnonzero(w))
+                names[row] = "+".join(variants[i] for i in np.flatnonzero(w))
         tier[model_rows] = TIER_MODEL
 
     robust_rows = np.flatnonzero((clean.observed > 0) & (tier == TIER_DEFAULT))
@@ -135,14 +140,13 @@ def model_points(horizon: int) -> int:
 
 
 def _model_tier(values, models, eligible, origins, horizon, quantiles):
-    """Combined point forecast [n, H], quantile offsets [n, Q, H], weights [n, M], backtest WAPE [n]."""
+    """Quantile forecasts [n, Q, H], ensemble weights [n, variants], backtest WAPE [n]."""
     backtest = origins[:-1]
     actuals = values[:, backtest[:, None] + np.arange(horizon)]  # [n, O-1, H]
-    ensemble = combine([m.predict(values, origins, horizon) for m in models], actuals, eligible)
-    residuals = actuals - ensemble.forecasts[:, :-1, :]
-    spread = residual_quantiles(residuals, quantiles)
-    error = wape(np.abs(residuals).mean(axis=(1, 2)), np.abs(actuals).mean(axis=(1, 2)))
-    return ensemble.forecasts[:, -1, :], spread, ensemble.weights, error
+    ensemble = combine([p for m in models for p in m.predict(values, origins, horizon)], actuals, eligible)
+    forecast = quantile_forecasts(ensemble.forecasts, values[:, origins - 1], actuals, quantiles)
+    error = wape(np.abs(actuals - ensemble.forecasts[:, :-1]).mean(axis=(1, 2)), np.abs(actuals).mean(axis=(1, 2)))
+    return forecast, ensemble.weights, error
 
 
 def _robust_tier(values, observed, horizon, quantiles):

@@ -1,8 +1,10 @@
 """Point-forecast models, each evaluated at many forecast origins at once.
 
-``predict(values, origins, horizon)`` returns ``[n, len(origins), horizon]``: for origin o the
-model has seen ``values[:, :o]`` and forecasts ``values[:, o : o + horizon]``. The same call
-gives the rolling backtest (origins inside the history) and the real forecast (origin T).
+``predict(values, origins, horizon)`` returns one ``[n, len(origins), horizon]`` array per
+name in ``names``: for origin o the model has seen ``values[:, :o]`` and forecasts
+``values[:, o : o + horizon]``. The same call gives the rolling backtest (origins inside the
+history) and the real forecast (origin T). A model yields several variants when they share
+most of their work (a seasonal profile with several dampings of its deviation).
 """
 from __future__ import annotations
 
@@ -17,12 +19,25 @@ from .smoothing import WARMUP_STEPS, brown_level_and_trend, damped_steps, expone
 
 
 class Model(Protocol):
-    name: str
+    @property
+    def names(self) -> tuple[str, ...]:
+        """One name per variant ``predict`` returns."""
 
     def min_points(self) -> int:
         """Fewest history points before the earliest origin for the model to make sense."""
 
-    def predict(self, values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray: ...
+    def predict(self, values: np.ndarray, origins: np.ndarray, horizon: int) -> list[np.ndarray]: ...
+
+
+class SingleVariant:
+    """A model with one variant: it defines ``name`` and ``forecast``."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def predict(self, values, origins, horizon):
+        return [self.forecast(values, origins, horizon)]
 
 
 def _flat(at_origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -36,7 +51,7 @@ def _warm_start(origins: np.ndarray) -> int:
 
 
 @dataclass(frozen=True)
-class Level:
+class Level(SingleVariant):
     """Simple exponential smoothing of the level, forecast flat (alpha = 1 is the naive forecast)."""
 
     alpha: float
@@ -48,14 +63,14 @@ class Level:
     def min_points(self) -> int:
         return 1
 
-    def predict(self, values, origins, horizon):
+    def forecast(self, values, origins, horizon):
         start = _warm_start(origins)
         level = exponential_level(values[:, start:], self.alpha)
         return _flat(level[:, origins - 1 - start], horizon)
 
 
 @dataclass(frozen=True)
-class DampedTrend:
+class DampedTrend(SingleVariant):
     """Brown's double exponential smoothing with a damped trend."""
 
     alpha: float
@@ -68,7 +83,7 @@ class DampedTrend:
     def min_points(self) -> int:
         return 4
 
-    def predict(self, values, origins, horizon):
+    def forecast(self, values, origins, horizon):
         start = _warm_start(origins)
         level, trend = brown_level_and_trend(values[:, start:], self.alpha)
         at = origins - 1 - start
@@ -76,7 +91,7 @@ class DampedTrend:
 
 
 @dataclass(frozen=True)
-class LinearTrend:
+class LinearTrend(SingleVariant):
     """The seeds' rule: a least-squares line through the last day, from the last value."""
 
     step_seconds: float
@@ -90,7 +105,7 @@ class LinearTrend:
     def min_points(self) -> int:
         return 2
 
-    def predict(self, values, origins, horizon):
+    def forecast(self, values, origins, horizon):
         # per-origin least-squares slope over the (up to) `window` points before it, via cumsums
         # over the stretch the windows cover (positions below are relative to its start)
         first = max(int(origins[0]) - self.window, 0)
@@ -114,7 +129,8 @@ class LinearTrend:
 class SeasonalProfile:
     """The same phase of the last period (``cycles`` = 1) or the median of the last three
     (``cycles`` = 3, so one odd or missing cycle does not pull it), plus the current
-    deviation from that profile, smoothed and held.
+    deviation from that profile, smoothed and carried forward: held (damping 1) or fading
+    by ``damping ** h`` at step h. One variant per damping; they share the profile.
 
     ``period`` is one period in steps for every row, or one per row (a detected period);
     ``reach`` is then the longest period any row could have, so that the history the model
@@ -126,10 +142,13 @@ class SeasonalProfile:
     alpha: float
     label: str = ""
     reach: int = 0
+    dampings: tuple[float, ...] = (1.0,)
 
     @property
-    def name(self) -> str:
-        return f"seasonal(p={self.label or self.period},k={self.cycles},a={self.alpha:g})"
+    def names(self) -> tuple[str, ...]:
+        base = f"p={self.label or self.period},k={self.cycles},a={self.alpha:g}"
+        return tuple(f"seasonal({base})" if phi == 1.0 else f"seasonal({base},damping={phi:g})"
+                     for phi in self.dampings)
 
     @property
     def longest(self) -> int:
@@ -156,9 +175,11 @@ class SeasonalProfile:
         deviation = exponential_level(values[:, start:start + seen] - profile[:, :seen], self.alpha)
         # step h repeats the phase h mod p of the coming period
         phase = (np.arange(horizon)[None, None, :] % period[:, :, None]) + (origins - start)[None, :, None]
-        return (np.take_along_axis(profile, phase.reshape(values.shape[0], -1), axis=1)
-                .reshape(values.shape[0], len(origins), horizon)
-                + deviation[:, origins - 1 - start, None])
+        ahead = (np.take_along_axis(profile, phase.reshape(values.shape[0], -1), axis=1)
+                 .reshape(values.shape[0], len(origins), horizon))
+        now = deviation[:, origins - 1 - start, None]
+        steps = np.arange(1, horizon + 1)
+        return [ahead + now if phi == 1.0 else ahead + now * phi ** steps for phi in self.dampings]
 
 
 def _lagged(values: np.ndarray, start: int, end: int, lag: int | np.ndarray) -> np.ndarray:
@@ -179,7 +200,7 @@ def _median_of_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class HistogramPercentile:
+class HistogramPercentile(SingleVariant):
     """VPA-style decaying-histogram percentile, forecast flat."""
 
     half_life: float  # steps
@@ -192,6 +213,6 @@ class HistogramPercentile:
     def min_points(self) -> int:
         return 1
 
-    def predict(self, values, origins, horizon):
+    def forecast(self, values, origins, horizon):
         flat = decaying_percentile(values, origins, self.half_life, self.percentile)
         return _flat(flat, horizon)

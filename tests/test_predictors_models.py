@@ -33,7 +33,8 @@ def test_daily_profile_survives_a_missing_day():
     values = 50 + 20 * np.sin(2 * np.pi * t / 288)
     values[3 * 288:4 * 288] = 50.0  # a day with a flat, interpolated gap
     origins = np.array([values.size])
-    out = SeasonalProfile(288, 3, 0.3).predict(values[None, :], origins, 12)[0, 0]
+    (out,) = SeasonalProfile(288, 3, 0.3).predict(values[None, :], origins, 12)
+    out = out[0, 0]
     truth = 50 + 20 * np.sin(2 * np.pi * np.arange(values.size, values.size + 12) / 288)
     assert np.max(np.abs(out - truth)) < 0.5
 
@@ -49,10 +50,24 @@ def test_exponential_level_and_brown_trend_track_a_line():
 def test_damped_trend_flattens_and_linear_trend_does_not():
     line = np.arange(400.0)[None, :]
     origins = np.array([400])
-    damped = DampedTrend(0.2, 0.5).predict(line, origins, 20)[0, 0]
+    damped = DampedTrend(0.2, 0.5).forecast(line, origins, 20)[0, 0]
     assert damped[-1] - damped[0] < 2.0
-    linear = LinearTrend(STEP).predict(line, origins, 20)[0, 0]
+    linear = LinearTrend(STEP).forecast(line, origins, 20)[0, 0]
     np.testing.assert_allclose(linear, np.arange(400.0, 420.0))
+
+
+def test_seasonal_deviation_is_held_or_fades_by_its_damping():
+    # a daily sine, lifted by 10 over the last few hours: the held variant keeps the lift,
+    # the damped ones let it fade by damping ** h
+    t = np.arange(4 * 288)
+    values = 50 + 20 * np.sin(2 * np.pi * t / 288)
+    values[-48:] += 10.0
+    model = SeasonalProfile(288, 1, 1.0, dampings=(1.0, 0.5))
+    held, faded = model.predict(values[None, :], np.array([values.size]), 6)
+    profile = 50 + 20 * np.sin(2 * np.pi * np.arange(values.size, values.size + 6) / 288)
+    np.testing.assert_allclose(held[0, 0], profile + 10.0, atol=1e-9)
+    np.testing.assert_allclose(faded[0, 0], profile + 10.0 * 0.5 ** np.arange(1, 7), atol=1e-9)
+    assert model.names == ("seasonal(p=288,k=1,a=1)", "seasonal(p=288,k=1,a=1,damping=0.5)")
 
 
 def test_decaying_percentile_follows_a_new_regime_after_its_half_life():
