@@ -22,13 +22,12 @@ def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
     point: [n, O, H] combined point forecasts at every origin (the last one is the real
     origin); last: [n, O] the last value seen at each origin; actuals: [n, O - 1, H].
     """
-    # per step, origins on the last axis: the layout np.partition is fast on
-    point_ahead = np.swapaxes(point[:, :-1], 1, 2)
-    to_last = np.swapaxes(last[:, :-1, None] - point[:, :-1], 1, 2)
-    actual_ahead = np.swapaxes(actuals, 1, 2)
+    # per step, origins on the last axis (contiguous, for the sort)
+    from_point = np.ascontiguousarray(np.swapaxes(actuals - point[:, :-1], 1, 2))
+    to_last = np.ascontiguousarray(np.swapaxes(last[:, :-1, None] - point[:, :-1], 1, 2))
     best_loss = best = None
     for share in ANCHOR_SHARES:
-        residuals = actual_ahead - point_ahead - share * to_last  # [n, H, O - 1]
+        residuals = from_point - np.float32(share) * to_last if share else from_point  # [n, H, O - 1]
         offsets, loss = _offsets_and_loss(residuals, quantiles)
         candidate = (point[:, -1] + share * (last[:, -1, None] - point[:, -1]))[:, None, :] + offsets
         if best is None:
@@ -61,13 +60,17 @@ def _offsets_and_loss(residuals: np.ndarray, quantiles: np.ndarray) -> tuple[np.
     below = np.floor(position).astype(np.intp)
     above = np.minimum(below + 1, count - 1)
     fraction = position - below
+    fraction = fraction.astype(residuals.dtype)
     ranked = np.sort(residuals, axis=2)  # a SIMD sort of short rows beats np.partition here
     raw = ranked[:, :, below] * (1 - fraction) + ranked[:, :, above] * fraction  # [n, H, Q]
     padded = np.concatenate([raw[:, :1], raw, raw[:, -1:]], axis=1)
     offsets = 0.25 * padded[:, :-2] + 0.5 * padded[:, 1:-1] + 0.25 * padded[:, 2:]
-    # pinball of level q at offset c is q (r - c) - min(r - c, 0)
-    shortfall = np.minimum(residuals[:, :, None, :] - offsets[:, :, :, None], 0.0).mean(axis=3)
-    loss = (quantiles * (residuals.mean(axis=2)[:, :, None] - offsets) - shortfall).mean(axis=1)
+    # pinball of level q at offset c, averaged over r: q (mean r - c) - mean(min(r - c, 0)),
+    # where the last term sums the k residuals under c, the first k of the ranked ones
+    under = (ranked[:, :, None, :] < offsets[:, :, :, None]).sum(axis=3)  # [n, H, Q]
+    partial = np.concatenate([np.zeros(ranked.shape[:2] + (1,), ranked.dtype), np.cumsum(ranked, axis=2)], axis=2)
+    shortfall = (np.take_along_axis(partial, under, axis=2) - under * offsets) / count
+    loss = (quantiles * (partial[:, :, -1:] / count - offsets) - shortfall).mean(axis=1)
     return np.swapaxes(offsets, 1, 2), loss
 
 

@@ -108,9 +108,11 @@ def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
         model_rows = np.flatnonzero(enough)
         for chunk in np.array_split(model_rows, -(-model_rows.size // CHUNK_ROWS)) if model_rows.size else []:
             models, eligible = candidate_models(values[chunk], step_seconds)
-            models = [m for m, ok in zip(models, usable) if ok]
+            # a model no row of this chunk may use is not worth running
+            run = usable & eligible.any(axis=0)
+            models = [m for m, ok in zip(models, run) if ok]
             variants = [name for m in models for name in m.names]
-            eligible = np.repeat(eligible[:, usable], [len(m.names) for m in models], axis=1)
+            eligible = np.repeat(eligible[:, run], [len(m.names) for m in models], axis=1)
             out[chunk], weights, error = _model_tier(values[chunk], models, eligible, origins, horizon, quantiles)
             confidence[chunk] = confidence_from_wape(error)
             for row, w in zip(chunk, weights):
@@ -141,12 +143,16 @@ def model_points(horizon: int) -> int:
 
 def _model_tier(values, models, eligible, origins, horizon, quantiles):
     """Quantile forecasts [n, Q, H], ensemble weights [n, variants], backtest WAPE [n]."""
-    backtest = origins[:-1]
-    actuals = values[:, backtest[:, None] + np.arange(horizon)]  # [n, O-1, H]
-    ensemble = combine([p for m in models for p in m.predict(values, origins, horizon)], actuals, eligible)
-    forecast = quantile_forecasts(ensemble.forecasts, values[:, origins - 1], actuals, quantiles)
-    error = wape(np.abs(actuals - ensemble.forecasts[:, :-1]).mean(axis=(1, 2)), np.abs(actuals).mean(axis=(1, 2)))
-    return forecast, ensemble.weights, error
+    # Every model is shift-equivariant, so the backtest runs on the series less its last value,
+    # in float32: half the memory traffic, and a large level (a counter) keeps its precision.
+    level = values[:, -1:]
+    centred = (values - level).astype(np.float32)
+    actuals = centred[:, origins[:-1, None] + np.arange(horizon)]  # [n, O-1, H]
+    ensemble = combine([p for m in models for p in m.predict(centred, origins, horizon)], actuals, eligible)
+    forecast = quantile_forecasts(ensemble.forecasts, centred[:, origins - 1], actuals, quantiles)
+    error = wape(np.abs(ensemble.residuals).mean(axis=(1, 2)),
+                 np.abs(values[:, origins[:-1, None] + np.arange(horizon)]).mean(axis=(1, 2)))
+    return forecast + level[:, :, None], ensemble.weights, error
 
 
 def _robust_tier(values, observed, horizon, quantiles):

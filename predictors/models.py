@@ -87,7 +87,7 @@ class DampedTrend(SingleVariant):
         start = _warm_start(origins)
         level, trend = brown_level_and_trend(values[:, start:], self.alpha)
         at = origins - 1 - start
-        return level[:, at, None] + trend[:, at, None] * damped_steps(self.phi, horizon)
+        return level[:, at, None] + trend[:, at, None] * damped_steps(self.phi, horizon).astype(values.dtype)
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,10 @@ class LinearTrend(SingleVariant):
     def forecast(self, values, origins, horizon):
         # per-origin least-squares slope over the (up to) `window` points before it, via cumsums
         # over the stretch the windows cover (positions below are relative to its start)
+        # in float64 whatever the input: the cumulative sums below cancel badly in float32
         first = max(int(origins[0]) - self.window, 0)
-        values, origins = values[:, first:], origins - first
+        dtype = values.dtype
+        values, origins = values[:, first:].astype(np.float64), origins - first
         t = np.arange(values.shape[1], dtype=np.float64)
         sums = [np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(v, axis=1)], axis=1)
                 for v in (values, values * t)]
@@ -122,7 +124,7 @@ class LinearTrend(SingleVariant):
         spread = count * sum_tt - sum_t ** 2
         slope = np.where(spread > 0, (count * sum_ty - sum_t * sum_y) / np.where(spread > 0, spread, 1.0), 0.0)
         steps = np.arange(1, horizon + 1)
-        return values[:, origins - 1, None] + slope[..., None] * steps
+        return (values[:, origins - 1, None] + slope[..., None] * steps).astype(dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,7 +181,8 @@ class SeasonalProfile:
                  .reshape(values.shape[0], len(origins), horizon))
         now = deviation[:, origins - 1 - start, None]
         steps = np.arange(1, horizon + 1)
-        return [ahead + now if phi == 1.0 else ahead + now * phi ** steps for phi in self.dampings]
+        return [ahead + now if phi == 1.0 else ahead + now * (phi ** steps).astype(values.dtype)
+                for phi in self.dampings]
 
 
 def _lagged(values: np.ndarray, start: int, end: int, lag: int | np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ class Ensemble:
     """The combined forecast at every origin and what the combination was made of."""
 
     forecasts: np.ndarray  # [n, O, H] combined point forecasts (last origin = the real one)
+    residuals: np.ndarray  # [n, O - 1, H] actual - combined forecast at the backtest origins
     weights: np.ndarray  # [n, M] model weights, rows sum to 1
     losses: np.ndarray  # [n, M] backtest mean absolute error per model (inf if ineligible)
 
@@ -43,13 +44,19 @@ def combine(predictions: list[np.ndarray], actuals: np.ndarray, eligible: np.nda
     predictions: per model [n, O, H]; actuals: [n, O - 1, H] for the backtest origins;
     eligible: [n, M] which models may be used on which series.
     """
-    losses = np.stack([np.abs(p[:, :-1, :] - actuals).mean(axis=(1, 2)) for p in predictions], axis=1)
+    scratch = np.empty_like(actuals)
+    losses = np.empty(eligible.shape)
+    for column, prediction in enumerate(predictions):
+        np.subtract(prediction[:, :-1], actuals, out=scratch)
+        losses[:, column] = np.abs(scratch, out=scratch).mean(axis=(1, 2))
     losses = np.where(eligible, losses, np.inf)
     best = losses.min(axis=1, keepdims=True)
     ratio = np.where(best > 0, losses / np.where(best > 0, best, 1.0), np.where(losses > 0, np.inf, 1.0))
     raw = np.where(ratio <= TOLERANCE, 1.0 / ratio ** 2, 0.0)
     weights = raw / raw.sum(axis=1, keepdims=True)
-    forecasts = np.zeros_like(predictions[0])
-    for column, prediction in zip(weights.T, predictions):
-        forecasts += column[:, None, None] * prediction
-    return Ensemble(forecasts, weights, losses)
+    forecasts = np.zeros(predictions[0].shape, dtype=predictions[0].dtype)
+    for column, prediction in enumerate(predictions):
+        weight = weights[:, column]
+        if weight.any():  # most models carry no weight on any row of a batch
+            forecasts += weight.astype(forecasts.dtype)[:, None, None] * prediction
+    return Ensemble(forecasts, actuals - forecasts[:, :-1], weights, losses)

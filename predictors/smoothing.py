@@ -16,8 +16,8 @@ def exponential_level(values: np.ndarray, alpha: float) -> np.ndarray:
     """
     if alpha == 1.0:  # no smoothing: the level is the last value
         return values
-    b, a = np.array([alpha]), np.array([1.0, alpha - 1.0])
-    zi = lfilter_zi(b, a) * values[..., :1]
+    b, a = np.array([alpha], dtype=values.dtype), np.array([1.0, alpha - 1.0], dtype=values.dtype)
+    zi = (lfilter_zi(b, a) * values[..., :1]).astype(values.dtype)
     level, _ = lfilter(b, a, values, axis=-1, zi=zi)
     return level
 

@@ -117,7 +117,8 @@ def test_batch_gives_the_same_answer_as_one_series_at_a_time():
     many = forecast_many(batch, STEP, 12, (0.5, 0.9))
     assert many.shape == (4, 2, 12)
     for row, series in zip(many, batch):
-        np.testing.assert_allclose(row, forecast(series, STEP, 12, (0.5, 0.9)), rtol=1e-9, atol=1e-9)
+        # the same up to float32 rounding (the backtest runs in float32)
+        np.testing.assert_allclose(row, forecast(series, STEP, 12, (0.5, 0.9)), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs", [dict(step_seconds=0), dict(step_seconds=np.nan), dict(horizon=0),
