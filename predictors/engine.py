@@ -25,15 +25,15 @@ TIER_NAMES = ("model", "robust", "default")
 # The backtest covers about one day of recent origins, at most MAX_ORIGINS of them, an odd
 # number of steps apart so that they do not all fall on one phase of a two-step alternation.
 BACKTEST_SECONDS = DAY
-MAX_ORIGINS = 96
+MAX_ORIGINS = 64
 # Fewer backtest origins than this and the measured accuracy means little: robust tier.
 MIN_ORIGINS = 8
 # Rows are forecast in chunks of this many, so the backtest arrays stay in cache.
-CHUNK_ROWS = 256
+CHUNK_ROWS = 128
 # Robust tier: quantiles of the most recent values, this many at most.
 ROBUST_WINDOW = 24
 # A seasonal model's deviation from its profile is held, or fades by these factors per step.
-SEASONAL_DAMPINGS = (1.0, 0.9, 0.7)
+SEASONAL_DAMPINGS = (1.0, 0.8)
 
 
 @dataclass(frozen=True)
