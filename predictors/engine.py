@@ -49,7 +49,7 @@ def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Mode
     (seasonal models only where that seasonality shows), one column per model."""
     n, length = values.shape
     day_steps = DAY / step_seconds
-    models: list[Model] = [Level(1.0), Level(0.5), Level(0.2), Level(0.05),
+    models: list[Model] = [Level(1.0), Level(0.2), Level(0.05),
                            DampedTrend(0.1, 0.9), LinearTrend(step_seconds),
                            HistogramPercentile(half_life=max(day_steps, 1.0))]
     eligible = [np.ones(n, dtype=bool)] * len(models)
