@@ -25,11 +25,14 @@ short and very long histories all give a forecast (see ``hygiene``).
 
 How it works: every eligible model (naive and smoothed levels, Brown's damped trend, the
 seeds' linear trend, a VPA-style decaying-histogram median, seasonal profiles for the day,
-the week and a detected cycle) is run at about one day of rolling-origin backtest points;
-each series combines the models whose backtest error is within 25% of its best one; the
-quantiles are the combined forecast plus conformal quantiles of its backtest residuals per
-horizon step. Too little history for a backtest gives the "robust" tier (quantiles of the
-recent values); none at all gives the configured default.
+the week and a detected sub-daily cycle, each with its deviation from the profile held or
+fading) is run at 64 rolling-origin backtest points over about the last day; each series
+combines the models whose backtest error is within 25% of its best one. Each quantile is
+then an anchor (the combined forecast moved 0, 1/4, ..., all of the way to the last value,
+whichever has the lowest backtest pinball loss for that quantile) plus conformal quantiles
+of that anchor's backtest residuals per horizon step. The backtest runs in float32 on the
+series less its last value. Too little history for a backtest gives the "robust" tier
+(quantiles of the recent values); none at all gives the configured default.
 """
 from __future__ import annotations
 

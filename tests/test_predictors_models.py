@@ -1,8 +1,9 @@
 """Building blocks: period detection, smoothing, the decaying histogram, calibration, models."""
 import numpy as np
 import pytest
+from scipy.stats import norm
 
-from quartermaster.predictors.calibration import residual_quantiles
+from quartermaster.predictors.calibration import quantile_forecasts, residual_quantiles
 from quartermaster.predictors.histogram import decaying_percentile
 from quartermaster.predictors.models import DampedTrend, LinearTrend, SeasonalProfile
 from quartermaster.predictors.seasonality import detect_period, period_steps, seasonality_strengths
@@ -85,3 +86,19 @@ def test_residual_quantiles_recover_a_known_distribution():
     residuals = rng.normal(0, 1, (1, 2000, 3))
     q = residual_quantiles(residuals, np.array([0.1, 0.5, 0.9]))[0]
     np.testing.assert_allclose(q[:, 1], [-1.2816, 0.0, 1.2816], atol=0.1)
+
+
+def test_upper_quantile_follows_the_last_value_when_that_is_what_the_backtest_rewards():
+    # a random walk forecast by a stale level: the last value carries the information, so
+    # each quantile is anchored on it (share 1) and its offset is the walk's step spread
+    rng = np.random.default_rng(5)
+    n_origins, horizon = 400, 3
+    walk = np.cumsum(rng.normal(0, 1, n_origins + horizon))
+    origins = np.arange(n_origins)
+    last = walk[origins][None, :]
+    point = np.zeros((1, n_origins, horizon))  # stale
+    actuals = walk[origins[:-1, None] + 1 + np.arange(horizon)][None]
+    out = quantile_forecasts(point, last, actuals, np.array([0.5, 0.9]))[0]
+    expected = last[0, -1] + norm.ppf(0.9) * np.sqrt(np.arange(1, horizon + 1))
+    np.testing.assert_allclose(out[1], expected, atol=0.35)
+    np.testing.assert_allclose(out[0], last[0, -1], atol=0.25)
