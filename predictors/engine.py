@@ -151,7 +151,7 @@ def _model_tier(values, models, eligible, origins, horizon, quantiles):
     ensemble = combine([p for m in models for p in m.predict(centred, origins, horizon)], actuals, eligible)
     forecast = quantile_forecasts(ensemble.forecasts, centred[:, origins - 1], actuals, quantiles)
     error = wape(np.abs(ensemble.residuals).mean(axis=(1, 2)),
-                 np.abs(values[:, origins[:-1, None] + np.arange(horizon)]).mean(axis=(1, 2)))
+                 np.abs(actuals + level[:, :, None].astype(np.float32)).mean(axis=(1, 2)))
     return forecast + level[:, :, None], ensemble.weights, error
 
 
