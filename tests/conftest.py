@@ -3,6 +3,7 @@ and the operator itself running with only the chart's RBAC."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -96,6 +97,11 @@ def operator_liveness_port() -> int:
     return free_port()
 
 
+# An API denial as the kubernetes client and Kopf log it: "Forbidden", "(403)", "status 403";
+# not the milliseconds of a timestamp such as "16:39:40,403".
+RBAC_DENIAL = re.compile(r"forbidden|\(403\)|\b403\b(?<!,403)", re.IGNORECASE)
+
+
 @pytest.fixture(scope="session")
 def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_liveness_port, tmp_path_factory):
     """`quartermaster run` as its own process, with only the chart's permissions."""
@@ -107,8 +113,7 @@ def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_
         pytest.fail(str(error), pytrace=False)
     yield process
     process.stop()
-    denials = [line for line in log.read_text(errors="replace").splitlines()
-               if "403" in line or "forbidden" in line.lower()]
+    denials = [line for line in log.read_text(errors="replace").splitlines() if RBAC_DENIAL.search(line)]
     assert not denials, "the operator hit RBAC denials with the chart's role:\n" + "\n".join(denials[:20])
 
 
