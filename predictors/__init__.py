@@ -26,7 +26,7 @@ short and very long histories all give a forecast (see ``hygiene``).
 How it works: every eligible model (naive and smoothed levels, Brown's damped trend, the
 seeds' linear trend, a VPA-style decaying-histogram median, seasonal profiles for the day,
 the week and a detected sub-daily cycle, each with its deviation from the profile held or
-fading) is run at 64 rolling-origin backtest points over about the last day; each series
+fading) is run at up to 64 rolling-origin backtest points over about the last day; each series
 combines the models whose backtest error is within 25% of its best one. Each quantile is
 then an anchor (the combined forecast moved 0, 1/4, ..., all of the way to the last value,
 whichever has the lowest backtest pinball loss for that quantile) plus conformal quantiles

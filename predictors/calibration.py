@@ -27,7 +27,7 @@ def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
     to_last = np.ascontiguousarray(np.swapaxes(last[:, :-1, None] - point[:, :-1], 1, 2))
     best_loss = best = None
     for share in ANCHOR_SHARES:
-        residuals = from_point - np.float32(share) * to_last if share else from_point  # [n, H, O - 1]
+        residuals = from_point - to_last.dtype.type(share) * to_last  # [n, H, O - 1]
         offsets, loss = _offsets_and_loss(residuals, quantiles)
         candidate = (point[:, -1] + share * (last[:, -1, None] - point[:, -1]))[:, None, :] + offsets
         if best is None:
@@ -39,28 +39,21 @@ def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
     return best
 
 
-def residual_quantiles(residuals: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-    """Quantiles of actual - forecast per horizon step.
+def _offsets_and_loss(residuals: np.ndarray, quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Conformal quantiles [n, Q, H] of residuals laid out [n, H, O], and the mean backtest
+    pinball loss [n, Q] of those quantiles on the residuals they came from.
 
-    residuals: [n, O, H] from the backtest origins; returns [n, len(quantiles), H].
     Each step's quantiles are smoothed with its neighbours' (weights 1/4, 1/2, 1/4) to steady
     the tails. The levels are widened by the split-conformal finite-sample correction, so a
     0.9 band covers about 90% out of sample.
     """
-    return _offsets_and_loss(np.swapaxes(residuals, 1, 2), quantiles)[0]
-
-
-def _offsets_and_loss(residuals: np.ndarray, quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``residual_quantiles`` of residuals laid out [n, H, O], and the mean backtest pinball
-    loss [n, Q] of those quantiles on the residuals they came from."""
     n, horizon, count = residuals.shape
     if count == 0:
         return np.zeros((n, len(quantiles), horizon)), np.zeros((n, len(quantiles)))
     position = _conformal_levels(quantiles, count) * (count - 1)
     below = np.floor(position).astype(np.intp)
     above = np.minimum(below + 1, count - 1)
-    fraction = position - below
-    fraction = fraction.astype(residuals.dtype)
+    fraction = (position - below).astype(residuals.dtype)
     ranked = np.sort(residuals, axis=2)  # a SIMD sort of short rows beats np.partition here
     raw = ranked[:, :, below] * (1 - fraction) + ranked[:, :, above] * fraction  # [n, H, Q]
     padded = np.concatenate([raw[:, :1], raw, raw[:, -1:]], axis=1)

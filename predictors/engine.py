@@ -2,8 +2,8 @@
 
 For a batch of cleaned series it picks the tier of each row (model, robust statistics or
 configured defaults), runs every eligible model at the rolling-backtest origins and at the
-real origin, combines them per series by backtest loss, and calibrates quantiles on the
-combined forecast's backtest residuals.
+real origin, combines them per series by backtest loss, and calibrates each quantile on the
+backtest residuals of an anchor between the combined forecast and the last value.
 """
 from __future__ import annotations
 
@@ -73,8 +73,7 @@ def backtest_plan(models: list[Model], step_seconds: float, length: int,
     """Choose the origins (as long a backtest as the history allows, up to a day) and say
     which models have enough history before the earliest origin: (usable [M], origins)."""
     target_span = max(int(BACKTEST_SECONDS / step_seconds), MIN_ORIGINS)
-    stride = -(-target_span // MAX_ORIGINS)
-    stride += 1 - stride % 2 if stride > 1 else 0
+    stride = -(-target_span // MAX_ORIGINS) | 1  # rounded up to odd
     usable = np.array([length - horizon - m.min_points() >= MIN_ORIGINS * stride for m in models])
     if not usable.any():
         return usable, np.array([length], dtype=np.intp)

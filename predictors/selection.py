@@ -6,7 +6,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class BacktestDesign:
     """Where the rolling backtest puts its origins: ``count`` origins, ``stride`` steps apart,
@@ -30,7 +29,6 @@ class Ensemble:
     forecasts: np.ndarray  # [n, O, H] combined point forecasts (last origin = the real one)
     residuals: np.ndarray  # [n, O - 1, H] actual - combined forecast at the backtest origins
     weights: np.ndarray  # [n, M] model weights, rows sum to 1
-    losses: np.ndarray  # [n, M] backtest mean absolute error per model (inf if ineligible)
 
 
 # Only models whose loss is within this factor of the best one get weight, and their weight
@@ -59,4 +57,4 @@ def combine(predictions: list[np.ndarray], actuals: np.ndarray, eligible: np.nda
         weight = weights[:, column]
         if weight.any():  # most models carry no weight on any row of a batch
             forecasts += weight.astype(forecasts.dtype)[:, None, None] * prediction
-    return Ensemble(forecasts, actuals - forecasts[:, :-1], weights, losses)
+    return Ensemble(forecasts, actuals - forecasts[:, :-1], weights)

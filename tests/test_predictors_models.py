@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from quartermaster.predictors.calibration import quantile_forecasts, residual_quantiles
+from quartermaster.predictors.calibration import quantile_forecasts
 from quartermaster.predictors.histogram import decaying_percentile
 from quartermaster.predictors.models import DampedTrend, LinearTrend, SeasonalProfile
 from quartermaster.predictors.seasonality import detect_period, period_steps, seasonality_strengths
@@ -81,10 +81,12 @@ def test_decaying_percentile_follows_a_new_regime_after_its_half_life():
     assert peak == 100.0  # the upper percentile sees the new peak at once
 
 
-def test_residual_quantiles_recover_a_known_distribution():
+def test_conformal_offsets_recover_a_known_distribution():
     rng = np.random.default_rng(2)
     residuals = rng.normal(0, 1, (1, 2000, 3))
-    q = residual_quantiles(residuals, np.array([0.1, 0.5, 0.9]))[0]
+    # with the point forecast and the last value both 0, every anchor is 0 and only the
+    # conformal offsets remain
+    q = quantile_forecasts(np.zeros((1, 2001, 3)), np.zeros((1, 2001)), residuals, np.array([0.1, 0.5, 0.9]))[0]
     np.testing.assert_allclose(q[:, 1], [-1.2816, 0.0, 1.2816], atol=0.1)
 
 
