@@ -14,13 +14,15 @@ plan(current, demand, minimum, maximum, capacity, weight, max_change,
     (`separable`). Arrays [n, R] per instance, [R] capacity and costs, [n] weight.
 
 plan_swaps(SwapPlanRequest) -> SwapPlanResult
-    What the SwapPlan handler calls. Takes names, forecasts (demand at the plan's quantile,
-    median and upper for risk), limits, priority classes and fair-share weights, costs,
-    `AntiThrash` rules, optional `NodeHeadroom` and `max_swaps` (these two use the HiGHS
-    path, `generic`), and a risk threshold. Returns the allocation, the swaps
-    (`Swap(donor, recipient, resource, amount, risk)`, None standing for the pool's free
-    capacity), objective before/after, plan risk, needs_approval (risk > threshold) and
-    the instances held by the minimum interval.
+    What a SwapPlan handler will call (there is none yet). Takes names, forecasts (demand
+    at the plan's quantile, median and upper for risk), limits, priority classes and
+    fair-share weights, costs, `AntiThrash` rules, optional `NodeHeadroom` and `max_swaps`
+    (these two use the HiGHS path, `generic`), and a risk threshold. Returns the
+    allocation, the swaps (`Swap(donor, recipient, resource, amount, risk)`, None standing
+    for the pool's free capacity), objective before/after, plan risk, needs_approval
+    (risk > threshold) and the instances held by the minimum interval.
+    The SwapPlan CRD does not expose max_swaps, NodeHeadroom, the minimum swap size
+    (min_swap_absolute / min_swap_relative) or risk_threshold yet; only the planner takes them.
 
 Problem(current, demand, minimum, maximum, capacity, weight, max_change, shortfall_cost,
         waste_cost, move_cost, instance_names=None, resource_names=None)
@@ -38,9 +40,16 @@ shortfall_weight(priority, fair_share=1.0) -> float
     The model's weight for a priority class (critical 8, high 4, normal 2, low 1) times
     the fair-share weight.
 
-Errors: InfeasiblePlanError (a ValueError) whenever no allocation satisfies the
-constraints or the input is malformed; its message names the constraint, the instance
-and/or resource and the amounts. No allocation is ever returned in that case.
+Errors: malformed arguments raise ValueError naming the argument. An unknown priority
+class or a negative/NaN fair-share weight raises a plain ValueError; a wrong shape (model
+arrays, forecasts, min_swap_absolute, last_swap_seconds, NodeHeadroom), a non-finite value
+(model arrays, forecasts, NodeHeadroom.free), a negative one (capacity, max_change, weight,
+costs) or a node index out of range raises InfeasiblePlanError (a ValueError subclass).
+InfeasiblePlanError is also, and mainly, what constraints that cannot all be met raise;
+then its message names the constraint, the instance and/or resource and the amounts.
+`solve_generic` raises RuntimeError should HiGHS stop without a solution for another
+reason (not expected for a validated problem). No allocation is ever returned when
+anything is raised.
 
 Modules: `model` (problem, validation, objective), `separable` (fast exact solver),
 `generic` (HiGHS LP/MILP with extended constraints), `antithrash`, `swaps` (allocations

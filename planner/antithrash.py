@@ -45,8 +45,13 @@ class AntiThrash:
 
     def too_small(self, current: np.ndarray, allocation: np.ndarray) -> np.ndarray:
         """[n, R] changes that are not zero but below the minimum size."""
+        absolute = np.asarray(self.min_swap_absolute, dtype=np.float64)
+        R = current.shape[1]
+        if absolute.shape not in ((), (R,)):
+            raise InfeasiblePlanError(
+                f"shape mismatch: min_swap_absolute has shape {absolute.shape}, expected a scalar or ({R},)")
         change = np.abs(allocation - current)
-        smallest = np.maximum(self.min_swap_absolute, self.min_swap_relative * np.abs(current))
+        smallest = np.maximum(absolute, self.min_swap_relative * np.abs(current))
         return (change > 0) & (change < smallest)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 
 class InfeasiblePlanError(ValueError):
-    """No allocation satisfies the constraints (or the input is malformed).
+    """No allocation satisfies the constraints, or a model array has the wrong shape or a bad value.
 
     The message names the constraint, the instance and/or resource and the amounts.
     """

@@ -21,7 +21,8 @@ def plan(current, demand, minimum, maximum, capacity, weight, max_change,
     """The optimal allocation [n, R] of the model in `model`'s docstring (fast exact path).
 
     Raises InfeasiblePlanError (a ValueError) naming the constraint, resource and amounts
-    when no allocation is feasible or the input is malformed.
+    when no allocation is feasible, or naming the array when one has the wrong shape or a
+    non-finite or negative value.
     """
     return solve_separable(Problem(current, demand, minimum, maximum, capacity, weight, max_change,
                                    shortfall_cost, waste_cost, move_cost))

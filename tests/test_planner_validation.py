@@ -1,4 +1,9 @@
-"""Every infeasible or malformed input raises InfeasiblePlanError naming constraint, where, and amounts."""
+"""Bad input raises a ValueError naming what is wrong.
+
+Constraints that cannot all hold raise InfeasiblePlanError (a ValueError) naming constraint,
+where, and amounts; so do wrong shapes and bad values in the arrays. An unknown priority
+class or a negative fair-share weight raises a plain ValueError.
+"""
 import re
 
 import numpy as np
@@ -157,3 +162,11 @@ def test_minimum_interval_names_the_instance_that_must_move():
                        match=re.escape("minimum interval between swaps: instance 'web', resource 'cpu' was swapped "
                                        "100 s ago (interval 300 s) but must move: current 2 is outside [3, 8]")):
         plan_swaps(request(minimum=minimum, anti_thrash=rule))
+
+
+@pytest.mark.parametrize("absolute", [np.ones(3), np.ones((1, 2))], ids=["wrong length", "2-D"])
+def test_min_swap_absolute_shape_is_checked(absolute):
+    shape = re.escape(str(absolute.shape))
+    with pytest.raises(InfeasiblePlanError,
+                       match=rf"shape mismatch: min_swap_absolute has shape {shape}, expected a scalar or \(2,\)"):
+        plan_swaps(request(anti_thrash=AntiThrash(min_swap_absolute=absolute)))
