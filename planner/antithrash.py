@@ -63,9 +63,11 @@ def hold(problem: Problem, held: np.ndarray) -> Problem:
 def hold_cooling_down(problem: Problem, rule: AntiThrash) -> tuple[Problem, np.ndarray]:
     """Hold every instance still inside its minimum interval; also return that mask [n]."""
     cooling = rule.cooling_down(problem.shape[0])
-    must_move = cooling[:, None] & ~_may_hold(problem)
-    if must_move.any():
-        i, r = (int(k) for k in np.argwhere(must_move)[0])
+    if not cooling.any():
+        return problem, cooling
+    stuck = cooling[:, None] & problem.must_move
+    if stuck.any():
+        i, r = (int(k) for k in np.argwhere(stuck)[0])
         raise InfeasiblePlanError(
             f"minimum interval between swaps: {problem.entry(i, r)} was swapped"
             f" {rule.now_seconds - rule.last_swap_seconds[i]:g} s ago (interval {rule.min_interval_seconds:g} s)"
@@ -78,7 +80,7 @@ def settle_small_changes(problem: Problem, allocation: np.ndarray, rule: AntiThr
                          solve: Callable[[Problem], np.ndarray]) -> np.ndarray:
     """Re-plan with changes below the minimum size held at current, until none is left."""
     for _ in range(problem.current.size):  # each round holds at least one more entry
-        small = rule.too_small(problem.current, allocation) & _may_hold(problem)
+        small = rule.too_small(problem.current, allocation) & ~problem.must_move
         # Taking back small releases can overfill the pool; keep them where it would.
         releases = small & (allocation < problem.current)
         pool_refuses = np.where(releases, problem.current, problem.lower).sum(axis=0) > problem.capacity
@@ -98,7 +100,3 @@ def settle_small_changes(problem: Problem, allocation: np.ndarray, rule: AntiThr
             allocation_held = solve(held)
         problem, allocation = held, allocation_held
     return allocation
-
-
-def _may_hold(problem: Problem) -> np.ndarray:
-    return (problem.minimum <= problem.current) & (problem.current <= problem.maximum)

@@ -51,8 +51,8 @@ def solve_generic(problem: Problem, headroom: NodeHeadroom | None = None,
         return p.current.copy()
     eye = sparse.identity(m, format="csr")
     # Above both demand and current the cost only rises, so no optimum goes there:
-    # capping x at that point keeps the optimum and gives finite big-M bounds below.
-    top = np.minimum(p.upper, np.maximum(p.lower, np.maximum(p.demand, p.current))).ravel()
+    # capping x at `top` keeps the optimum and gives finite big-M bounds below.
+    top = p.top.ravel()
     bottom = p.lower.ravel()
     current = p.current.ravel()
 
@@ -134,7 +134,7 @@ def _check_headroom(p: Problem, headroom: NodeHeadroom) -> None:
 
 def _check_max_changes(p: Problem, max_changes: int) -> None:
     """Name the limit when the floors and ceilings alone force more changes."""
-    forced = int(((p.current < p.lower) | (p.current > p.upper)).sum())
+    forced = int(p.must_move.sum())
     if max_changes < 0 or forced > max_changes:
         raise InfeasiblePlanError(
             f"maximum changes per plan: {forced} allocations must change to meet floors and"

@@ -43,6 +43,9 @@ class Problem:
 
     Names are optional and only used in error messages and swaps.
     `lower` and `upper` are the per-entry box: the floor/ceiling tightened by max_change.
+    `top` is clip(max(demand, current), lower, upper): above both demand and current the
+    cost only rises, so no optimum allocates more than that.
+    `must_move` marks the entries whose current allocation is outside the box.
     """
 
     current: np.ndarray
@@ -59,6 +62,7 @@ class Problem:
     resource_names: tuple[str, ...] | None = None
     lower: np.ndarray = field(init=False, repr=False)
     upper: np.ndarray = field(init=False, repr=False)
+    top: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in (*_PER_INSTANCE, *_PER_RESOURCE, "weight"):
@@ -69,10 +73,19 @@ class Problem:
         object.__setattr__(self, "upper", np.minimum(self.maximum, self.current + self.max_change))
         self._check_box()
         self._check_pool()
+        object.__setattr__(self, "top", np.clip(np.maximum(self.demand, self.current), self.lower, self.upper))
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.current.shape
+
+    @property
+    def must_move(self) -> np.ndarray:
+        """[n, R] entries whose current allocation is outside [lower, upper], so any plan changes them.
+
+        Since max_change >= 0 that is the same as outside [minimum, maximum].
+        """
+        return (self.current < self.lower) | (self.current > self.upper)
 
     def instance(self, i: int) -> str:
         return f"instance {self.instance_names[i]!r}" if self.instance_names else f"instance {i}"

@@ -95,7 +95,7 @@ def plan_swaps(request: SwapPlanRequest) -> SwapPlanResult:
     if len(priority) != n or fair_share.shape != (n,):
         raise InfeasiblePlanError(
             f"shape mismatch: {len(priority)} priorities and fair_share {fair_share.shape} for {n} instances")
-    weight = np.array([shortfall_weight(p, f) for p, f in zip(priority, fair_share, strict=True)]).reshape(n)
+    weight = np.array([shortfall_weight(p, f) for p, f in zip(priority, fair_share, strict=True)])
     per_resource = {name: np.broadcast_to(np.asarray(getattr(q, name), dtype=np.float64), (R,))
                     for name in ("shortfall_cost", "waste_cost", "move_cost")}
     problem = Problem(q.current, q.demand, q.minimum, q.maximum, q.capacity, weight, q.max_change,
@@ -110,7 +110,7 @@ def plan_swaps(request: SwapPlanRequest) -> SwapPlanResult:
     allocation = settle_small_changes(held_problem, solve(held_problem), q.anti_thrash, solve)
 
     transfers = derive_transfers(problem.current, allocation)
-    risk_factor = np.array([p.risk_factor for p in priority]).reshape(n)
+    risk_factor = np.array([p.risk_factor for p in priority])
     risks = swap_risk(transfers, problem.current, allocation, median, upper, risk_factor)
     parties = (*q.instances, None)  # POOL (-1) indexes the trailing None
     swaps = tuple(Swap(parties[d], parties[c], q.resources[r], a, k) for d, c, r, a, k in zip(

@@ -43,6 +43,14 @@ def assert_feasible(p: Problem, x: np.ndarray) -> None:
         assert math.fsum(x[:, r]) <= p.capacity[r] + 1e-12 * max(1.0, p.capacity[r])
 
 
+@settings(max_examples=200, deadline=None)
+@given(problems())
+def test_derived_box_fields_match_their_definitions(p):
+    assert np.array_equal(p.must_move, (p.current < p.minimum) | (p.current > p.maximum))
+    assert np.array_equal(p.top, np.minimum(p.upper, np.maximum(p.lower, np.maximum(p.demand, p.current))))
+    assert np.all(p.lower <= p.top) and np.all(p.top <= p.upper)
+
+
 @settings(max_examples=300, deadline=None)
 @given(problems())
 def test_fast_path_matches_generic_lp(p):

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from test_planner_solvers import problems
 
-from quartermaster.planner import (AntiThrash, NodeHeadroom, PriorityClass, SwapPlanRequest, objective,
+from quartermaster.planner import (AntiThrash, NodeHeadroom, PriorityClass, Problem, SwapPlanRequest, objective,
                                    plan_swaps, shortfall_weight, solve_generic, solve_separable)
-from quartermaster.planner.antithrash import settle_small_changes
+from quartermaster.planner import planning
+from quartermaster.planner.antithrash import hold_cooling_down, settle_small_changes
 from quartermaster.planner.risk import plan_risk, swap_risk
 from quartermaster.planner.swaps import POOL, derive_transfers
 
@@ -92,6 +93,17 @@ def test_cooling_down_treats_nan_as_never():
     rule = AntiThrash(min_interval_seconds=60, last_swap_seconds=np.array([np.nan, 950.0, 900.0]),
                       now_seconds=1000)
     assert rule.cooling_down(3).tolist() == [False, True, False]
+
+
+def test_nothing_cooling_down_leaves_the_problem_as_it_is():
+    p = operator_request()
+    problem = Problem(p.current, p.demand, p.minimum, p.maximum, p.capacity, np.ones(12),
+                      p.max_change, np.ones(2), np.ones(2), np.ones(2))
+    rule = AntiThrash(min_interval_seconds=60, last_swap_seconds=np.full(12, 100.0), now_seconds=1000)
+    held, cooling = hold_cooling_down(problem, rule)
+    assert held is problem and not cooling.any()
+    held, cooling = hold_cooling_down(problem, dataclasses.replace(rule, now_seconds=120))
+    assert cooling.all() and np.all(held.upper == problem.current) and np.all(held.lower == problem.current)
 
 
 @settings(max_examples=60, deadline=None)
