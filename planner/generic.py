@@ -118,8 +118,10 @@ def _check_headroom(p: Problem, headroom: NodeHeadroom) -> None:
         raise InfeasiblePlanError(
             f"shape mismatch: node headroom needs node [{n}] and free [nodes, {R}], got"
             f" {headroom.node.shape} and {headroom.free.shape}")
-    if np.isnan(headroom.free).any() or headroom.node.max(initial=-1) >= headroom.free.shape[0]:
-        raise InfeasiblePlanError("node headroom: free must be numbers and node must index its rows")
+    if (np.isnan(headroom.free).any() or headroom.node.max(initial=-1) >= headroom.free.shape[0]
+            or headroom.node.min(initial=-1) < -1):
+        raise InfeasiblePlanError(
+            "node headroom: free must be numbers and node must index its rows (or be -1, not constrained)")
     # The least each node's instances can grow is what their floors force: lower - current.
     forced = np.zeros_like(headroom.free)
     on_node = headroom.node >= 0

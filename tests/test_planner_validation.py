@@ -103,6 +103,12 @@ def test_node_headroom_shape_is_checked():
         solve_generic(Problem(**args()), headroom=NodeHeadroom(np.array([0]), np.ones((1, 2))))
 
 
+@pytest.mark.parametrize("node", [[0, 1], [0, -2]], ids=["past the last row", "below -1"])
+def test_node_headroom_node_must_index_a_row_or_be_minus_one(node):
+    with pytest.raises(InfeasiblePlanError, match=r"node headroom: .* node must index its rows \(or be -1"):
+        solve_generic(Problem(**args()), headroom=NodeHeadroom(np.array(node), np.ones((1, 2))))
+
+
 def test_max_changes_names_the_forced_changes():
     minimum = np.array([[5.0, 9.0], [3.0, 2.0]])  # three floors above current
     with pytest.raises(InfeasiblePlanError,
