@@ -197,8 +197,22 @@ def test_plan_swaps_holds_recently_swapped_instances_and_small_changes():
     assert moved.any() and np.all(change[moved] >= np.maximum([0.5, 1.0], 0.2 * q.current)[moved])
 
 
-def test_plan_swaps_with_a_swap_limit_uses_the_generic_path():
-    q = operator_request(max_swaps=4, node_headroom=NodeHeadroom(np.arange(12) % 3, np.full((3, 2), 3.0)))
+def test_plan_swaps_with_a_swap_limit_uses_the_generic_path(monkeypatch):
+    calls = []
+
+    def spy(problem, headroom=None, max_changes=None):
+        calls.append((headroom, max_changes))
+        return solve_generic(problem, headroom=headroom, max_changes=max_changes)
+
+    monkeypatch.setattr(planning, "solve_generic", spy)
+    headroom = NodeHeadroom(np.arange(12) % 3, np.full((3, 2), 3.0))
+    q = operator_request(max_swaps=4, node_headroom=headroom)
     result = plan_swaps(q)
+    assert calls and all(h is headroom and k == 4 for h, k in calls)
     assert 0 < len(result.swaps) <= 4
+    used = np.zeros((3, 2))
+    np.add.at(used, headroom.node, result.allocation - q.current)
+    assert np.all(used <= headroom.free + 1e-7)
+    calls.clear()
     assert result.objective_after >= plan_swaps(operator_request()).objective_after - 1e-9
+    assert not calls  # without the extended constraints the fast path plans
