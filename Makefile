@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Builds (once, cached by version) etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, kwokctl and helm; installs Prometheus from Debian.
+# kube-scheduler, kubectl, kwok and helm (needs go >= 1.24); installs Prometheus from Debian.
 testbed:
 	bash hack/testbed.sh
 
