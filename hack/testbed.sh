@@ -32,7 +32,7 @@ complete() {
 }
 
 if [ "${1:-}" = "--print" ]; then
-  complete || { log "incomplete: run make testbed (hack/testbed.sh)"; exit 1; }
+  complete || { log "incomplete ($BIN, prometheus, promtool): run make testbed"; exit 1; }
   echo "$BIN"; exit 0
 fi
 

@@ -23,12 +23,13 @@ def free_port() -> int:
 
 
 def testbed_binaries() -> Path:
-    """The folder with the pinned binaries, building whatever is missing (hack/testbed.sh)."""
+    """The folder with the pinned binaries that `make testbed` (hack/testbed.sh) built.
+    Building them takes minutes and may need sudo, so it is not done here."""
     result = subprocess.run(
-        ["bash", str(REPO / "hack" / "testbed.sh")], capture_output=True, text=True
+        ["bash", str(REPO / "hack" / "testbed.sh"), "--print"], capture_output=True, text=True
     )
     if result.returncode != 0:
-        raise TestbedError(f"hack/testbed.sh failed:\n{result.stderr[-3000:]}")
+        raise TestbedError(f"the test bed is not built: run make testbed\n{result.stderr[-3000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
 
 
