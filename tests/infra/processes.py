@@ -1,19 +1,45 @@
 """Local server processes for the test bed: free loopback ports, logs, readiness, teardown."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 class TestbedError(RuntimeError):
     """The test bed could not be built or started; the message says which part and why."""
+
+
+class PollTimeout(TestbedError):
+    """poll() gave up: the condition did not hold in time."""
+
+
+def poll(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.25,
+         ignore: tuple[type[Exception], ...] = ()) -> T:
+    """Call `predicate()` until it returns something truthy, and return that; raise
+    PollTimeout naming `what` after `timeout` seconds. Exceptions listed in `ignore`
+    count as "not yet" (a TestbedError always propagates); others propagate."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            last = predicate()
+        except TestbedError:
+            raise
+        except ignore as error:
+            last = error
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise PollTimeout(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -43,12 +69,11 @@ class Process:
     popen: subprocess.Popen | None = field(default=None, init=False)
 
     def start(self) -> "Process":
-        log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ},
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self
 
     def running(self) -> bool:
@@ -61,17 +86,16 @@ class Process:
             return ""
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """poll() `ready` (its exceptions mean "not yet") while this process runs."""
+        def check() -> bool:
             if not self.running():
                 raise TestbedError(f"{self.name} exited before {what}:\n{self.log_tail()}")
-            try:
-                if ready():
-                    return
-            except Exception:  # not up yet: connection refused, 5xx, partial state
-                pass
-            time.sleep(0.25)
-        raise TestbedError(f"{self.name} not {what} after {timeout:.0f}s:\n{self.log_tail()}")
+            return ready()
+
+        try:
+            poll(check, timeout, f"{self.name} {what}", ignore=(Exception,))
+        except PollTimeout as error:
+            raise TestbedError(f"{error}:\n{self.log_tail()}") from None
 
     def stop(self, grace: float = 10) -> None:
         if not self.running():
@@ -82,3 +106,4 @@ class Process:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
