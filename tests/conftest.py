@@ -46,11 +46,11 @@ def testbed_bin() -> Path:
 
 
 def running(server):
-    """Start a test-bed server for a fixture: yield it, stop it afterwards."""
+    """Start a test-bed server for a fixture: yield it, stop it afterwards. (A start that
+    fails stops whatever it had started itself.)"""
     try:
         server.start()
     except TestbedError as error:
-        server.stop()
         unavailable(str(error))
     yield server
     server.stop()

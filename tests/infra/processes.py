@@ -6,7 +6,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Self, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -107,3 +107,43 @@ class Process:
             self.popen.kill()
             self.popen.wait()
 
+
+@dataclass
+class ProcessGroup:
+    """Servers started together and stopped together, last started first stopped.
+
+    start() runs the subclass's _start(); if that raises anything (a failed readiness
+    check, an API error, Ctrl-C), whatever it had spawned is stopped before the exception
+    propagates, so a failed start leaves nothing running. `on_spawn`, if set, is told of
+    each process as soon as it starts (hack/demo.py records pids with it)."""
+
+    processes: list[Process] = field(default_factory=list, kw_only=True)
+    on_spawn: Callable[[Process], None] | None = field(default=None, kw_only=True, repr=False)
+
+    @property
+    def log_dir(self) -> Path:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        process = Process(name, argv, self.log_dir / f"{name}.log")
+        self.processes.append(process)
+        process.start()
+        if self.on_spawn:
+            self.on_spawn(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
