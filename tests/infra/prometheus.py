@@ -10,7 +10,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .processes import Process, ProcessGroup, TestbedError, free_port
+from .processes import ProcessGroup, TestbedError, free_port
 from .traces import Workload, write_openmetrics
 
 
@@ -34,10 +34,6 @@ class Prometheus(ProcessGroup):
     @property
     def log_dir(self) -> Path:
         return self.workdir
-
-    @property
-    def process(self) -> Process | None:
-        return self.processes[0] if self.processes else None
 
     def _start(self) -> None:
         data = self.workdir / "tsdb"
