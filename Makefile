@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,aws]'
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 # Builds (once, cached by version) etcd, kube-apiserver, kube-controller-manager,
