@@ -78,13 +78,12 @@ def up() -> int:
         for process in reversed(started):
             process.stop()
         STATE.unlink(missing_ok=True)
+        say(f"{'failed: ' + str(error) if isinstance(error, Exception) else 'interrupted'}; "
+            f"stopped what had started (logs in {WORKDIR})")
         if isinstance(error, KeyboardInterrupt):
-            say("interrupted; stopped what had started")
             return 130
         if not isinstance(error, Exception):
             raise
-        say(f"failed: {error}")
-        say(f"stopped what had started; logs in {WORKDIR}")
         return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
