@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
+# The tests and hack/demo.py read the bundled traces from $(SHARED) too.
+export QM_SHARED := $(abspath $(SHARED))
 
 .PHONY: install testbed test crds demo demo-down bench bench-forecast bench-planner
 
@@ -11,11 +13,11 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,aws]'
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 # Builds (once, cached by version) etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, kwokctl and helm; installs Prometheus from Debian.
+# kube-scheduler, kubectl, kwok and helm (needs go >= 1.24); installs Prometheus from Debian.
 testbed:
 	bash hack/testbed.sh
 

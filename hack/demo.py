@@ -15,16 +15,19 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from infra.cluster import ControlPlane, SimulatedCluster  # noqa: E402
 from infra.operator import install_chart_rbac, start_operator  # noqa: E402
-from infra.processes import REPO, TestbedError, testbed_binaries  # noqa: E402
+from infra.processes import REPO, PollTimeout, Process, poll, testbed_binaries  # noqa: E402
 from infra.prometheus import Prometheus  # noqa: E402
 from infra.traces import bundled_workloads  # noqa: E402
 
 WORKDIR = REPO / ".demo"
-STATE = WORKDIR / "state.json"
+STATE = WORKDIR / "state.json"  # {"pids": [...]}, in start order, rewritten as each starts
+EXAMPLES = REPO / "examples"
 # Four fake nodes: enough room for examples/ and for the pool to show pressure when scaled.
 NODES = {"kwok-node-1": ("8", "32Gi"), "kwok-node-2": ("8", "32Gi"),
          "kwok-node-3": ("16", "64Gi"), "kwok-node-4": ("4", "16Gi")}
@@ -34,45 +37,57 @@ def say(message: str) -> None:
     print(f"demo: {message}", flush=True)
 
 
+def _record(started: list[Process]):
+    """An on_spawn hook: remember the process and rewrite STATE, so that `make demo-down`
+    finds every server even if this script dies half-way."""
+    def record(process: Process) -> None:
+        started.append(process)
+        STATE.write_text(json.dumps({"pids": [p.popen.pid for p in started]}))
+    return record
+
+
 def up() -> int:
     if STATE.exists():
         say(f"already running (state in {STATE}); `make demo-down` first")
         return 1
-    WORKDIR.mkdir(exist_ok=True)
-    say("building or reusing the test bed binaries (the first build takes a while)")
-    bin_dir = testbed_binaries()
-    processes = []
+    # No STATE: nothing of an earlier demo runs; drop its leftovers (etcd data, logs).
+    shutil.rmtree(WORKDIR, ignore_errors=True)
+    WORKDIR.mkdir()
+    started: list[Process] = []
+    record = _record(started)
+    # `kill` / `timeout` send SIGTERM: unwind through the cleanup below as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        plane = ControlPlane(bin_dir, WORKDIR / "cluster").start()
-        processes += plane.processes
-        cluster = SimulatedCluster(plane).start()
-        processes += cluster.processes
+        bin_dir = testbed_binaries()
+        plane = ControlPlane(bin_dir, WORKDIR / "cluster", on_spawn=record).start()
+        cluster = SimulatedCluster(plane, on_spawn=record).start()
         say(f"control plane at {plane.server}; kwok simulates the nodes")
-        prometheus = Prometheus(WORKDIR / "prometheus", bundled_workloads(end=time.time() - 60)).start()
-        processes.append(prometheus.process)
+        prometheus = Prometheus(WORKDIR / "prometheus", bundled_workloads(end=time.time() - 60),
+                                on_spawn=record).start()
         say(f"Prometheus at {prometheus.url}, backfilled with 14 days of the bundled traces")
         for name, (cpu, memory) in NODES.items():
             cluster.add_node(name, cpu, memory)
         plane.install_crds(REPO / "crds")
         kubeconfig = install_chart_rbac(plane, "demo", "quartermaster-system", WORKDIR / "operator.kubeconfig")
-        operator = start_operator(kubeconfig, WORKDIR / "operator.log",
-                                  "--resync-seconds=15")
-        processes.append(operator)
+        start_operator(kubeconfig, WORKDIR / "operator.log", "--resync-seconds=15", on_spawn=record)
         say("operator running with the chart's ServiceAccount")
-        plane.kubectl("apply", "-f", str(REPO / "examples" / "00-namespaces.yaml"))
-        _wait_for_default_accounts(plane, ["team-a", "team-b", "team-c"])
-        plane.kubectl("apply", "-f", str(REPO / "examples"))
-    except (TestbedError, OSError) as error:
-        for process in reversed(processes):
+        for namespace in _documents("00-namespaces.yaml", "Namespace"):
+            plane.create_namespace(namespace["metadata"]["name"], namespace["metadata"].get("labels"))
+        plane.kubectl("apply", "-f", str(EXAMPLES))
+    except BaseException as error:
+        for process in reversed(started):
             process.stop()
-        say(f"failed: {error}")
+        STATE.unlink(missing_ok=True)
+        say(f"{'failed: ' + str(error) if isinstance(error, Exception) else 'interrupted'}; "
+            f"stopped what had started (logs in {WORKDIR})")
+        if isinstance(error, KeyboardInterrupt):
+            return 130
+        if not isinstance(error, Exception):
+            raise
         return 1
-    STATE.write_text(json.dumps({
-        "pids": [p.popen.pid for p in processes],
-        "kubeconfig": str(plane.admin_kubeconfig),
-        "prometheus": prometheus.url,
-    }))
-    _wait_for_pool(plane, "general")
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _wait_for_pool(plane, "general", members=_example_replicas())
     print(plane.kubectl("get", "resourcepools", "-o", "wide").stdout)
     say("running. Try:")
     print(f"  export KUBECONFIG={plane.admin_kubeconfig}")
@@ -84,26 +99,28 @@ def up() -> int:
     return 0
 
 
-def _wait_for_default_accounts(plane: ControlPlane, namespaces: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    for namespace in namespaces:
-        while plane.kubectl("-n", namespace, "get", "serviceaccount", "default", check=False).returncode:
-            if time.monotonic() > deadline:
-                raise TestbedError(f"no default ServiceAccount in {namespace}")
-            time.sleep(0.5)
+def _documents(filename: str, kind: str) -> list[dict]:
+    docs = yaml.safe_load_all((EXAMPLES / filename).read_text())
+    return [doc for doc in docs if doc and doc.get("kind") == kind]
 
 
-def _wait_for_pool(plane: ControlPlane, name: str, timeout: float = 90) -> None:
+def _example_replicas() -> int:
+    """The pods examples/ runs, all of them in the example pool's team namespaces."""
+    return sum(d["spec"].get("replicas", 1) for d in _documents("10-workloads.yaml", "Deployment"))
+
+
+def _wait_for_pool(plane: ControlPlane, name: str, members: int, timeout: float = 90) -> None:
     """Until the pool is Ready and counts every example pod."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def settled() -> bool:
         result = plane.kubectl("get", "resourcepool", name, "-o", "json", check=False)
         status = json.loads(result.stdout or "{}").get("status", {})
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
-        if ready and status.get("members") == 6:
-            return
-        time.sleep(1)
-    say(f"pool {name} is not ready yet; see {WORKDIR / 'operator.log'}")
+        return ready and status.get("members") == members
+
+    try:
+        poll(settled, timeout, f"pool {name}", interval=1)
+    except PollTimeout:
+        say(f"pool {name} is not ready yet; see {WORKDIR / 'operator.log'}")
 
 
 def _alive(pid: int) -> bool:
@@ -118,10 +135,9 @@ def _terminate(pid: int, grace: float = 15) -> None:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _alive(pid):
+    try:
+        poll(lambda: not _alive(pid), grace, f"pid {pid} to exit", interval=0.2)
+    except PollTimeout:
         os.killpg(pid, signal.SIGKILL)
 
 

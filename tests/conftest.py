@@ -11,7 +11,7 @@ import pytest
 
 from infra.cluster import ControlPlane, SimulatedCluster
 from infra.operator import install_chart_rbac, render_chart, start_operator
-from infra.processes import REPO, TestbedError, free_port, testbed_binaries
+from infra.processes import REPO, PollTimeout, TestbedError, free_port, poll, testbed_binaries
 from infra.prometheus import Prometheus
 from infra.traces import bundled_workloads
 
@@ -28,15 +28,13 @@ def unavailable(reason: str):
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
-    """Poll until `predicate()` returns something truthy; fail naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    """poll() until `predicate()` returns something truthy, and return it; fail the test
+    naming `what` otherwise."""
+    try:
+        return poll(predicate, timeout, what, interval)
+    except PollTimeout as error:
+        message = str(error)
+    pytest.fail(message)
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +46,11 @@ def testbed_bin() -> Path:
 
 
 def running(server):
-    """Start a test-bed server for a fixture: yield it, stop it afterwards."""
+    """Start a test-bed server for a fixture: yield it, stop it afterwards. (A start that
+    fails stops whatever it had started itself.)"""
     try:
         server.start()
     except TestbedError as error:
-        server.stop()
         unavailable(str(error))
     yield server
     server.stop()

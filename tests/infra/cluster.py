@@ -4,6 +4,7 @@ rest of a kwok-simulated cluster (controller-manager, scheduler, kwok faking nod
 from __future__ import annotations
 
 import base64
+import json
 import ssl
 import subprocess
 import urllib.request
@@ -13,7 +14,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config
 
-from .processes import Process, TestbedError, free_port
+from .processes import Process, ProcessGroup, TestbedError, free_port, poll
 
 ADMIN_TOKEN = "quartermaster-testbed-admin"
 KWOK_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
@@ -55,13 +56,12 @@ def kubeconfig_document(server: str, ca_file: Path, token: str, user: str) -> di
 
 
 @dataclass
-class ControlPlane:
+class ControlPlane(ProcessGroup):
     """etcd and kube-apiserver with RBAC authorization on; an admin kubeconfig."""
 
     bin_dir: Path
     workdir: Path
     port: int = field(default_factory=free_port)
-    processes: list[Process] = field(default_factory=list)
 
     @property
     def server(self) -> str:
@@ -75,12 +75,11 @@ class ControlPlane:
     def admin_kubeconfig(self) -> Path:
         return self.workdir / "admin.kubeconfig"
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
-        process = Process(name, argv, self.workdir / f"{name}.log").start()
-        self.processes.append(process)
-        return process
+    @property
+    def log_dir(self) -> Path:
+        return self.workdir
 
-    def start(self) -> "ControlPlane":
+    def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         make_pki(self.pki)
         etcd_client, etcd_peer = free_port(), free_port()
@@ -123,7 +122,6 @@ class ControlPlane:
             return urllib.request.urlopen(request, timeout=2, context=context).status == 200
 
         apiserver.wait_until(ready, 120, "ready")
-        return self
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 kubeconfig: Path | None = None) -> subprocess.CompletedProcess:
@@ -156,29 +154,43 @@ class ControlPlane:
             self.server, self.pki / "ca.crt", token, f"system:serviceaccount:{namespace}:{name}")))
         return path
 
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-        self.processes.clear()
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None,
+                         timeout: float = 120, made_by: Process | None = None) -> None:
+        """Create the namespace (or update its labels) and wait for its default
+        ServiceAccount, which the controller-manager makes and Pods cannot do without.
+        With `made_by` (the controller-manager), fail early if that process exits."""
+        metadata = {"name": name, **({"labels": labels} if labels else {})}
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+        self.kubectl("apply", "-f", "-", input=json.dumps(namespace))
+        with self.api_client() as api:
+            core = client.CoreV1Api(api)
+
+            def has_default_account() -> bool:
+                return core.read_namespaced_service_account("default", name) is not None
+
+            if made_by:
+                made_by.wait_until(has_default_account, timeout,
+                                   f"serving (no default ServiceAccount in {name} yet)")
+            else:
+                poll(has_default_account, timeout, f"the default ServiceAccount in {name}",
+                     interval=0.5, ignore=(client.ApiException,))
 
 
 @dataclass
-class SimulatedCluster:
+class SimulatedCluster(ProcessGroup):
     """controller-manager, scheduler and kwok on a ControlPlane: Deployments get Pods
     scheduled onto fake Nodes, and kwok marks them Running."""
 
     control_plane: ControlPlane
-    processes: list[Process] = field(default_factory=list)
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
-        process = Process(name, argv, self.control_plane.workdir / f"{name}.log").start()
-        self.processes.append(process)
-        return process
+    @property
+    def log_dir(self) -> Path:
+        return self.control_plane.workdir
 
-    def start(self) -> "SimulatedCluster":
+    def _start(self) -> None:
         cp = self.control_plane
         kubeconfig = f"--kubeconfig={cp.admin_kubeconfig}"
-        self._spawn("kube-controller-manager", [
+        controller_manager = self._spawn("kube-controller-manager", [
             str(cp.bin_dir / "kube-controller-manager"), kubeconfig,
             "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false",
             f"--service-account-private-key-file={cp.pki / 'sa.key'}",
@@ -193,17 +205,13 @@ class SimulatedCluster:
         self._spawn("kwok", [
             str(cp.bin_dir / "kwok"), kubeconfig,
             "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--manage-nodes-with-annotation-selector="
+            + ",".join(f"{key}={value}" for key, value in KWOK_NODE_ANNOTATION.items()),
             f"--server-address=127.0.0.1:{free_port()}",
             "--cidr=10.244.0.0/16", "--node-ip=10.1.0.1",
         ])
-        with cp.api_client() as api:
-            core = client.CoreV1Api(api)
-            # Pods need the namespace's default ServiceAccount, which the controller-manager makes.
-            self.processes[0].wait_until(
-                lambda: core.read_namespaced_service_account("default", "default") is not None,
-                120, "serving (no default ServiceAccount yet)")
-        return self
+        # Serving once the default namespace has its ServiceAccount (and Pods can run there).
+        cp.create_namespace("default", made_by=controller_manager)
 
     def add_node(self, name: str, cpu: str, memory: str, pods: int = 110,
                  labels: dict[str, str] | None = None, gpu: int = 0) -> None:
@@ -218,8 +226,3 @@ class SimulatedCluster:
         )
         with self.control_plane.api_client() as api:
             client.CoreV1Api(api).create_node(node)
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-        self.processes.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -33,9 +34,18 @@ def install_chart_rbac(control_plane: ControlPlane, release: str, namespace: str
     return control_plane.kubeconfig_for_service_account(namespace, account, path)
 
 
-def start_operator(kubeconfig: Path, log: Path, *args: str) -> Process:
+def start_operator(kubeconfig: Path, log: Path, *args: str,
+                   on_spawn: Callable[[Process], None] | None = None) -> Process:
+    """`quartermaster run`, returned once Kopf has configured itself; stopped again if
+    that fails or is interrupted. `on_spawn` is told of the process as soon as it starts."""
     process = Process("quartermaster", [
         sys.executable, "-m", "quartermaster.operator.cli", "run", f"--kubeconfig={kubeconfig}", *args,
     ], log).start()
-    process.wait_until(lambda: "Activity 'configure' succeeded" in process.log_tail(20000), 60, "started")
+    try:
+        if on_spawn:
+            on_spawn(process)
+        process.wait_until(lambda: "Activity 'configure' succeeded" in process.log_tail(20000), 60, "started")
+    except BaseException:
+        process.stop()
+        raise
     return process

@@ -1,19 +1,45 @@
 """Local server processes for the test bed: free loopback ports, logs, readiness, teardown."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Self, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 class TestbedError(RuntimeError):
     """The test bed could not be built or started; the message says which part and why."""
+
+
+class PollTimeout(TestbedError):
+    """poll() gave up: the condition did not hold in time."""
+
+
+def poll(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.25,
+         ignore: tuple[type[Exception], ...] = ()) -> T:
+    """Call `predicate()` until it returns something truthy, and return that; raise
+    PollTimeout naming `what` after `timeout` seconds. Exceptions listed in `ignore`
+    count as "not yet" (a TestbedError always propagates); others propagate."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            last = predicate()
+        except TestbedError:
+            raise
+        except ignore as error:
+            last = error
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            raise PollTimeout(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -23,12 +49,13 @@ def free_port() -> int:
 
 
 def testbed_binaries() -> Path:
-    """The folder with the pinned binaries, building whatever is missing (hack/testbed.sh)."""
+    """The folder with the pinned binaries that `make testbed` (hack/testbed.sh) built.
+    Building them takes minutes and may need sudo, so it is not done here."""
     result = subprocess.run(
-        ["bash", str(REPO / "hack" / "testbed.sh")], capture_output=True, text=True
+        ["bash", str(REPO / "hack" / "testbed.sh"), "--print"], capture_output=True, text=True
     )
     if result.returncode != 0:
-        raise TestbedError(f"hack/testbed.sh failed:\n{result.stderr[-3000:]}")
+        raise TestbedError(f"the test bed is not built: run make testbed\n{result.stderr[-3000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
 
 
@@ -42,12 +69,11 @@ class Process:
     popen: subprocess.Popen | None = field(default=None, init=False)
 
     def start(self) -> "Process":
-        log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ},
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self
 
     def running(self) -> bool:
@@ -60,17 +86,16 @@ class Process:
             return ""
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """poll() `ready` (its exceptions mean "not yet") while this process runs."""
+        def check() -> bool:
             if not self.running():
                 raise TestbedError(f"{self.name} exited before {what}:\n{self.log_tail()}")
-            try:
-                if ready():
-                    return
-            except Exception:  # not up yet: connection refused, 5xx, partial state
-                pass
-            time.sleep(0.25)
-        raise TestbedError(f"{self.name} not {what} after {timeout:.0f}s:\n{self.log_tail()}")
+            return ready()
+
+        try:
+            poll(check, timeout, f"{self.name} {what}", ignore=(Exception,))
+        except PollTimeout as error:
+            raise TestbedError(f"{error}:\n{self.log_tail()}") from None
 
     def stop(self, grace: float = 10) -> None:
         if not self.running():
@@ -81,3 +106,44 @@ class Process:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
+
+@dataclass
+class ProcessGroup:
+    """Servers started together and stopped together, last started first stopped.
+
+    start() runs the subclass's _start(); if that raises anything (a failed readiness
+    check, an API error, Ctrl-C), whatever it had spawned is stopped before the exception
+    propagates, so a failed start leaves nothing running. `on_spawn`, if set, is told of
+    each process as soon as it starts (hack/demo.py records pids with it)."""
+
+    processes: list[Process] = field(default_factory=list, kw_only=True)
+    on_spawn: Callable[[Process], None] | None = field(default=None, kw_only=True, repr=False)
+
+    @property
+    def log_dir(self) -> Path:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        process = Process(name, argv, self.log_dir / f"{name}.log")
+        self.processes.append(process)
+        process.start()
+        if self.on_spawn:
+            self.on_spawn(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()

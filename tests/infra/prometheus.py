@@ -10,7 +10,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .processes import Process, TestbedError, free_port
+from .processes import ProcessGroup, TestbedError, free_port
 from .traces import Workload, write_openmetrics
 
 
@@ -22,17 +22,20 @@ def _tool(name: str) -> str:
 
 
 @dataclass
-class Prometheus:
+class Prometheus(ProcessGroup):
     workdir: Path
     workloads: list[Workload]
     port: int = field(default_factory=free_port)
-    process: Process | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Prometheus":
+    @property
+    def log_dir(self) -> Path:
+        return self.workdir
+
+    def _start(self) -> None:
         data = self.workdir / "tsdb"
         data.mkdir(parents=True, exist_ok=True)
         metrics = self.workdir / "backfill.om"
@@ -46,15 +49,13 @@ class Prometheus:
         metrics.unlink()
         config = self.workdir / "prometheus.yml"
         config.write_text("global:\n  scrape_interval: 30s\nscrape_configs: []\n")
-        self.process = Process("prometheus", [
+        prometheus = self._spawn("prometheus", [
             _tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data}",
             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=30d",
-            "--web.enable-lifecycle",
-        ], self.workdir / "prometheus.log").start()
-        self.process.wait_until(
+        ])
+        prometheus.wait_until(
             lambda: urllib.request.urlopen(f"{self.url}/-/ready", timeout=2).status == 200,
             120, "ready")
-        return self
 
     def query(self, promql: str, at: float | None = None) -> list[dict]:
         params = {"query": promql, "time": f"{time.time() if at is None else at:.3f}"}
@@ -64,7 +65,3 @@ class Prometheus:
         if body.get("status") != "success":
             raise TestbedError(f"query {promql!r} failed: {body}")
         return body["data"]["result"]
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()

@@ -1,4 +1,4 @@
-"""Real traces (../shared/data/traces) turned into Kubernetes container metrics.
+"""Real traces ($QM_SHARED/data/traces) turned into Kubernetes container metrics.
 
 Each trace becomes one workload's container: its usage in cores is the trace scaled to
 `peak_cores` at the trace's own maximum (CPU-percent traces map 100 % to `peak_cores`), and
@@ -8,13 +8,17 @@ that the last sample lands at `end`, so the history is "recent" for the Promethe
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces"
+# The shared data folder: $QM_SHARED (the Makefile exports its SHARED), else ../shared
+# beside the repository.
+SHARED = Path(os.environ.get("QM_SHARED") or Path(__file__).resolve().parents[3] / "shared")
+TRACES = SHARED / "data" / "traces"
 
 
 @dataclass(frozen=True)
