@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegative
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
 
+from quartermaster.planner.priority import PriorityClass
+
 GROUP = "quartermaster.dev"
 VERSION = "v1alpha1"
 
@@ -206,13 +208,6 @@ class ResourcePool(Model):
 
 
 # ---- Quota ----------------------------------------------------------------------------
-
-class PriorityClass(str, Enum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
 
 class TeamLabel(Model):
     key: str = Field(min_length=1)
