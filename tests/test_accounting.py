@@ -101,3 +101,12 @@ def test_invalid_spec_gives_a_condition_naming_the_field_and_no_figures():
     assert "capacity" not in status and "requested" not in status, "nothing computed from a bad spec"
     assert ready_transition([], status["conditions"]) == ready
     assert ready_transition(status["conditions"], status["conditions"]) is None
+
+
+def test_only_unobserved_specs_wake_the_pool_reconcilers():
+    from quartermaster.operator.resourcepool import spec_not_yet_observed
+
+    assert spec_not_yet_observed({"metadata": {"generation": 1}}), "a new pool, no status yet"
+    assert spec_not_yet_observed({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}})
+    assert not spec_not_yet_observed({"metadata": {"generation": 2}, "status": {"observedGeneration": 2}}), \
+        "the reconciler's own status patch"

@@ -115,6 +115,17 @@ def test_pool_without_matching_nodes_says_why(cluster_with_workload, kubectl):
     assert "no schedulable node matches" in described
 
 
+def test_spec_change_is_reconciled(cluster_with_workload, kubectl):
+    kubectl("apply", "-f", "-", input=json.dumps(pool("e2e-retarget", {"pool": "nowhere"})))
+    wait_for(lambda: pool_status(kubectl, "e2e-retarget").get("observedGeneration") == 1, 60, "the first status")
+    kubectl("patch", "resourcepool", "e2e-retarget", "--type=merge",
+            "-p", json.dumps({"spec": {"nodeSelector": {"matchLabels": {"pool": "e2e"}}}}))
+    status = wait_for(lambda: (s := pool_status(kubectl, "e2e-retarget")).get("observedGeneration") == 2 and s,
+                      60, "the new selector to be reconciled")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Reconciled") and status["nodes"] >= 3
+
+
 def test_new_node_raises_capacity(cluster_with_workload, sim_cluster, kubectl):
     wait_for(lambda: pool_status(kubectl, "e2e").get("nodes") == 3, 60, "the pool to be reconciled")
     sim_cluster.add_node("e2e-node-4", "2", "4Gi", pods=10, labels={"pool": "e2e"}, gpu=2)
