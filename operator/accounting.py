@@ -11,7 +11,8 @@ from quartermaster.operator.models import PressureLevel, PressureThresholds, Res
 from quartermaster.operator.quantities import RESOURCES, to_float
 from quartermaster.operator.selectors import matches
 
-# Nodes of a provider's node pool carry this label (set by the providers that create them).
+# Nodes of a provider's node pool carry this label (to be set by the node-pool providers,
+# which are planned: only their protocol exists so far).
 NODE_POOL_LABEL = "quartermaster.dev/node-pool"
 _TERMINAL_PHASES = ("Succeeded", "Failed")
 # Pod-level requests (PodLevelResources) the scheduler honours, of the resources counted here.
