@@ -11,9 +11,12 @@ from quartermaster.operator.models import PressureLevel, PressureThresholds, Res
 from quartermaster.operator.quantities import RESOURCES, to_float
 from quartermaster.operator.selectors import matches
 
-# Nodes of a provider's node pool carry this label (set by the providers that create them).
+# Nodes of a provider's node pool carry this label (to be set by the node-pool providers,
+# which are planned: only their protocol exists so far).
 NODE_POOL_LABEL = "quartermaster.dev/node-pool"
 _TERMINAL_PHASES = ("Succeeded", "Failed")
+# Pod-level requests (PodLevelResources) the scheduler honours, of the resources counted here.
+_POD_LEVEL_RESOURCES = ("cpu", "memory")
 
 
 @dataclass(frozen=True)
@@ -58,16 +61,40 @@ def node_record(name: str, labels: Mapping[str, str], spec: Mapping, status: Map
 
 
 def pod_requests(spec: Mapping) -> dict[str, float]:
-    """The scheduler's effective request: max(sum of containers, largest init container)
-    plus pod overhead; every pod also takes one of its node's `pods`."""
-    containers = [_resource_amounts((c.get("resources") or {}).get("requests")) for c in spec.get("containers") or []]
-    inits = [_resource_amounts((c.get("resources") or {}).get("requests")) for c in spec.get("initContainers") or []]
+    """The scheduler's effective request (k8s.io/component-helpers resource.PodRequests).
+
+    Running: the containers plus the native sidecars (init containers with
+    `restartPolicy: Always`), which keep running. Each init step needs its own request plus
+    the sidecars started before it (a sidecar's own step, the sidecars so far). The pod needs
+    the larger of the two; pod-level `spec.resources.requests` replace that for cpu and
+    memory; overhead comes on top. Every pod also takes one of its node's `pods`.
+    (While an in-place resize is in flight the scheduler also counts the container status's
+    resources; this counts the spec's.)
+    """
+    def requests(container: Mapping) -> dict[str, float]:
+        return _resource_amounts((container.get("resources") or {}).get("requests"))
+
+    containers = [requests(c) for c in spec.get("containers") or []]
+    inits = [(requests(c), c.get("restartPolicy") == "Always") for c in spec.get("initContainers") or []]
+    pod_level = _resource_amounts((spec.get("resources") or {}).get("requests"))
     overhead = _resource_amounts(spec.get("overhead"))
     total = {}
     for resource in RESOURCES:
         running = sum(c.get(resource, 0.0) for c in containers)
-        init = max((c.get(resource, 0.0) for c in inits), default=0.0)
-        total[resource] = max(running, init) + overhead.get(resource, 0.0)
+        sidecars = init_peak = 0.0
+        for amounts, sidecar in inits:
+            amount = amounts.get(resource, 0.0)
+            if sidecar:
+                running += amount
+                sidecars += amount
+                step = sidecars
+            else:
+                step = amount + sidecars
+            init_peak = max(init_peak, step)
+        effective = max(running, init_peak)
+        if resource in _POD_LEVEL_RESOURCES and resource in pod_level:
+            effective = pod_level[resource]
+        total[resource] = effective + overhead.get(resource, 0.0)
     total["pods"] = 1.0
     return total
 

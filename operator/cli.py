@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG or ~/.kube/config")
     run.add_argument("--resync-seconds", type=float, default=OperatorSettings().resync_seconds)
     run.add_argument("--liveness-port", type=int, help="serve /healthz on this port")
-    run.add_argument("--peering", help="Kopf peering name for leader election (default: standalone)")
+    run.add_argument("--peering", help="Kopf peering name: pause while a higher-priority peer runs "
+                                       "(not leader election; the ClusterKopfPeering must exist). "
+                                       "Default: standalone")
     run.add_argument("--verbose", action="store_true")
     crds = commands.add_parser("crds", help="write the CRD manifests generated from the models")
     crds.add_argument("folder", nargs="?", default="crds")

@@ -22,7 +22,3 @@ def set_condition(conditions: list[dict], type_: str, status: bool, reason: str,
         "observedGeneration": generation,
     }
     return [c for c in conditions if c.get("type") != type_] + [condition]
-
-
-def is_true(conditions: list[dict], type_: str) -> bool:
-    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)

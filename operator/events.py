@@ -6,11 +6,12 @@ files Node events: in "default", with an involvedObject that has no namespace.
 """
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 from typing import Mapping
 
 from kubernetes import client
+
+from quartermaster.operator import kube
 
 COMPONENT = "quartermaster"
 
@@ -36,5 +37,4 @@ def event_for(body: Mapping, reason: str, message: str, warning: bool = False) -
 
 
 async def record(body: Mapping, reason: str, message: str, warning: bool = False) -> None:
-    event = event_for(body, reason, message, warning)
-    await asyncio.to_thread(client.CoreV1Api().create_namespaced_event, event.metadata.namespace, event)
+    await kube.create_event(event_for(body, reason, message, warning))

@@ -1,7 +1,9 @@
-"""The Kubernetes client: configuration and the status writes handlers make."""
+"""The Kubernetes client: configuration, one shared ApiClient, and every write handlers make
+(status patches and Events)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from typing import Any, Optional
 
@@ -18,7 +20,26 @@ def load(kubeconfig: Optional[str]) -> None:
         config.load_kube_config(config_file=kubeconfig)
 
 
+@functools.cache
+def api_client() -> client.ApiClient:
+    """One client (one connection pool, one TLS session per connection) for the process.
+
+    Built on first use, from the default configuration as it is then: after `load()` and
+    Kopf's login, which both fill it. It is always called from the event loop's thread,
+    so no two threads race to build it; urllib3's pool is safe to share with the worker
+    threads the calls run in. Credentials that expire are refreshed by the configuration's
+    own hook on each request.
+    """
+    return client.ApiClient()
+
+
 async def patch_cluster_status(plural: str, name: str, status: dict[str, Any]) -> None:
     """Merge-patch a cluster-scoped object's status subresource (the operator never writes spec)."""
-    await asyncio.to_thread(client.CustomObjectsApi().patch_cluster_custom_object_status,
-                            GROUP, VERSION, plural, name, {"status": status})
+    api = client.CustomObjectsApi(api_client())
+    await asyncio.to_thread(api.patch_cluster_custom_object_status, GROUP, VERSION, plural, name, {"status": status})
+
+
+async def create_event(event: client.CoreV1Event) -> None:
+    """File a core/v1 Event in its metadata's namespace."""
+    api = client.CoreV1Api(api_client())
+    await asyncio.to_thread(api.create_namespaced_event, event.metadata.namespace, event)

@@ -9,9 +9,11 @@ import re
 from enum import Enum
 from typing import Annotated, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
+
+from quartermaster.planner.priority import PriorityClass
 
 GROUP = "quartermaster.dev"
 VERSION = "v1alpha1"
@@ -57,7 +59,9 @@ class Model(BaseModel):
 
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
-Seconds = Annotated[int, Field(ge=0)]
+Seconds = NonNegativeInt
+Quantile = Annotated[float, Field(gt=0, lt=1)]
+HorizonSeconds = Annotated[int, Field(ge=60)]
 
 
 # ---- shared pieces ----------------------------------------------------------------
@@ -97,6 +101,23 @@ class Condition(Model):
 
 class ObjectReference(Model):
     name: str = Field(min_length=1)
+
+
+class Status(Model):
+    """What every kind's status carries."""
+
+    observed_generation: Optional[int] = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+# Printer columns every kind ends with (SwapPlan, which shows its phase, has no Ready).
+READY_COLUMN = {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}
+AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def kind_columns(*own: dict, ready: bool = True) -> list[dict]:
+    """A kind's own columns, then Ready (unless `ready` is false) and Age; fresh dicts each time."""
+    return [dict(c) for c in (*own, *([READY_COLUMN] if ready else []), AGE_COLUMN)]
 
 
 # ---- ResourcePool -------------------------------------------------------------------
@@ -156,8 +177,7 @@ class ResourcePoolSpec(Model):
     pressure_thresholds: PressureThresholds = Field(default_factory=PressureThresholds)
 
 
-class ResourcePoolStatus(Model):
-    observed_generation: Optional[int] = None
+class ResourcePoolStatus(Status):
     capacity: Optional[ResourceList] = None
     requested: Optional[ResourceList] = None
     used: Optional[ResourceList] = None
@@ -166,7 +186,6 @@ class ResourcePoolStatus(Model):
     pressure: dict[str, PressureLevel] = Field(default_factory=dict)
     nodes: int = 0
     members: int = 0
-    conditions: list[Condition] = Field(default_factory=list)
 
 
 class ResourcePool(Model):
@@ -174,7 +193,7 @@ class ResourcePool(Model):
     plural: ClassVar[str] = "resourcepools"
     short_names: ClassVar[list[str]] = ["rpool"]
     namespaced: ClassVar[bool] = False
-    printer_columns: ClassVar[list[dict]] = [
+    printer_columns: ClassVar[list[dict]] = kind_columns(
         {"name": "CPU", "type": "string", "jsonPath": ".status.capacity.cpu", "description": "Allocatable CPU"},
         {"name": "CPU-Req", "type": "string", "jsonPath": ".status.requested.cpu"},
         {"name": "Memory", "type": "string", "jsonPath": ".status.capacity.memory"},
@@ -183,21 +202,12 @@ class ResourcePool(Model):
         {"name": "Members", "type": "integer", "jsonPath": ".status.members"},
         {"name": "Pressure", "type": "string", "jsonPath": ".status.pressure.cpu", "priority": 1},
         {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy", "priority": 1},
-        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    ]
+    )
     spec: ResourcePoolSpec = Field(default_factory=ResourcePoolSpec)
     status: Optional[ResourcePoolStatus] = None
 
 
 # ---- Quota ----------------------------------------------------------------------------
-
-class PriorityClass(str, Enum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
 
 class TeamLabel(Model):
     key: str = Field(min_length=1)
@@ -214,14 +224,14 @@ class QuotaLimits(Model):
     cpu: Optional[Quantity] = None
     memory: Optional[Quantity] = None
     gpu: Optional[Quantity] = Field(default=None, alias="nvidia.com/gpu")
-    pods: Optional[Annotated[int, Field(ge=0)]] = None
-    concurrent_workloads: Optional[Annotated[int, Field(ge=0)]] = None
+    pods: Optional[NonNegativeInt] = None
+    concurrent_workloads: Optional[NonNegativeInt] = None
     storage: Optional[Quantity] = None
 
 
 class CostBudget(Model):
-    daily: Optional[Annotated[float, Field(ge=0)]] = None
-    monthly: Optional[Annotated[float, Field(ge=0)]] = None
+    daily: Optional[NonNegativeFloat] = None
+    monthly: Optional[NonNegativeFloat] = None
     currency: str = "USD"
 
 
@@ -230,7 +240,7 @@ class QuotaSpec(Model):
     hard: QuotaLimits = Field(default_factory=QuotaLimits)
     budget: Optional[CostBudget] = None
     priority_class: PriorityClass = PriorityClass.NORMAL
-    fair_share_weight: Annotated[float, Field(gt=0)] = 1.0
+    fair_share_weight: PositiveFloat = 1.0
     borrow_idle: bool = False
 
 
@@ -239,13 +249,11 @@ class CostSpent(Model):
     this_month: float = 0.0
 
 
-class QuotaStatus(Model):
-    observed_generation: Optional[int] = None
+class QuotaStatus(Status):
     usage: Optional[QuotaLimits] = None
     remaining: Optional[QuotaLimits] = None
     cost: Optional[CostSpent] = None
     owned_objects: list[str] = Field(default_factory=list)
-    conditions: list[Condition] = Field(default_factory=list)
 
 
 class Quota(Model):
@@ -254,15 +262,13 @@ class Quota(Model):
     # `quota` is ResourceQuota's short name; ours must not collide with it.
     short_names: ClassVar[list[str]] = ["qmquota"]
     namespaced: ClassVar[bool] = False
-    printer_columns: ClassVar[list[dict]] = [
+    printer_columns: ClassVar[list[dict]] = kind_columns(
         {"name": "Priority", "type": "string", "jsonPath": ".spec.priorityClass"},
         {"name": "CPU", "type": "string", "jsonPath": ".spec.hard.cpu"},
         {"name": "CPU-Used", "type": "string", "jsonPath": ".status.usage.cpu"},
         {"name": "Budget-Day", "type": "number", "jsonPath": ".spec.budget.daily", "priority": 1},
         {"name": "Spent-Day", "type": "number", "jsonPath": ".status.cost.today", "priority": 1},
-        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    ]
+    )
     spec: QuotaSpec
     status: Optional[QuotaStatus] = None
 
@@ -293,15 +299,15 @@ class ScalingStep(Model):
 
 
 class ForecastSettings(Model):
-    horizon_seconds: Annotated[int, Field(ge=60)] = 900
-    quantile: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    horizon_seconds: HorizonSeconds = 900
+    quantile: Quantile = 0.9
 
 
 class ScalingPolicySpec(Model):
     target_ref: ScaleTargetReference
     signals: list[Signal] = Field(min_length=1)
     mode: ScalingMode = ScalingMode.REACTIVE
-    min_replicas: Annotated[int, Field(ge=0)] = 1
+    min_replicas: NonNegativeInt = 1
     max_replicas: Annotated[int, Field(ge=1)] = 10
     scale_up: ScalingStep = Field(default_factory=ScalingStep)
     scale_down: ScalingStep = Field(default_factory=ScalingStep)
@@ -319,14 +325,12 @@ class LastAction(Model):
     time: str
 
 
-class ScalingPolicyStatus(Model):
-    observed_generation: Optional[int] = None
+class ScalingPolicyStatus(Status):
     recommendation: Optional[Recommendation] = None
     confidence: Optional[Fraction] = None
     reasoning: Optional[str] = None
     forecast: list[float] = Field(default_factory=list)
     last_action: Optional[LastAction] = None
-    conditions: list[Condition] = Field(default_factory=list)
 
 
 class ScalingPolicy(Model):
@@ -334,14 +338,12 @@ class ScalingPolicy(Model):
     plural: ClassVar[str] = "scalingpolicies"
     short_names: ClassVar[list[str]] = ["spol"]
     namespaced: ClassVar[bool] = True
-    printer_columns: ClassVar[list[dict]] = [
+    printer_columns: ClassVar[list[dict]] = kind_columns(
         {"name": "Target", "type": "string", "jsonPath": ".spec.targetRef.name"},
         {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.recommendation.replicas"},
         {"name": "Confidence", "type": "number", "jsonPath": ".status.confidence"},
-        {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    ]
+    )
     spec: ScalingPolicySpec
     status: Optional[ScalingPolicyStatus] = None
 
@@ -365,9 +367,9 @@ class SwapPhase(str, Enum):
 
 
 class ObjectiveWeights(Model):
-    shortfall: Annotated[float, Field(ge=0)] = 10.0
-    waste: Annotated[float, Field(ge=0)] = 1.0
-    move: Annotated[float, Field(ge=0)] = 0.1
+    shortfall: NonNegativeFloat = 10.0
+    waste: NonNegativeFloat = 1.0
+    move: NonNegativeFloat = 0.1
 
 
 class SwapConstraints(Model):
@@ -382,8 +384,8 @@ class RollbackGuard(Model):
 
 class SwapPlanSpec(Model):
     pool_ref: ObjectReference
-    horizon_seconds: Annotated[int, Field(ge=60)] = 1800
-    quantile: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    horizon_seconds: HorizonSeconds = 1800
+    quantile: Quantile = 0.9
     weights: ObjectiveWeights = Field(default_factory=ObjectiveWeights)
     constraints: SwapConstraints = Field(default_factory=SwapConstraints)
     approval: ApprovalMode = ApprovalMode.DRY_RUN
@@ -408,14 +410,12 @@ class SwapHistoryEntry(Model):
     swaps: int
 
 
-class SwapPlanStatus(Model):
-    observed_generation: Optional[int] = None
+class SwapPlanStatus(Status):
     phase: SwapPhase = SwapPhase.PENDING
     swaps: list[Swap] = Field(default_factory=list)
     objective: Optional[Objective] = None
     risk: Optional[Fraction] = None
     history: list[SwapHistoryEntry] = Field(default_factory=list, max_length=20)
-    conditions: list[Condition] = Field(default_factory=list)
 
 
 class SwapPlan(Model):
@@ -423,13 +423,13 @@ class SwapPlan(Model):
     plural: ClassVar[str] = "swapplans"
     short_names: ClassVar[list[str]] = ["swplan"]
     namespaced: ClassVar[bool] = False
-    printer_columns: ClassVar[list[dict]] = [
+    printer_columns: ClassVar[list[dict]] = kind_columns(
         {"name": "Pool", "type": "string", "jsonPath": ".spec.poolRef.name"},
         {"name": "Approval", "type": "string", "jsonPath": ".spec.approval"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Risk", "type": "number", "jsonPath": ".status.risk"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    ]
+        ready=False,
+    )
     spec: SwapPlanSpec
     status: Optional[SwapPlanStatus] = None
 

@@ -76,7 +76,16 @@ def _without_timestamps(status: dict) -> dict:
     return {**status, "conditions": conditions}
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
+def spec_not_yet_observed(body, **_) -> bool:
+    """True unless the status already reflects the spec: the daemons' own status patches
+    come back as watch events with `observedGeneration == generation`, and must not wake
+    them again. A spec change (selectors included) raises `generation`, so it passes; a new
+    pool has no status yet, so it passes too."""
+    generation = body.get("metadata", {}).get("generation")
+    return generation is None or (body.get("status") or {}).get("observedGeneration") != generation
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=spec_not_yet_observed)
 async def on_pool_event(**_):
     await cluster_changed.notify()
 

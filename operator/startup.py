@@ -1,8 +1,6 @@
 """Kopf's own settings, applied at operator start-up."""
 from __future__ import annotations
 
-import logging
-
 import kopf
 
 from quartermaster.operator.models import GROUP
@@ -18,6 +16,5 @@ def configure(settings: kopf.OperatorSettings, **_):
     # Resources are discovered once at start-up: the chart installs the CRDs first, and
     # watching CustomResourceDefinitions would need a permission the operator has no use for.
     settings.scanning.disabled = True
-    settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -22,6 +22,29 @@ def test_effective_request_takes_the_larger_of_init_and_running_containers():
     assert requests["pods"] == 1 and requests["nvidia.com/gpu"] == 0
 
 
+def test_native_sidecars_run_beside_the_containers_and_under_every_later_init_step():
+    # Known answer, worked as k8s.io/component-helpers resource.PodRequests does:
+    #   running = app + sidecar = 1 + 0.5 cpu, 256 + 128 Mi;
+    #   init steps: setup = 2 cpu, 64Mi; sidecar = 0.5 cpu, 128Mi; migrate = 1.8 + 0.5 cpu, 64 + 128 Mi;
+    #   cpu = max(1.5, 2, 0.5, 2.3) + 0.1 overhead = 2.4; memory = max(384, 64, 128, 192) Mi = 384Mi.
+    sidecar = {**container("500m", "128Mi"), "restartPolicy": "Always"}
+    spec = {"containers": [container("1", "256Mi")],
+            "initContainers": [container("2", "64Mi"), sidecar, container("1800m", "64Mi")],
+            "overhead": {"cpu": "100m"}}
+    requests = pod_requests(spec)
+    assert requests["cpu"] == pytest.approx(2.4)
+    assert requests["memory"] == 384 * 2**20
+    assert requests["pods"] == 1
+
+
+def test_pod_level_requests_replace_the_containers_for_cpu_and_memory_only():
+    spec = {"containers": [container("1", "256Mi", gpu="1")], "resources": {"requests": {"cpu": "3"}},
+            "overhead": {"cpu": "100m"}}
+    requests = pod_requests(spec)
+    assert requests["cpu"] == pytest.approx(3.1)
+    assert requests["memory"] == 256 * 2**20 and requests["nvidia.com/gpu"] == 1
+
+
 def test_finished_pods_hold_nothing():
     spec = {"containers": [container("1")]}
     assert pod_record("ns", "done", {}, spec, {"phase": "Succeeded"}) is None
@@ -101,3 +124,12 @@ def test_invalid_spec_gives_a_condition_naming_the_field_and_no_figures():
     assert "capacity" not in status and "requested" not in status, "nothing computed from a bad spec"
     assert ready_transition([], status["conditions"]) == ready
     assert ready_transition(status["conditions"], status["conditions"]) is None
+
+
+def test_only_unobserved_specs_wake_the_pool_reconcilers():
+    from quartermaster.operator.resourcepool import spec_not_yet_observed
+
+    assert spec_not_yet_observed({"metadata": {"generation": 1}}), "a new pool, no status yet"
+    assert spec_not_yet_observed({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}})
+    assert not spec_not_yet_observed({"metadata": {"generation": 2}, "status": {"observedGeneration": 2}}), \
+        "the reconciler's own status patch"

@@ -43,3 +43,23 @@ def test_peering_permission_only_when_peering_is_on(helm_template):
         return {g for d in docs if d["kind"] == "ClusterRole" for r in d["rules"] for g in r["apiGroups"]}
     assert "kopf.dev" not in groups(helm_template())
     assert "kopf.dev" in groups(helm_template("peering=quartermaster"))
+
+
+# Exactly what the operator sends (Kopf and operator/kube.py): the e2e tests run the
+# operator with this role and fail on any denial, so a missing verb shows up there.
+EXPECTED_RULES = [
+    (["quartermaster.dev"], ["resourcepools", "quotas", "scalingpolicies", "swapplans"], ["list", "watch", "patch"]),
+    (["quartermaster.dev"], ["resourcepools/status", "quotas/status", "scalingpolicies/status", "swapplans/status"],
+     ["patch"]),
+    ([""], ["nodes", "pods", "namespaces"], ["list", "watch"]),
+    ([""], ["events"], ["create"]),
+]
+PEERING_RULE = (["kopf.dev"], ["clusterkopfpeerings"], ["list", "watch", "patch"])
+
+
+def test_role_grants_exactly_the_verbs_the_operator_uses(helm_template):
+    def rules(*values):
+        role = next(d for d in helm_template(*values) if d["kind"] == "ClusterRole")
+        return [(r["apiGroups"], r["resources"], r["verbs"]) for r in role["rules"]]
+    assert rules() == EXPECTED_RULES
+    assert rules("peering=quartermaster") == EXPECTED_RULES + [PEERING_RULE]

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from infra.processes import REPO
-from quartermaster.operator.crdgen import render
+from quartermaster.operator.crdgen import crd_manifest, render
 from quartermaster.operator.models import GROUP, KINDS
 
 
@@ -80,3 +80,10 @@ def test_examples_apply_cleanly_and_get_defaults(kubectl, crds_installed):
     swap_plan = next(o for o in objects if o["kind"] == "SwapPlan")
     assert swap_plan["spec"]["approval"] in ("DryRun", "Manual", "Auto")
     assert "quantile" in swap_plan["spec"], "the apiserver applies the schema's defaults"
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_every_status_has_observed_generation_and_conditions_and_age_comes_last(kind):
+    status = crd_manifest(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert {"observedGeneration", "conditions"} <= set(status["properties"])
+    assert kind.printer_columns[-1]["name"] == "Age"

@@ -51,6 +51,13 @@ def cluster_with_workload(sim_cluster, control_plane, operator_process, kubectl)
         yield api
 
 
+@pytest.fixture(scope="module")
+def e2e_pool(cluster_with_workload, kubectl) -> str:
+    """The pool over the e2e nodes and the e2e-web pods, for every test that reads it."""
+    kubectl("apply", "-f", "-", input=json.dumps(pool("e2e", {"pool": "e2e"})))
+    return "e2e"
+
+
 def pool_status(kubectl, name: str) -> dict:
     result = kubectl("get", "resourcepool", name, "-o", "json")
     return json.loads(result.stdout).get("status") or {}
@@ -67,8 +74,7 @@ def test_pods_run_on_the_fake_nodes(cluster_with_workload):
     assert {p.spec.node_name for p in pods} <= set(NODES), "the scheduler honoured the nodeSelector"
 
 
-def test_status_adds_up_nodes_and_pods_and_follows_scaling(cluster_with_workload, kubectl):
-    kubectl("apply", "-f", "-", input=json.dumps(pool("e2e", {"pool": "e2e"})))
+def test_status_adds_up_nodes_and_pods_and_follows_scaling(cluster_with_workload, e2e_pool, kubectl):
     expected = {"cpu": "16", "memory": "32Gi", "nvidia.com/gpu": "0", "pods": "60"}
     status = wait_for(lambda: (s := pool_status(kubectl, "e2e")).get("capacity") == expected
                       and s.get("requested", {}).get("cpu") == "1500m" and s, 60, "capacity and requested")
@@ -83,14 +89,17 @@ def test_status_adds_up_nodes_and_pods_and_follows_scaling(cluster_with_workload
     header, row = table[0].split(), table[1].split()
     assert dict(zip(header, row))["CPU"] == "16" and dict(zip(header, row))["CPU-REQ"] == "1500m"
 
-    client.AppsV1Api(cluster_with_workload).patch_namespaced_deployment_scale(
-        "e2e-web", NAMESPACE, {"spec": {"replicas": 5}})
-    status = wait_for(lambda: (s := pool_status(kubectl, "e2e"))["requested"]["cpu"] == "2500m" and s,
-                      60, "requested to follow the scale-up")
-    assert status["requested"]["memory"] == "1280Mi" and status["members"] == 5
+    apps = client.AppsV1Api(cluster_with_workload)
+    apps.patch_namespaced_deployment_scale("e2e-web", NAMESPACE, {"spec": {"replicas": 5}})
+    try:
+        status = wait_for(lambda: (s := pool_status(kubectl, "e2e"))["requested"]["cpu"] == "2500m" and s,
+                          60, "requested to follow the scale-up")
+        assert status["requested"]["memory"] == "1280Mi" and status["members"] == 5
+    finally:  # the other tests expect three replicas, whatever order they run in
+        apps.patch_namespaced_deployment_scale("e2e-web", NAMESPACE, {"spec": {"replicas": 3}})
 
 
-def test_ready_event_is_recorded_once(cluster_with_workload, kubectl):
+def test_ready_event_is_recorded_once(e2e_pool, kubectl):
     wait_for(lambda: pool_status(kubectl, "e2e").get("nodes") == 3, 60, "the pool to be reconciled")
 
     def ready_events():
@@ -115,13 +124,27 @@ def test_pool_without_matching_nodes_says_why(cluster_with_workload, kubectl):
     assert "no schedulable node matches" in described
 
 
-def test_new_node_raises_capacity(cluster_with_workload, sim_cluster, kubectl):
+def test_spec_change_is_reconciled(cluster_with_workload, kubectl):
+    kubectl("apply", "-f", "-", input=json.dumps(pool("e2e-retarget", {"pool": "nowhere"})))
+    wait_for(lambda: pool_status(kubectl, "e2e-retarget").get("observedGeneration") == 1, 60, "the first status")
+    kubectl("patch", "resourcepool", "e2e-retarget", "--type=merge",
+            "-p", json.dumps({"spec": {"nodeSelector": {"matchLabels": {"pool": "e2e"}}}}))
+    status = wait_for(lambda: (s := pool_status(kubectl, "e2e-retarget")).get("observedGeneration") == 2 and s,
+                      60, "the new selector to be reconciled")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Reconciled") and status["nodes"] >= 3
+
+
+def test_new_node_raises_capacity(e2e_pool, sim_cluster, kubectl):
     wait_for(lambda: pool_status(kubectl, "e2e").get("nodes") == 3, 60, "the pool to be reconciled")
     sim_cluster.add_node("e2e-node-4", "2", "4Gi", pods=10, labels={"pool": "e2e"}, gpu=2)
-    status = wait_for(lambda: (s := pool_status(kubectl, "e2e"))["capacity"]["cpu"] == "18" and s, 60,
-                      "capacity to include the new node")
-    assert status["capacity"]["memory"] == "36Gi" and status["nodes"] == 4
-    assert status["capacity"]["nvidia.com/gpu"] == "2" and status["free"]["nvidia.com/gpu"] == "2"
+    try:
+        status = wait_for(lambda: (s := pool_status(kubectl, "e2e"))["capacity"]["cpu"] == "18" and s, 60,
+                          "capacity to include the new node")
+        assert status["capacity"]["memory"] == "36Gi" and status["nodes"] == 4
+        assert status["capacity"]["nvidia.com/gpu"] == "2" and status["free"]["nvidia.com/gpu"] == "2"
+    finally:  # the other tests expect the pool's three nodes, whatever order they run in
+        kubectl("delete", "node", "e2e-node-4", "--ignore-not-found")
 
 
 def test_operator_answers_its_liveness_probe(operator_process, operator_liveness_port):
