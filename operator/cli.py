@@ -1,6 +1,7 @@
 """`quartermaster`: the operator process and its tools.
 
-    quartermaster run [--kubeconfig PATH] [--resync-seconds N] [--liveness-port N] [--peering NAME]
+    quartermaster run [--kubeconfig PATH] [--resync-seconds N] [--liveness-port N [--liveness-host H]]
+                      [--peering NAME]
     quartermaster crds [FOLDER]
 """
 from __future__ import annotations
@@ -18,9 +19,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quartermaster")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the operator against a cluster")
-    run.add_argument("--kubeconfig", help="default: in-cluster, then $KUBECONFIG or ~/.kube/config")
+    run.add_argument("--kubeconfig", help="the kubeconfig to use outside a cluster (default: $KUBECONFIG, "
+                                          "then ~/.kube/config); in a Pod the service account is used")
     run.add_argument("--resync-seconds", type=float, default=OperatorSettings().resync_seconds)
     run.add_argument("--liveness-port", type=int, help="serve /healthz on this port")
+    run.add_argument("--liveness-host", default=OperatorSettings().liveness_host,
+                     help="the address /healthz listens on (default: all)")
     run.add_argument("--peering", help="Kopf peering name: pause while a higher-priority peer runs "
                                        "(not leader election; the ClusterKopfPeering must exist). "
                                        "Default: standalone")
@@ -32,25 +36,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(options: argparse.Namespace) -> int:
     if options.kubeconfig:
-        # Kopf logs in through the kubernetes client, which reads $KUBECONFIG when it is
-        # first imported: set it before anything imports the client.
+        # Kopf logs in through the kubernetes client (in-cluster, else the kubeconfig), which
+        # also configures the client our own writes use; the client reads $KUBECONFIG when it
+        # is first imported, so set it before anything imports it.
         os.environ["KUBECONFIG"] = options.kubeconfig
     import kopf
 
-    from quartermaster.operator import handlers, kube  # noqa: F401  (registers the handlers)
+    from quartermaster.operator import handlers  # noqa: F401  (registers the handlers)
 
     settings.current = config = OperatorSettings(
-        kubeconfig=options.kubeconfig, resync_seconds=options.resync_seconds,
-        liveness_port=options.liveness_port, peering=options.peering,
+        resync_seconds=options.resync_seconds, liveness_port=options.liveness_port,
+        liveness_host=options.liveness_host, peering=options.peering,
     )
     logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    kube.load(config.kubeconfig)
     kopf.run(
         clusterwide=True,
         standalone=config.peering is None,
         peering_name=config.peering,
-        liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None,
+        liveness_endpoint=(f"http://{config.liveness_host}:{config.liveness_port}/healthz"
+                           if config.liveness_port else None),
     )
     return 0
 

@@ -1,31 +1,22 @@
-"""The Kubernetes client: configuration, one shared ApiClient, and every write handlers make
+"""The Kubernetes client: one shared ApiClient, and every write handlers make
 (status patches and Events)."""
 from __future__ import annotations
 
 import asyncio
 import functools
-import os
-from typing import Any, Optional
+from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 
 from quartermaster.operator.models import GROUP, VERSION
-
-
-def load(kubeconfig: Optional[str]) -> None:
-    """In-cluster when running in a Pod without a kubeconfig, else the kubeconfig file."""
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
-    else:
-        config.load_kube_config(config_file=kubeconfig)
 
 
 @functools.cache
 def api_client() -> client.ApiClient:
     """One client (one connection pool, one TLS session per connection) for the process.
 
-    Built on first use, from the default configuration as it is then: after `load()` and
-    Kopf's login, which both fill it. It is always called from the event loop's thread,
+    Built on first use, from the default configuration as it is then: after Kopf's login
+    (through the kubernetes client: in-cluster, else the kubeconfig) has filled it. It is always called from the event loop's thread,
     so no two threads race to build it; urllib3's pool is safe to share with the worker
     threads the calls run in. Credentials that expire are refreshed by the configuration's
     own hook on each request.

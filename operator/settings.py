@@ -7,10 +7,10 @@ from pydantic import BaseModel, Field
 
 
 class OperatorSettings(BaseModel):
-    kubeconfig: Optional[str] = Field(default=None, description="None: in-cluster, then ~/.kube/config")
     resync_seconds: float = Field(default=60.0, gt=0, description="Re-reconcile at least this often.")
     debounce_seconds: float = Field(default=1.0, ge=0, description="Coalesce bursts of cluster changes.")
     liveness_port: Optional[int] = Field(default=None, ge=1, le=65535)
+    liveness_host: str = Field(default="0.0.0.0", description="The address /healthz listens on.")
     peering: Optional[str] = Field(default=None, description="Kopf peering name; None runs standalone.")
 
 

@@ -106,7 +106,7 @@ def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
     try:
         process = start_operator(operator_kubeconfig, log, "--resync-seconds=5", "--verbose",
-                                 f"--liveness-port={operator_liveness_port}")
+                                 f"--liveness-port={operator_liveness_port}", "--liveness-host=127.0.0.1")
     except TestbedError as error:
         pytest.fail(str(error), pytrace=False)
     yield process
