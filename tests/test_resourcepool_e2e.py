@@ -38,16 +38,13 @@ def deployment(replicas: int) -> client.V1Deployment:
 
 
 @pytest.fixture(scope="module")
-def cluster_with_workload(sim_cluster, control_plane, operator_process, kubectl):
+def cluster_with_workload(sim_cluster, control_plane, operator_process):
     for name, (cpu, memory) in NODES.items():
         sim_cluster.add_node(name, cpu, memory, pods=20, labels={"pool": "e2e"})
     sim_cluster.add_node("e2e-other", "16", "32Gi", labels={"pool": "elsewhere"})
-    kubectl("create", "namespace", NAMESPACE)
+    control_plane.create_namespace(NAMESPACE, timeout=60)
     with control_plane.api_client() as api:
-        apps = client.AppsV1Api(api)
-        wait_for(lambda: client.CoreV1Api(api).list_namespaced_service_account(NAMESPACE).items, 60,
-                 "the namespace's default ServiceAccount")
-        apps.create_namespaced_deployment(NAMESPACE, deployment(3))
+        client.AppsV1Api(api).create_namespaced_deployment(NAMESPACE, deployment(3))
         yield api
 
 
