@@ -29,8 +29,10 @@ the week and a detected sub-daily cycle, each with its deviation from the profil
 fading) is run at up to 64 rolling-origin backtest points over about the last day; each series
 combines the models whose backtest error is within 25% of its best one. Each quantile is
 then an anchor (the combined forecast moved 0, 1/4, ..., all of the way to the last value,
-whichever has the lowest backtest pinball loss for that quantile) plus conformal quantiles
-of that anchor's backtest residuals per horizon step. The backtest runs in float32 on the
+whichever has the lowest backtest pinball loss for that quantile) plus a localised conformal
+offset: a weighted quantile of that anchor's backtest residuals, pooled over horizon steps
+once each step's spread is divided out, where recent origins and origins at a level like
+today's weigh more. The backtest runs in float32 on the
 series less its last value. Too little history for a backtest gives the "robust" tier
 (quantiles of the recent values); none at all gives the configured default.
 """

@@ -1,11 +1,17 @@
-"""Quantile forecasts from backtest residuals.
+"""Quantile forecasts from backtest residuals (localised conformal prediction).
 
-Each quantile is an anchor plus a conformal offset: the empirical quantile of the anchor's
-backtest residuals per horizon step, pooled with neighbouring steps to steady the tails.
-The anchor is the combined point forecast moved some share of the way to the last value,
-chosen per series and per quantile by backtest pinball loss: the median is best anchored on
-the smoothed point forecast, but an upper quantile often does better following a burst in
-progress, which the point forecast rightly smooths away.
+Each quantile is an anchor plus an offset. The anchor is the combined point forecast moved
+some share of the way to the last value, chosen per series and per quantile by backtest
+pinball loss: the median is best anchored on the smoothed point forecast, but an upper
+quantile often does better following a burst in progress, which the point forecast rightly
+smooths away.
+
+The offset is a weighted quantile of the anchor's backtest residuals. Residuals of all
+horizon steps are pooled once each step's are divided by that step's mean absolute
+residual, so a tail quantile rests on every origin and step rather than on the few origins
+of one step, and is scaled back per step. Each origin is weighted by how recent it is and
+by how close the series' level was then to its level now, so a quiet night is not
+calibrated on a busy afternoon's errors.
 """
 from __future__ import annotations
 
@@ -13,61 +19,122 @@ import numpy as np
 
 # Shares of the way from the point forecast to the last value that an anchor may take.
 ANCHOR_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+# An origin's weight halves every this share of the backtest's origins, counted back from the newest.
+RECENCY_HALF_LIFE = 0.4
+# An origin whose level is one standard deviation (over the backtest) from today's weighs
+# exp(-1/2) as much; however far, it keeps this much so that no origin is ignored.
+LEVEL_WEIGHT_FLOOR = 0.1
+
+
+def origin_weights(levels: np.ndarray) -> np.ndarray:
+    """Weights [n, O - 1] of the backtest origins, from the level of each series at every
+    origin ([n, O], the last column at the real origin): recent origins, and origins at a
+    level like the current one, count more."""
+    n, count = levels.shape[0], levels.shape[1] - 1
+    recency = np.exp2(-(count - 1 - np.arange(count)) / max(RECENCY_HALF_LIFE * count, 1.0))
+    spread = levels[:, :-1].std(axis=1, keepdims=True)
+    distance = (levels[:, :-1] - levels[:, -1:]) / np.where(spread > 0, spread, 1.0)
+    return recency * (np.exp(-0.5 * distance ** 2) + LEVEL_WEIGHT_FLOOR)
 
 
 def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
-                       quantiles: np.ndarray) -> np.ndarray:
+                       quantiles: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Quantile forecasts [n, len(quantiles), H] at the real origin.
 
     point: [n, O, H] combined point forecasts at every origin (the last one is the real
-    origin); last: [n, O] the last value seen at each origin; actuals: [n, O - 1, H].
+    origin); last: [n, O] the last value seen at each origin; actuals: [n, O - 1, H];
+    weights: [n, O - 1] of the backtest origins (equal if not given).
     """
-    # per step, origins on the last axis (contiguous, for the sort)
-    from_point = np.ascontiguousarray(np.swapaxes(actuals - point[:, :-1], 1, 2))
-    to_last = np.ascontiguousarray(np.swapaxes(last[:, :-1, None] - point[:, :-1], 1, 2))
-    best_loss = best = None
-    for share in ANCHOR_SHARES:
-        residuals = from_point - to_last.dtype.type(share) * to_last  # [n, H, O - 1]
-        offsets, loss = _offsets_and_loss(residuals, quantiles)
-        candidate = (point[:, -1] + share * (last[:, -1, None] - point[:, -1]))[:, None, :] + offsets
-        if best is None:
-            best_loss, best = loss, candidate
-        else:
-            better = loss < best_loss
-            best_loss = np.where(better, loss, best_loss)
-            best = np.where(better[:, :, None], candidate, best)
-    return best
-
-
-def _offsets_and_loss(residuals: np.ndarray, quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Conformal quantiles [n, Q, H] of residuals laid out [n, H, O], and the mean backtest
-    pinball loss [n, Q] of those quantiles on the residuals they came from.
-
-    Each step's quantiles are smoothed with its neighbours' (weights 1/4, 1/2, 1/4) to steady
-    the tails. The levels are widened by the split-conformal finite-sample correction, so a
-    0.9 band covers about 90% out of sample.
-    """
-    n, horizon, count = residuals.shape
+    n, count, horizon = actuals.shape
     if count == 0:
-        return np.zeros((n, len(quantiles), horizon)), np.zeros((n, len(quantiles)))
-    position = _conformal_levels(quantiles, count) * (count - 1)
-    below = np.floor(position).astype(np.intp)
-    above = np.minimum(below + 1, count - 1)
-    fraction = (position - below).astype(residuals.dtype)
-    ranked = np.sort(residuals, axis=2)  # a SIMD sort of short rows beats np.partition here
-    raw = ranked[:, :, below] * (1 - fraction) + ranked[:, :, above] * fraction  # [n, H, Q]
-    padded = np.concatenate([raw[:, :1], raw, raw[:, -1:]], axis=1)
-    offsets = 0.25 * padded[:, :-2] + 0.5 * padded[:, 1:-1] + 0.25 * padded[:, 2:]
-    # pinball of level q at offset c, averaged over r: q (mean r - c) - mean(min(r - c, 0)),
-    # where the last term sums the k residuals under c, the first k of the ranked ones
-    under = (ranked[:, :, None, :] < offsets[:, :, :, None]).sum(axis=3)  # [n, H, Q]
-    partial = np.concatenate([np.zeros(ranked.shape[:2] + (1,), ranked.dtype), np.cumsum(ranked, axis=2)], axis=2)
-    shortfall = (np.take_along_axis(partial, under, axis=2) - under * offsets) / count
-    loss = (quantiles * (partial[:, :, -1:] / count - offsets) - shortfall).mean(axis=1)
-    return np.swapaxes(offsets, 1, 2), loss
+        return np.repeat(point[:, -1:], len(quantiles), axis=1)
+    weights = np.ones((n, count)) if weights is None else weights
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    levels = _conformal_levels(quantiles[None, :], 1.0 / np.square(weights).sum(axis=1, keepdims=True))  # [n, Q]
+    from_point = actuals - point[:, :-1]
+    to_last = last[:, :-1, None] - point[:, :-1]
+    # the anchor: for each quantile, the share whose offsets (here from the equally weighted
+    # pooled residuals, a cheap sort) have the lowest weighted backtest pinball loss
+    best_loss = np.full((n, len(quantiles)), np.inf)
+    best_share = np.zeros((n, len(quantiles)), dtype=from_point.dtype)
+    for share in ANCHOR_SHARES:
+        residuals = from_point - from_point.dtype.type(share) * to_last
+        scale = _step_scale(residuals)
+        ranked = np.sort((residuals / scale).reshape(n, -1), axis=1)
+        standard = _plain_quantiles(ranked, levels)
+        loss = _pinball(residuals, standard[:, :, None] * scale, weights, quantiles)
+        better = loss < best_loss
+        best_loss = np.where(better, loss, best_loss)
+        best_share = np.where(better, share, best_share)
+    # then each quantile's offsets from its anchor's residuals, weighted
+    out = np.empty((n, len(quantiles), horizon))
+    for q in range(len(quantiles)):
+        share = best_share[:, q, None, None]
+        residuals = from_point - share * to_last
+        out[:, q] = (point[:, -1] + share[:, :, 0] * (last[:, -1, None] - point[:, -1])
+                     + _weighted_offsets(residuals, weights, levels[:, q]))
+    return out
 
 
-def _conformal_levels(quantiles: np.ndarray, samples: int) -> np.ndarray:
+def _step_scale(residuals: np.ndarray) -> np.ndarray:
+    """Each step's mean absolute residual [n, 1, H] (never 0), which pooling divides out."""
+    return np.maximum(np.abs(residuals).mean(axis=1, keepdims=True), np.finfo(residuals.dtype).tiny)
+
+
+def _weighted_offsets(residuals: np.ndarray, weights: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The weighted quantile at ``level`` [n] of residuals [n, O, H] pooled over steps,
+    scaled back to each step: [n, H]. Each pooled residual carries its origin's weight
+    [n, O], shared over the steps, and sits at the middle of its mass, so that equal
+    weights give the usual plotting positions."""
+    n, _, horizon = residuals.shape
+    scale = _step_scale(residuals)
+    pooled = (residuals / scale).reshape(n, -1)  # origin-major
+    order = np.argsort(pooled, axis=1)
+    flat = order + (np.arange(n) * order.shape[1])[:, None]  # flat indices gather fastest
+    ranked = pooled.ravel()[flat]
+    mass = np.repeat((weights / horizon).astype(pooled.dtype), horizon, axis=1).ravel()[flat]
+    position = np.cumsum(mass, axis=1) - 0.5 * mass
+    return _interpolate(position, ranked, level)[:, None] * scale[:, 0]
+
+
+def _pinball(residuals: np.ndarray, offsets: np.ndarray, weights: np.ndarray,
+             quantiles: np.ndarray) -> np.ndarray:
+    """Weighted mean pinball loss [n, Q] of offsets [n, Q, H] on residuals [n, O, H]."""
+    # pinball(r - c) = q (r - c) - min(r - c, 0); the first term only needs the means
+    horizon = residuals.shape[2]
+    mean_residual = np.einsum("noh,no->n", residuals, weights) / horizon
+    loss = np.empty(offsets.shape[:2])
+    for q, level in enumerate(quantiles):
+        shortfall = np.minimum(residuals - offsets[:, q][:, None, :], 0)
+        loss[:, q] = (level * (mean_residual - offsets[:, q].mean(axis=1))
+                      - np.einsum("noh,no->n", shortfall, weights) / horizon)
+    return loss
+
+
+def _plain_quantiles(ranked: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles [n, Q] at ``levels`` [n, Q] of equally weighted samples ``ranked`` [n, S]
+    (ascending), with the same plotting positions (k + 1/2) / S as ``_interpolate``."""
+    position = np.clip(levels * ranked.shape[1] - 0.5, 0, ranked.shape[1] - 1)
+    lower = np.floor(position).astype(np.intp)
+    upper = np.minimum(lower + 1, ranked.shape[1] - 1)
+    fraction = (position - lower).astype(ranked.dtype)
+    below, above = np.take_along_axis(ranked, lower, axis=1), np.take_along_axis(ranked, upper, axis=1)
+    return below + fraction * (above - below)
+
+
+def _interpolate(position: np.ndarray, ranked: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Per row, the value at ``level`` [n] of the piecewise-linear curve through
+    (position, ranked), both [n, S] ascending; held flat beyond the ends."""
+    above = (position < level[:, None]).sum(axis=1)  # first sample at or past the level
+    upper = np.minimum(above, position.shape[1] - 1)
+    lower = np.maximum(above - 1, 0)
+    take = lambda a, i: np.take_along_axis(a, i[:, None], axis=1)[:, 0]
+    p0, p1, v0, v1 = take(position, lower), take(position, upper), take(ranked, lower), take(ranked, upper)
+    fraction = np.clip((level - p0) / np.where(p1 > p0, p1 - p0, 1.0), 0.0, 1.0)
+    return v0 + fraction * (v1 - v0)
+
+
+def _conformal_levels(quantiles: np.ndarray, samples: np.ndarray) -> np.ndarray:
     """Push each level away from the median by the finite-sample correction (m + 1) / m."""
     widened = 0.5 + (quantiles - 0.5) * (samples + 1) / samples
     return np.clip(widened, 0.0, 1.0)

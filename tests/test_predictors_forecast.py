@@ -121,6 +121,16 @@ def test_batch_gives_the_same_answer_as_one_series_at_a_time():
         np.testing.assert_allclose(row, forecast(series, STEP, 12, (0.5, 0.9)), rtol=1e-6, atol=1e-6)
 
 
+def test_chunks_forecast_on_several_threads_match_one_series_at_a_time(monkeypatch):
+    from quartermaster.predictors import engine
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(engine, "WORKERS", 3)
+    batch = np.stack([sine(3, noise=1.0 + s, seed=s) for s in range(7)])
+    many = forecast_many(batch, STEP, 12, (0.1, 0.5, 0.9))
+    for row, series in zip(many, batch):
+        np.testing.assert_allclose(row, forecast(series, STEP, 12, (0.1, 0.5, 0.9)), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs", [dict(step_seconds=0), dict(step_seconds=np.nan), dict(horizon=0),
                                     dict(horizon=2.5), dict(quantiles=(1.5,)), dict(quantiles=())])
 def test_invalid_arguments_raise(kwargs):

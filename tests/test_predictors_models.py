@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from quartermaster.predictors.calibration import quantile_forecasts
+from quartermaster.predictors.calibration import origin_weights, quantile_forecasts
 from quartermaster.predictors.histogram import decaying_percentile
 from quartermaster.predictors.models import DampedTrend, LinearTrend, SeasonalProfile
 from quartermaster.predictors.seasonality import detect_period, period_steps, seasonality_strengths
@@ -104,3 +104,29 @@ def test_upper_quantile_follows_the_last_value_when_that_is_what_the_backtest_re
     expected = last[0, -1] + norm.ppf(0.9) * np.sqrt(np.arange(1, horizon + 1))
     np.testing.assert_allclose(out[1], expected, atol=0.35)
     np.testing.assert_allclose(out[0], last[0, -1], atol=0.25)
+
+
+def test_newer_origins_and_origins_at_todays_level_weigh_more():
+    levels = np.array([[5.0, 0.0, 5.0, 0.0, 5.0, 0.0, 5.0, 0.0, 0.0]])  # today's level: 0
+    weights = origin_weights(levels)[0]
+    assert weights[7] > weights[5] > weights[3] > weights[1]  # same level: newer weighs more
+    assert weights[6] < weights[5] and weights[6] < weights[7]  # the far level weighs less
+    assert weights.min() > 0  # but is never ignored
+
+
+def test_upper_quantile_is_calibrated_on_origins_at_a_level_like_todays():
+    # quiet origins (level 0, noise sd 1) and busy ones (level 10, sd 5) alternate; today is
+    # quiet, so the 0.9 offset should be near the quiet one (1.28), well under the mixture's
+    rng = np.random.default_rng(3)
+    n_origins, horizon = 400, 4
+    busy = (np.arange(n_origins) // 5) % 2 == 1
+    busy[-1] = False
+    sd = np.where(busy, 5.0, 1.0)[:-1, None]
+    level = np.where(busy, 10.0, 0.0)
+    point = np.repeat(level[None, :, None], horizon, axis=2)
+    actuals = point[:, :-1] + rng.normal(0, 1, (1, n_origins - 1, horizon)) * sd
+    quantiles = np.array([0.5, 0.9])
+    local = quantile_forecasts(point, level[None], actuals, quantiles, origin_weights(level[None]))[0]
+    pooled = quantile_forecasts(point, level[None], actuals, quantiles)[0]
+    assert np.all(np.abs(local[1] - norm.ppf(0.9)) < 0.6)
+    assert np.all(pooled[1] > local[1] + 1.0)
