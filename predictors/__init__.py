@@ -32,9 +32,9 @@ then an anchor (the combined forecast moved 0, 1/4, ..., all of the way to the l
 whichever has the lowest backtest pinball loss for that quantile) plus a localised conformal
 offset: a weighted quantile of that anchor's backtest residuals, pooled over horizon steps
 once each step's spread is divided out, where recent origins and origins at a level like
-today's weigh more. The backtest runs in float32 on the
-series less its last value. Too little history for a backtest gives the "robust" tier
-(quantiles of the recent values); none at all gives the configured default.
+today's weigh more. The backtest runs in float32 on the series less its last value. Too
+little history for a backtest gives the "robust" tier (quantiles of the recent values); none
+at all gives the configured default. A large batch is forecast in chunks on several threads.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ The offset is a weighted quantile of the anchor's backtest residuals. Residuals 
 horizon steps are pooled once each step's are divided by that step's mean absolute
 residual, so a tail quantile rests on every origin and step rather than on the few origins
 of one step, and is scaled back per step. Each origin is weighted by how recent it is and
-by how close the series' level was then to its level now, so a quiet night is not
+by how close the level forecast then was to the one now, so a quiet night is not
 calibrated on a busy afternoon's errors.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def origin_weights(levels: np.ndarray) -> np.ndarray:
     """Weights [n, O - 1] of the backtest origins, from the level of each series at every
     origin ([n, O], the last column at the real origin): recent origins, and origins at a
     level like the current one, count more."""
-    n, count = levels.shape[0], levels.shape[1] - 1
+    count = levels.shape[1] - 1
     recency = np.exp2(-(count - 1 - np.arange(count)) / max(RECENCY_HALF_LIFE * count, 1.0))
     spread = levels[:, :-1].std(axis=1, keepdims=True)
     distance = (levels[:, :-1] - levels[:, -1:]) / np.where(spread > 0, spread, 1.0)
@@ -42,12 +42,12 @@ def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
     """Quantile forecasts [n, len(quantiles), H] at the real origin.
 
     point: [n, O, H] combined point forecasts at every origin (the last one is the real
-    origin); last: [n, O] the last value seen at each origin; actuals: [n, O - 1, H];
-    weights: [n, O - 1] of the backtest origins (equal if not given).
+    origin); last: [n, O] the last value seen at each origin; actuals: [n, O - 1, H] with
+    at least one backtest origin; weights: [n, O - 1] of the backtest origins (equal if not
+    given). The levels are widened by the split-conformal finite-sample correction, with the
+    weights' effective sample size, so a 0.9 band covers about 90% out of sample.
     """
     n, count, horizon = actuals.shape
-    if count == 0:
-        return np.repeat(point[:, -1:], len(quantiles), axis=1)
     weights = np.ones((n, count)) if weights is None else weights
     weights = weights / weights.sum(axis=1, keepdims=True)
     levels = _conformal_levels(quantiles[None, :], 1.0 / np.square(weights).sum(axis=1, keepdims=True))  # [n, Q]
@@ -59,8 +59,8 @@ def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
     best_share = np.zeros((n, len(quantiles)), dtype=from_point.dtype)
     for share in ANCHOR_SHARES:
         residuals = from_point - from_point.dtype.type(share) * to_last
-        scale = _step_scale(residuals)
-        ranked = np.sort((residuals / scale).reshape(n, -1), axis=1)
+        pooled, scale = _pool_steps(residuals)
+        ranked = np.sort(pooled, axis=1)
         standard = _plain_quantiles(ranked, levels)
         loss = _pinball(residuals, standard[:, :, None] * scale, weights, quantiles)
         better = loss < best_loss
@@ -76,9 +76,11 @@ def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
     return out
 
 
-def _step_scale(residuals: np.ndarray) -> np.ndarray:
-    """Each step's mean absolute residual [n, 1, H] (never 0), which pooling divides out."""
-    return np.maximum(np.abs(residuals).mean(axis=1, keepdims=True), np.finfo(residuals.dtype).tiny)
+def _pool_steps(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals [n, O, H] divided by each step's mean absolute residual and laid out
+    [n, O * H] (origin-major), and those scales [n, 1, H] (never 0)."""
+    scale = np.maximum(np.abs(residuals).mean(axis=1, keepdims=True), np.finfo(residuals.dtype).tiny)
+    return (residuals / scale).reshape(residuals.shape[0], -1), scale
 
 
 def _weighted_offsets(residuals: np.ndarray, weights: np.ndarray, level: np.ndarray) -> np.ndarray:
@@ -87,8 +89,7 @@ def _weighted_offsets(residuals: np.ndarray, weights: np.ndarray, level: np.ndar
     [n, O], shared over the steps, and sits at the middle of its mass, so that equal
     weights give the usual plotting positions."""
     n, _, horizon = residuals.shape
-    scale = _step_scale(residuals)
-    pooled = (residuals / scale).reshape(n, -1)  # origin-major
+    pooled, scale = _pool_steps(residuals)
     order = np.argsort(pooled, axis=1)
     flat = order + (np.arange(n) * order.shape[1])[:, None]  # flat indices gather fastest
     ranked = pooled.ravel()[flat]

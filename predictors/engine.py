@@ -33,8 +33,8 @@ MAX_ORIGINS = 64
 MIN_ORIGINS = 8
 # Rows are forecast in chunks of this many: big enough that numpy, not Python, takes the time.
 CHUNK_ROWS = 256
-# Chunks are forecast on this many threads at once.
-WORKERS = min(4, os.cpu_count() or 1)
+# Chunks are forecast on this many threads at once: the CPUs this process may run on, up to 4.
+WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # Robust tier: quantiles of the most recent values, this many at most.
 ROBUST_WINDOW = 24
 # A seasonal model's deviation from its profile is held, or fades by these factors per step.
@@ -164,7 +164,7 @@ def _model_tier(values, models, eligible, origins, horizon, quantiles):
     centred = (values - level).astype(np.float32)
     actuals = centred[:, origins[:-1, None] + np.arange(horizon)]  # [n, O-1, H]
     ensemble = combine([p for m in models for p in m.predict(centred, origins, horizon)], actuals, eligible)
-    # calibration weighs each origin by how close the level forecast then was to the one now
+    # calibration weighs each origin by its age and by how close its level forecast was to today's
     forecast = quantile_forecasts(ensemble.forecasts, centred[:, origins - 1], actuals, quantiles,
                                   origin_weights(ensemble.forecasts[:, :, 0]))
     error = wape(np.abs(ensemble.residuals).mean(axis=(1, 2)),
