@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .accuracy import confidence_from_wape, wape
+from .analogs import analog_quantiles
 from .calibration import origin_weights, quantile_forecasts
 from .hygiene import CleanBatch
 from .models import DampedTrend, HistogramPercentile, Level, LinearTrend, Model, SeasonalProfile
@@ -37,6 +38,8 @@ CHUNK_ROWS = 256
 WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # Robust tier: quantiles of the most recent values, this many at most.
 ROBUST_WINDOW = 24
+# Share of the analogs' forecast in each quantile of a model-tier forecast.
+ANALOG_WEIGHT = 0.4
 # A seasonal model's deviation from its profile is held, or fades by these factors per step.
 SEASONAL_DAMPINGS = (1.0, 0.8)
 
@@ -49,9 +52,10 @@ class BatchForecast:
     confidence: np.ndarray  # [n] in [0, 1]
 
 
-def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Model], np.ndarray]:
-    """Every model worth trying on this batch, and [n, M] which rows may use which model
-    (seasonal models only where that seasonality shows), one column per model."""
+def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Model], np.ndarray, np.ndarray]:
+    """Every model worth trying on this batch, [n, M] which rows may use which model
+    (seasonal models only where that seasonality shows), one column per model, and [n]
+    each row's strongest seasonal period in steps (0 where none shows)."""
     n, length = values.shape
     day_steps = DAY / step_seconds
     models: list[Model] = [Level(1.0), Level(0.2), Level(0.05),
@@ -70,7 +74,11 @@ def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Mode
         cycle, found = detect_period(strengths, cycles)
         models.append(SeasonalProfile(cycle, 3, 0.3, label="auto", reach=max(cycles), dampings=SEASONAL_DAMPINGS))
         eligible.append(found)
-    return models, np.stack(eligible, axis=1)
+    period = np.zeros(n, dtype=np.intp)
+    if calendar + cycles:
+        strongest, found = detect_period(strengths, calendar + cycles)
+        period[found] = strongest[found]
+    return models, np.stack(eligible, axis=1), period
 
 
 def backtest_plan(models: list[Model], step_seconds: float, length: int,
@@ -112,13 +120,14 @@ def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
         model_rows = np.flatnonzero(enough)
 
         def forecast_chunk(chunk: np.ndarray) -> None:
-            models, eligible = candidate_models(values[chunk], step_seconds)
+            models, eligible, period = candidate_models(values[chunk], step_seconds)
             # a model no row of this chunk may use is not worth running
             run = usable & eligible.any(axis=0)
             models = [m for m, ok in zip(models, run) if ok]
             variants = [name for m in models for name in m.names]
             eligible = np.repeat(eligible[:, run], [len(m.names) for m in models], axis=1)
-            out[chunk], weights, error = _model_tier(values[chunk], models, eligible, origins, horizon, quantiles)
+            out[chunk], weights, error = _model_tier(values[chunk], models, eligible, period, origins, horizon,
+                                                     quantiles)
             confidence[chunk] = confidence_from_wape(error)
             for row, w in zip(chunk, weights):
                 names[row] = "+".join(variants[i] for i in np.flatnonzero(w))
@@ -156,8 +165,9 @@ def model_points(horizon: int) -> int:
     return 2 * horizon + MIN_ORIGINS
 
 
-def _model_tier(values, models, eligible, origins, horizon, quantiles):
-    """Quantile forecasts [n, Q, H], ensemble weights [n, variants], backtest WAPE [n]."""
+def _model_tier(values, models, eligible, period, origins, horizon, quantiles):
+    """Quantile forecasts [n, Q, H], ensemble weights [n, variants], backtest WAPE [n];
+    period: [n] each row's seasonal period in steps, 0 for none."""
     # Every model is shift-equivariant, so the backtest runs on the series less its last value,
     # in float32: half the memory traffic, and a large level (a counter) keeps its precision.
     level = values[:, -1:]
@@ -167,6 +177,9 @@ def _model_tier(values, models, eligible, origins, horizon, quantiles):
     # calibration weighs each origin by its age and by how close its level forecast was to today's
     forecast = quantile_forecasts(ensemble.forecasts, centred[:, origins - 1], actuals, quantiles,
                                   origin_weights(ensemble.forecasts[:, :, 0]))
+    # averaged, quantile by quantile, with the analogs' forecast: a second opinion from the
+    # whole history, which the day of backtest origins does not see
+    forecast = (1.0 - ANALOG_WEIGHT) * forecast + ANALOG_WEIGHT * analog_quantiles(centred, horizon, quantiles, period)
     error = wape(np.abs(ensemble.residuals).mean(axis=(1, 2)),
                  np.abs(actuals + level[:, :, None].astype(np.float32)).mean(axis=(1, 2)))
     return forecast + level[:, :, None], ensemble.weights, error

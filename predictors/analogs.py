@@ -1,0 +1,63 @@
+"""Analog quantile forecasts: what followed the moments in a series' history most like now.
+
+The ensemble and its calibration see about a day of backtest origins; the analogs see the
+whole history, conditioned on the state. For every past point with a known future, the
+state is how far the value stood from its smoothed level, how far it stood from today's
+value, how old it is and, on a seasonal series, how far its phase (time of day, on a daily
+cycle) is from now. The nearest ``NEIGHBOURS`` points say what followed: each one's later values
+relative to its own short-term level, moved to today's level. Their empirical quantiles
+are the forecast. A burst that usually lasts seven steps, or the evening ramp of a daily
+pattern, is then forecast from the bursts and evenings that have been seen.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .calibration import _plain_quantiles
+from .smoothing import exponential_level
+
+# How many nearest past states make a forecast.
+NEIGHBOURS = 30
+# The smoothing of the level a state's deviation is measured from.
+STATE_ALPHA = 0.1
+# A neighbour's outcomes are taken relative to the mean of its last this many values (so
+# one caught mid-burst brings the burst's shape, not its height), moved to today's mean.
+OUTCOME_WINDOW = 3
+# Squared distance added by a state's age (per whole history) and, where a series has a
+# seasonal period, by each 24th of that period (an hour of a day) between its phase and
+# now; the state's deviation and value count in units of the series' mean absolute step.
+AGE_WEIGHT, PHASE_WEIGHT = 1.0, 3.0
+
+
+def analog_quantiles(values: np.ndarray, horizon: int, quantiles: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Quantile forecasts [n, len(quantiles), horizon] of series values [n, T] (T > horizon)
+    from their nearest past states. ``period`` [n] is each row's seasonal period in steps,
+    0 for a row without one (its phase then plays no part)."""
+    n, length = values.shape
+    step = np.abs(np.diff(values, axis=1)).mean(axis=1, keepdims=True)
+    scaled = values / np.where(step > 0, step, 1.0)
+    deviation = scaled - exponential_level(scaled, scaled.dtype.type(STATE_ALPHA))
+    known = length - horizon  # the library: every point whose next `horizon` values are known
+    distance = np.square(deviation[:, :known] - deviation[:, -1:])
+    distance += np.square(scaled[:, :known] - scaled[:, -1:])
+    # age and phase add a penalty [L] per distinct period; rows take theirs
+    periods, row_period = np.unique(period, return_inverse=True)
+    age = AGE_WEIGHT * (length - np.arange(known)) / length
+    lag = (length - 1 - np.arange(known))[None, :] % np.maximum(periods, 1)[:, None]
+    phase = np.minimum(lag, periods[:, None] - lag) * (24.0 / np.maximum(periods, 1)[:, None])
+    penalty = age + PHASE_WEIGHT * np.where(periods[:, None] > 0, np.square(phase), 0.0)
+    distance += penalty.astype(distance.dtype)[row_period]
+    count = min(NEIGHBOURS, known)
+    nearest = np.argpartition(distance, count - 1, axis=1)[:, :count]  # [n, K]
+    rows = np.arange(n)[:, None, None]
+    level_then = values[rows, np.maximum(nearest[:, :, None] - np.arange(OUTCOME_WINDOW), 0)].mean(axis=2)
+    level_now = values[:, -OUTCOME_WINDOW:].mean(axis=1, keepdims=True)
+    later = values[rows, nearest[:, :, None] + np.arange(1, horizon + 1)]  # [n, K, H]
+    outcomes = later - (level_then - level_now)[:, :, None]
+    # per row and step, the empirical quantiles of the K outcomes, at the positions q (K - 1)
+    # of numpy's default (linear) method, which the midpoint positions of _plain_quantiles
+    # give for these levels: so few samples set the 0.9 quantile inside their range
+    ranked = np.sort(outcomes.transpose(0, 2, 1).reshape(n * horizon, count), axis=1)
+    levels = (quantiles * (count - 1) + 0.5) / count
+    return (_plain_quantiles(ranked, np.broadcast_to(levels, (n * horizon, len(levels))))
+            .reshape(n, horizon, -1).transpose(0, 2, 1))
