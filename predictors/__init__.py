@@ -28,13 +28,16 @@ seeds' linear trend, a VPA-style decaying-histogram median, seasonal profiles fo
 the week and a detected sub-daily cycle, each with its deviation from the profile held or
 fading) is run at up to 64 rolling-origin backtest points over about the last day; each series
 combines the models whose backtest error is within 25% of its best one. Each quantile is
-then an anchor (the combined forecast moved 0, 1/4, ..., all of the way to the last value,
+then an anchor (the combined forecast moved none, half or all of the way to the last value,
 whichever has the lowest backtest pinball loss for that quantile) plus a localised conformal
 offset: a weighted quantile of that anchor's backtest residuals, pooled over horizon steps
 once each step's spread is divided out, where recent origins and origins at a level like
-today's weigh more. The backtest runs in float32 on the series less its last value. Too
-little history for a backtest gives the "robust" tier (quantiles of the recent values); none
-at all gives the configured default. A large batch is forecast in chunks on several threads.
+today's weigh more. Each quantile is then averaged with the analogs' (``analogs``): the
+quantiles of what followed the 30 past states, over the whole history, most like the
+current one (deviation from the smoothed level, value, age, seasonal phase). The backtest
+runs in float32 on the series less its last value. Too little history for a backtest gives
+the "robust" tier (quantiles of the recent values); none at all gives the configured
+default. A large batch is cleaned and forecast in chunks, several at once on threads.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ import numpy as np
 
 from .accuracy import AccuracyState, update_accuracy
 from .engine import TIER_NAMES, BatchForecast, forecast_batch
-from .hygiene import as_batch, as_series, clean
+from .hygiene import as_batch, as_series
 
 __all__ = ["AccuracyState", "Forecast", "ForecastDefaults", "forecast", "forecast_detailed",
            "forecast_many", "update_accuracy"]
@@ -96,7 +99,7 @@ def _run(batch: np.ndarray, step_seconds, horizon, quantiles, defaults: Forecast
     step_seconds, horizon, levels = _check_arguments(step_seconds, horizon, quantiles)
     # the engine wants distinct ascending levels; map its rows back to the order asked
     distinct, order = np.unique(levels, return_inverse=True)
-    result = forecast_batch(clean(batch), step_seconds, horizon, distinct, float(defaults.value))
+    result = forecast_batch(batch, step_seconds, horizon, distinct, float(defaults.value))
     return BatchForecast(result.values[:, order], result.tier, result.model, result.confidence)
 
 

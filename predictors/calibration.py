@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 # Shares of the way from the point forecast to the last value that an anchor may take.
-ANCHOR_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+ANCHOR_SHARES = (0.0, 0.5, 1.0)
 # An origin's weight halves every this share of the backtest's origins, counted back from the newest.
 RECENCY_HALF_LIFE = 0.4
 # An origin whose level is one standard deviation (over the backtest) from today's weighs
@@ -88,14 +88,19 @@ def _weighted_offsets(residuals: np.ndarray, weights: np.ndarray, level: np.ndar
     scaled back to each step: [n, H]. Each pooled residual carries its origin's weight
     [n, O], shared over the steps, and sits at the middle of its mass, so that equal
     weights give the usual plotting positions."""
-    n, _, horizon = residuals.shape
+    n, count, horizon = residuals.shape
     pooled, scale = _pool_steps(residuals)
-    order = np.argsort(pooled, axis=1)
-    flat = order + (np.arange(n) * order.shape[1])[:, None]  # flat indices gather fastest
-    ranked = pooled.ravel()[flat]
-    mass = np.repeat((weights / horizon).astype(pooled.dtype), horizon, axis=1).ravel()[flat]
+    # Each residual carries its origin in the lowest bits of its mantissa while it is sorted,
+    # so a plain sort (several times faster than an argsort) still says whose weight each
+    # one has; those bits are cleared after, which moves a value by under 2 ** -16 of itself.
+    as_bits = np.dtype(f"i{pooled.itemsize}")
+    tag = (1 << max(count - 1, 1).bit_length()) - 1
+    origin = np.repeat(np.arange(count, dtype=as_bits), horizon)
+    ranked = np.sort(((pooled.view(as_bits) & ~tag) | origin).view(pooled.dtype), axis=1).view(as_bits)
+    mass = np.take_along_axis((weights / horizon).astype(pooled.dtype), ranked & tag, axis=1)
     position = np.cumsum(mass, axis=1) - 0.5 * mass
-    return _interpolate(position, ranked, level)[:, None] * scale[:, 0]
+    ranked &= ~tag
+    return _interpolate(position, ranked.view(pooled.dtype), level)[:, None] * scale[:, 0]
 
 
 def _pinball(residuals: np.ndarray, offsets: np.ndarray, weights: np.ndarray,

@@ -1,10 +1,11 @@
 """The batch forecasting engine behind every public entry point.
 
-For a batch of cleaned series it picks the tier of each row (model, robust statistics or
+For a batch of series it cleans each row, picks its tier (model, robust statistics or
 configured defaults), runs every eligible model at the rolling-backtest origins and at the
-real origin, combines them per series by backtest loss, and calibrates each quantile on the
-backtest residuals of an anchor between the combined forecast and the last value. Rows go
-in chunks, several at once on threads (numpy releases the GIL in its loops).
+real origin, combines them per series by backtest loss, calibrates each quantile on the
+backtest residuals of an anchor between the combined forecast and the last value, and
+averages it with the analogs' quantile. Rows go in chunks, several at once on threads
+(numpy releases the GIL in its loops).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 from .accuracy import confidence_from_wape, wape
 from .analogs import analog_quantiles
 from .calibration import origin_weights, quantile_forecasts
-from .hygiene import CleanBatch
+from .hygiene import CleanBatch, clean
 from .models import DampedTrend, HistogramPercentile, Level, LinearTrend, Model, SeasonalProfile
 from .seasonality import (CALENDAR_PERIODS_SECONDS, CYCLE_PERIODS_SECONDS, DAY, MIN_AUTOCORRELATION,
                           detect_period, period_steps, seasonality_strengths)
@@ -96,51 +97,61 @@ def backtest_plan(models: list[Model], step_seconds: float, length: int,
     return usable, design.origins(length, horizon, earliest)
 
 
-def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
+def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int,
                    quantiles: np.ndarray, default_value: float) -> BatchForecast:
-    """Quantile forecasts [n, len(quantiles), horizon] for a cleaned batch (quantiles ascending).
+    """Quantile forecasts [n, len(quantiles), horizon] for a raw [n, T] batch (quantiles
+    ascending), cleaned and forecast in chunks of rows, several chunks at once on threads
+    (numpy releases the GIL in its loops) when there are more than one."""
+    n = batch.shape[0]
+    out = np.empty((n, len(quantiles), horizon))
+    tier = np.empty(n, dtype=np.int8)
+    confidence = np.empty(n)
+    names = [""] * n
 
-    Tiers: "model" when the history supports a backtest and at least half of it (and no less
-    than ``model_points(horizon)`` samples) was observed; "robust" for any other row with
-    an observation; "default" (every quantile = ``default_value``) for rows with none.
-    """
+    def forecast_chunk(rows: slice) -> None:  # each chunk writes only its own rows
+        chunk = _forecast_clean(clean(batch[rows]), step_seconds, horizon, quantiles, default_value)
+        out[rows], tier[rows], confidence[rows], names[rows] = chunk.values, chunk.tier, chunk.confidence, chunk.model
+
+    chunks = [slice(start, start + CHUNK_ROWS) for start in range(0, n, CHUNK_ROWS)]
+    if len(chunks) > 1 and WORKERS > 1:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(forecast_chunk, chunks))
+    else:
+        for rows in chunks:
+            forecast_chunk(rows)
+    return BatchForecast(out, tier, names, confidence)
+
+
+def _forecast_clean(clean: CleanBatch, step_seconds: float, horizon: int,
+                    quantiles: np.ndarray, default_value: float) -> BatchForecast:
+    """Forecasts of a cleaned chunk of rows, each from its tier: "model" when the history
+    supports a backtest and at least half of it (and no less than ``model_points(horizon)``
+    samples) was observed; "robust" for any other row with an observation; "default"
+    (every quantile = ``default_value``) for rows with none."""
     values = clean.values
     n, length = values.shape
     out = np.full((n, len(quantiles), horizon), float(default_value))
     tier = np.full(n, TIER_DEFAULT, dtype=np.int8)
     confidence = np.zeros(n)
-    names = ["default"] * n
+    names = np.full(n, "default", dtype=object)
 
     # which models exist, and so the backtest plan, depends only on the step and the length
     # (not on the rows), so every chunk, and a series forecast alone, shares one plan
-    models = candidate_models(values[:0], step_seconds)[0]
-    usable, origins = backtest_plan(models, step_seconds, length, horizon)
-    if len(origins) > MIN_ORIGINS:
-        enough = (clean.observed >= model_points(horizon)) & (2 * clean.observed >= length)
-        model_rows = np.flatnonzero(enough)
-
-        def forecast_chunk(chunk: np.ndarray) -> None:
-            models, eligible, period = candidate_models(values[chunk], step_seconds)
-            # a model no row of this chunk may use is not worth running
-            run = usable & eligible.any(axis=0)
-            models = [m for m, ok in zip(models, run) if ok]
-            variants = [name for m in models for name in m.names]
-            eligible = np.repeat(eligible[:, run], [len(m.names) for m in models], axis=1)
-            out[chunk], weights, error = _model_tier(values[chunk], models, eligible, period, origins, horizon,
-                                                     quantiles)
-            confidence[chunk] = confidence_from_wape(error)
-            for row, w in zip(chunk, weights):
-                names[row] = "+".join(variants[i] for i in np.flatnonzero(w))
-
-        chunks = np.array_split(model_rows, -(-model_rows.size // CHUNK_ROWS)) if model_rows.size else []
-        if len(chunks) > 1 and WORKERS > 1:
-            # numpy releases the GIL in its loops, so chunks on several cores run side by side;
-            # each writes only its own rows
-            with ThreadPoolExecutor(WORKERS) as pool:
-                list(pool.map(forecast_chunk, chunks))
-        else:
-            for chunk in chunks:
-                forecast_chunk(chunk)
+    usable, origins = backtest_plan(candidate_models(values[:0], step_seconds)[0], step_seconds, length, horizon)
+    model_rows = np.flatnonzero((clean.observed >= model_points(horizon)) & (2 * clean.observed >= length))
+    if len(origins) > MIN_ORIGINS and model_rows.size:
+        models, eligible, period = candidate_models(values[model_rows], step_seconds)
+        # a model no row may use is not worth running
+        run = usable & eligible.any(axis=0)
+        models = [m for m, ok in zip(models, run) if ok]
+        variants = np.array([name for m in models for name in m.names], dtype=object)
+        eligible = np.repeat(eligible[:, run], [len(m.names) for m in models], axis=1)
+        out[model_rows], weights, error = _model_tier(values[model_rows], models, eligible, period, origins,
+                                                      horizon, quantiles)
+        confidence[model_rows] = confidence_from_wape(error)
+        # rows share a few combinations: name each once
+        combinations, which = np.unique(weights > 0, axis=0, return_inverse=True)
+        names[model_rows] = np.array(["+".join(variants[used]) for used in combinations], dtype=object)[which]
         tier[model_rows] = TIER_MODEL
 
     robust_rows = np.flatnonzero((clean.observed > 0) & (tier == TIER_DEFAULT))
@@ -148,8 +159,7 @@ def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
         out[robust_rows], confidence[robust_rows] = _robust_tier(
             values[robust_rows], clean.observed[robust_rows], horizon, quantiles)
         tier[robust_rows] = TIER_ROBUST
-        for row in robust_rows:
-            names[row] = "recent_quantiles"
+        names[robust_rows] = "recent_quantiles"
 
     has_data = tier != TIER_DEFAULT
     out[has_data] -= clean.reset_offset[has_data, None, None]
@@ -157,7 +167,7 @@ def forecast_batch(clean: CleanBatch, step_seconds: float, horizon: int,
     # every row non-decreasing across quantiles, and finite whatever happened upstream
     out = np.sort(np.nan_to_num(out, nan=float(default_value), posinf=np.finfo(float).max,
                                 neginf=-np.finfo(float).max), axis=1)
-    return BatchForecast(out, tier, names, confidence)
+    return BatchForecast(out, tier, names.tolist(), confidence)
 
 
 def model_points(horizon: int) -> int:
