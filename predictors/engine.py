@@ -34,7 +34,7 @@ MAX_ORIGINS = 64
 # Fewer backtest origins than this and the measured accuracy means little: robust tier.
 MIN_ORIGINS = 8
 # Rows are forecast in chunks of this many: big enough that numpy, not Python, takes the time.
-CHUNK_ROWS = 256
+CHUNK_ROWS = 512
 # Chunks are forecast on this many threads at once: the CPUs this process may run on, up to 4.
 WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # Robust tier: quantiles of the most recent values, this many at most.
@@ -140,13 +140,18 @@ def _forecast_clean(clean: CleanBatch, step_seconds: float, horizon: int,
     usable, origins = backtest_plan(candidate_models(values[:0], step_seconds)[0], step_seconds, length, horizon)
     model_rows = np.flatnonzero((clean.observed >= model_points(horizon)) & (2 * clean.observed >= length))
     if len(origins) > MIN_ORIGINS and model_rows.size:
-        models, eligible, period = candidate_models(values[model_rows], step_seconds)
+        # Every model, and the seasonality tests, are shift-equivariant, so they run on the
+        # series less its last value, in float32: half the memory traffic, and a large level
+        # (a counter) keeps its precision.
+        level = values[model_rows, -1:]
+        centred = (values[model_rows] - level).astype(np.float32)
+        models, eligible, period = candidate_models(centred, step_seconds)
         # a model no row may use is not worth running
         run = usable & eligible.any(axis=0)
         models = [m for m, ok in zip(models, run) if ok]
         variants = np.array([name for m in models for name in m.names], dtype=object)
         eligible = np.repeat(eligible[:, run], [len(m.names) for m in models], axis=1)
-        out[model_rows], weights, error = _model_tier(values[model_rows], models, eligible, period, origins,
+        out[model_rows], weights, error = _model_tier(centred, level, models, eligible, period, origins,
                                                       horizon, quantiles)
         confidence[model_rows] = confidence_from_wape(error)
         # rows share a few combinations: name each once
@@ -175,13 +180,10 @@ def model_points(horizon: int) -> int:
     return 2 * horizon + MIN_ORIGINS
 
 
-def _model_tier(values, models, eligible, period, origins, horizon, quantiles):
-    """Quantile forecasts [n, Q, H], ensemble weights [n, variants], backtest WAPE [n];
-    period: [n] each row's seasonal period in steps, 0 for none."""
-    # Every model is shift-equivariant, so the backtest runs on the series less its last value,
-    # in float32: half the memory traffic, and a large level (a counter) keeps its precision.
-    level = values[:, -1:]
-    centred = (values - level).astype(np.float32)
+def _model_tier(centred, level, models, eligible, period, origins, horizon, quantiles):
+    """Quantile forecasts [n, Q, H], ensemble weights [n, variants], backtest WAPE [n] of
+    series given as centred [n, T] (float32) plus level [n, 1]; period: [n] each row's
+    seasonal period in steps, 0 for none."""
     actuals = centred[:, origins[:-1, None] + np.arange(horizon)]  # [n, O-1, H]
     ensemble = combine([p for m in models for p in m.predict(centred, origins, horizon)], actuals, eligible)
     # calibration weighs each origin by its age and by how close its level forecast was to today's
