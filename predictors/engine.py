@@ -184,10 +184,12 @@ def _model_tier(centred, level, models, eligible, period, origins, horizon, quan
     """Quantile forecasts [n, Q, H], ensemble weights [n, variants], backtest WAPE [n] of
     series given as centred [n, T] (float32) plus level [n, 1]; period: [n] each row's
     seasonal period in steps, 0 for none."""
-    actuals = centred[:, origins[:-1, None] + np.arange(horizon)]  # [n, O-1, H]
+    # np.take keeps rows outermost (indexing [:, idx] would lay the result out origin-major,
+    # and every later operation would then stride through memory)
+    actuals = np.take(centred, origins[:-1, None] + np.arange(horizon), axis=1)  # [n, O-1, H]
     ensemble = combine([p for m in models for p in m.predict(centred, origins, horizon)], actuals, eligible)
     # calibration weighs each origin by its age and by how close its level forecast was to today's
-    forecast = quantile_forecasts(ensemble.forecasts, centred[:, origins - 1], actuals, quantiles,
+    forecast = quantile_forecasts(ensemble.forecasts, np.take(centred, origins - 1, axis=1), actuals, quantiles,
                                   origin_weights(ensemble.forecasts[:, :, 0]))
     # averaged, quantile by quantile, with the analogs' forecast: a second opinion from the
     # whole history, which the day of backtest origins does not see

@@ -32,4 +32,4 @@ def decaying_percentile(values: np.ndarray, origins: np.ndarray, half_life: floa
     cumulative = np.cumsum(np.where(seen, weight[:, None, :], 0.0), axis=2)
     target = percentile * cumulative[:, :, -1:]
     index = np.argmax(cumulative >= target, axis=2)  # [n, sets]
-    return np.take_along_axis(sorted_samples, index, axis=1)[:, origin_to_set]
+    return np.take(np.take_along_axis(sorted_samples, index, axis=1), origin_to_set, axis=1)

@@ -66,7 +66,7 @@ class Level(SingleVariant):
     def forecast(self, values, origins, horizon):
         start = _warm_start(origins)
         level = exponential_level(values[:, start:], self.alpha)
-        return _flat(level[:, origins - 1 - start], horizon)
+        return _flat(np.take(level, origins - 1 - start, axis=1), horizon)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ class DampedTrend(SingleVariant):
         start = _warm_start(origins)
         level, trend = brown_level_and_trend(values[:, start:], self.alpha)
         at = origins - 1 - start
-        return level[:, at, None] + trend[:, at, None] * damped_steps(self.phi, horizon).astype(values.dtype)
+        return (np.take(level, at, axis=1)[:, :, None]
+                + np.take(trend, at, axis=1)[:, :, None] * damped_steps(self.phi, horizon).astype(values.dtype))
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,12 @@ class LinearTrend(SingleVariant):
         count = (origins - lo).astype(np.float64)
         sum_t = (origins - 1 + lo) * count / 2.0
         sum_tt = ((origins - 1) * origins * (2 * origins - 1) - (lo - 1) * lo * (2 * lo - 1)) / 6.0
-        sum_y = sums[0][:, origins] - sums[0][:, lo]
-        sum_ty = sums[1][:, origins] - sums[1][:, lo]
+        sum_y = np.take(sums[0], origins, axis=1) - np.take(sums[0], lo, axis=1)
+        sum_ty = np.take(sums[1], origins, axis=1) - np.take(sums[1], lo, axis=1)
         spread = count * sum_tt - sum_t ** 2
         slope = np.where(spread > 0, (count * sum_ty - sum_t * sum_y) / np.where(spread > 0, spread, 1.0), 0.0)
         steps = np.arange(1, horizon + 1)
-        return (values[:, origins - 1, None] + slope[..., None] * steps).astype(dtype)
+        return (np.take(values, origins - 1, axis=1)[:, :, None] + slope[..., None] * steps).astype(dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,7 +180,7 @@ class SeasonalProfile:
         phase = (np.arange(horizon)[None, None, :] % period[:, :, None]) + (origins - start)[None, :, None]
         ahead = (np.take_along_axis(profile, phase.reshape(values.shape[0], -1), axis=1)
                  .reshape(values.shape[0], len(origins), horizon))
-        now = deviation[:, origins - 1 - start, None]
+        now = np.take(deviation, origins - 1 - start, axis=1)[:, :, None]
         steps = np.arange(1, horizon + 1)
         return [ahead + now if phi == 1.0 else ahead + now * (phi ** steps).astype(values.dtype)
                 for phi in self.dampings]
