@@ -4,20 +4,21 @@ The ensemble and its calibration see about a day of backtest origins; the analog
 whole history, conditioned on the state. For every past point with a known future, the
 state is how far the value stood from its smoothed level, how far it stood from today's
 value, how old it is and, on a seasonal series, how far its phase (time of day, on a daily
-cycle) is from now. The nearest ``NEIGHBOURS`` points say what followed: each one's later values
-relative to its own short-term level, moved to today's level. Their empirical quantiles
-are the forecast. A burst that usually lasts seven steps, or the evening ramp of a daily
+cycle) is from now. The nearest points (the square root of how many there are) say what
+followed: each one's later values relative to its own short-term level, moved to today's
+level. Their empirical quantiles are the forecast. A burst that usually lasts seven steps, or the evening ramp of a daily
 pattern, is then forecast from the bursts and evenings that have been seen.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .calibration import _plain_quantiles
+from .calibration import sample_quantiles
 from .smoothing import exponential_level
 
-# How many nearest past states make a forecast.
-NEIGHBOURS = 30
+# The nearest past states that make a forecast: the square root of how many there are to
+# choose from (the usual rule for k nearest neighbours), and no fewer than this.
+MIN_NEIGHBOURS = 10
 # The smoothing of the level a state's deviation is measured from.
 STATE_ALPHA = 0.1
 # A neighbour's outcomes are taken relative to the mean of its last this many values (so
@@ -47,7 +48,7 @@ def analog_quantiles(values: np.ndarray, horizon: int, quantiles: np.ndarray, pe
     phase = np.minimum(lag, periods[:, None] - lag) * (24.0 / np.maximum(periods, 1)[:, None])
     penalty = age + PHASE_WEIGHT * np.where(periods[:, None] > 0, np.square(phase), 0.0)
     distance += penalty.astype(distance.dtype)[row_period]
-    count = min(NEIGHBOURS, known)
+    count = min(max(MIN_NEIGHBOURS, round(np.sqrt(known))), known)
     nearest = np.argpartition(distance, count - 1, axis=1)[:, :count]  # [n, K]
     rows = np.arange(n)[:, None, None]
     level_then = values[rows, np.maximum(nearest[:, :, None] - np.arange(OUTCOME_WINDOW), 0)].mean(axis=2)
@@ -55,9 +56,9 @@ def analog_quantiles(values: np.ndarray, horizon: int, quantiles: np.ndarray, pe
     later = values[rows, nearest[:, :, None] + np.arange(1, horizon + 1)]  # [n, K, H]
     outcomes = later - (level_then - level_now)[:, :, None]
     # per row and step, the empirical quantiles of the K outcomes, at the positions q (K - 1)
-    # of numpy's default (linear) method, which the midpoint positions of _plain_quantiles
+    # of numpy's default (linear) method, which the midpoint positions of sample_quantiles
     # give for these levels: so few samples set the 0.9 quantile inside their range
     ranked = np.sort(outcomes.transpose(0, 2, 1).reshape(n * horizon, count), axis=1)
     levels = (quantiles * (count - 1) + 0.5) / count
-    return (_plain_quantiles(ranked, np.broadcast_to(levels, (n * horizon, len(levels))))
+    return (sample_quantiles(ranked, np.broadcast_to(levels, (n * horizon, len(levels))))
             .reshape(n, horizon, -1).transpose(0, 2, 1))

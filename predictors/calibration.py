@@ -61,7 +61,7 @@ def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
         residuals = from_point - from_point.dtype.type(share) * to_last
         pooled, scale = _pool_steps(residuals)
         ranked = np.sort(pooled, axis=1)
-        standard = _plain_quantiles(ranked, levels)
+        standard = sample_quantiles(ranked, levels)
         loss = _pinball(residuals, standard[:, :, None] * scale, weights, quantiles)
         better = loss < best_loss
         best_loss = np.where(better, loss, best_loss)
@@ -117,7 +117,7 @@ def _pinball(residuals: np.ndarray, offsets: np.ndarray, weights: np.ndarray,
     return loss
 
 
-def _plain_quantiles(ranked: np.ndarray, levels: np.ndarray) -> np.ndarray:
+def sample_quantiles(ranked: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Quantiles [n, Q] at ``levels`` [n, Q] of equally weighted samples ``ranked`` [n, S]
     (ascending), with the same plotting positions (k + 1/2) / S as ``_interpolate``."""
     position = np.clip(levels * ranked.shape[1] - 0.5, 0, ranked.shape[1] - 1)
