@@ -20,7 +20,7 @@ def decaying_percentile(values: np.ndarray, origins: np.ndarray, half_life: floa
     stride = max(1, -(-length // MAX_BINS))
     # sample backwards from the newest point so the newest data is always in
     sample_at = np.arange(length - 1, -1, -stride)[::-1]
-    samples = values[:, sample_at]
+    samples = np.take(values, sample_at, axis=1)
     order = np.argsort(samples, axis=1, kind="stable")
     sorted_samples = np.take_along_axis(samples, order, axis=1)
     # Seen from origin o, sample t weighs 0.5 ** ((o - 1 - t) / half_life); the factor in o is

@@ -165,37 +165,34 @@ class SeasonalProfile:
         return self.cycles * self.longest
 
     def predict(self, values, origins, horizon):
+        periods, which = np.unique(self.period, return_inverse=True)
+        if periods.size == 1:
+            return self._predict(values, origins, horizon, int(periods[0]))
+        # rows share a few periods: each group is forecast with its own, as slices not gathers
+        out = [np.empty((values.shape[0], len(origins), horizon), dtype=values.dtype) for _ in self.dampings]
+        for group, period in enumerate(periods):
+            rows = np.flatnonzero(which == group)
+            for whole, part in zip(out, self._predict(values[rows], origins, horizon, int(period))):
+                whole[rows] = part
+        return out
+
+    def _predict(self, values, origins, horizon, period: int):
         k = self.cycles
-        period = np.broadcast_to(np.asarray(self.period, dtype=np.intp), values.shape[:1])[:, None]
+        # the same start for every period, so the backtest does not depend on the batch
         start = max(_warm_start(origins), k * self.longest)
         # profile[t] = median over j = 1..k of values[t - j p], for t in [start, end); past the
         # last origin only the next min(horizon, p) steps are used, all built from seen data
-        # (the clip only touches positions a row with a shorter period never reads)
-        end = int(origins[-1]) + min(horizon, self.longest)
-        back = [_lagged(values, start, end, j * self.period) for j in range(1, k + 1)]
+        end = int(origins[-1]) + min(horizon, period)
+        back = [values[:, start - j * period:end - j * period] for j in range(1, k + 1)]
         profile = _median_of_three(*back) if k == 3 else back[0]
         seen = min(end, values.shape[1]) - start
         deviation = exponential_level(values[:, start:start + seen] - profile[:, :seen], self.alpha)
         # step h repeats the phase h mod p of the coming period
-        phase = (np.arange(horizon)[None, None, :] % period[:, :, None]) + (origins - start)[None, :, None]
-        ahead = (np.take_along_axis(profile, phase.reshape(values.shape[0], -1), axis=1)
-                 .reshape(values.shape[0], len(origins), horizon))
+        ahead = np.take(profile, np.arange(horizon) % period + (origins - start)[:, None], axis=1)  # [n, O, H]
         now = np.take(deviation, origins - 1 - start, axis=1)[:, :, None]
         steps = np.arange(1, horizon + 1)
         return [ahead + now if phi == 1.0 else ahead + now * (phi ** steps).astype(values.dtype)
                 for phi in self.dampings]
-
-
-def _lagged(values: np.ndarray, start: int, end: int, lag: int | np.ndarray) -> np.ndarray:
-    """values[:, t - lag] for t in [start, end): a slice for one lag, a gather for one per row.
-
-    Positions past the history are clipped; only a row with a shorter lag than the longest
-    gets them, and it never reads them.
-    """
-    if np.ndim(lag) == 0:
-        return values[:, start - lag:end - lag]
-    t = np.arange(start, end)[None, :] - np.asarray(lag)[:, None]
-    return np.take_along_axis(values, np.minimum(t, values.shape[1] - 1), axis=1)
 
 
 def _median_of_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
