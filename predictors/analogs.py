@@ -35,7 +35,8 @@ def analog_quantiles(values: np.ndarray, horizon: int, quantiles: np.ndarray, pe
     from their nearest past states. ``period`` [n] is each row's seasonal period in steps,
     0 for a row without one (its phase then plays no part)."""
     n, length = values.shape
-    step = np.abs(np.diff(values, axis=1)).mean(axis=1, keepdims=True)
+    steps = np.diff(values, axis=1)
+    step = np.abs(steps, out=steps).mean(axis=1, keepdims=True)
     scaled = values / np.where(step > 0, step, 1.0)
     deviation = scaled - exponential_level(scaled, scaled.dtype.type(STATE_ALPHA))
     known = length - horizon  # the library: every point whose next `horizon` values are known
@@ -50,11 +51,12 @@ def analog_quantiles(values: np.ndarray, horizon: int, quantiles: np.ndarray, pe
     distance += penalty.astype(distance.dtype)[row_period]
     count = min(max(MIN_NEIGHBOURS, round(np.sqrt(known))), known)
     nearest = np.argpartition(distance, count - 1, axis=1)[:, :count]  # [n, K]
-    rows = np.arange(n)[:, None, None]
-    level_then = values[rows, np.maximum(nearest[:, :, None] - np.arange(OUTCOME_WINDOW), 0)].mean(axis=2)
+    # each neighbour's last OUTCOME_WINDOW values and its next `horizon`, by flat index
+    window = np.arange(1 - OUTCOME_WINDOW, horizon + 1)
+    around = np.take(values, np.maximum(nearest[:, :, None] + window, 0) + (np.arange(n) * length)[:, None, None])
+    level_then = around[:, :, :OUTCOME_WINDOW].mean(axis=2)
     level_now = values[:, -OUTCOME_WINDOW:].mean(axis=1, keepdims=True)
-    later = values[rows, nearest[:, :, None] + np.arange(1, horizon + 1)]  # [n, K, H]
-    outcomes = later - (level_then - level_now)[:, :, None]
+    outcomes = around[:, :, OUTCOME_WINDOW:] - (level_then - level_now)[:, :, None]  # [n, K, H]
     # per row and step, the empirical quantiles of the K outcomes, at the positions q (K - 1)
     # of numpy's default (linear) method, which the midpoint positions of sample_quantiles
     # give for these levels: so few samples set the 0.9 quantile inside their range
