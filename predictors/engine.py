@@ -39,8 +39,9 @@ CHUNK_ROWS = 512
 WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # Robust tier: quantiles of the most recent values, this many at most.
 ROBUST_WINDOW = 24
-# Share of the analogs' forecast in each quantile of a model-tier forecast.
-ANALOG_WEIGHT = 0.4
+# Share of the analogs' forecast in each quantile of a model-tier forecast: an equal
+# average of the two, the combination that needs no weights estimated.
+ANALOG_WEIGHT = 0.5
 # A seasonal model's deviation from its profile is held, or fades by these factors per step.
 SEASONAL_DAMPINGS = (1.0, 0.8)
 
