@@ -32,9 +32,10 @@ then an anchor (the combined forecast moved none, half or all of the way to the 
 whichever has the lowest backtest pinball loss for that quantile) plus a localised conformal
 offset: a weighted quantile of that anchor's backtest residuals, pooled over horizon steps
 once each step's spread is divided out, where recent origins and origins at a level like
-today's weigh more. Each quantile is then averaged with the analogs' (``analogs``): the
-quantiles of what followed the 30 past states, over the whole history, most like the
-current one (deviation from the smoothed level, value, age, seasonal phase). The backtest
+today's weigh more. Each quantile is then averaged, half and half, with the analogs'
+(``analogs``): the quantiles of what followed the past states, over the whole history,
+most like the current one (deviation from the smoothed level, value, age, seasonal phase),
+as many as the square root of the states there are. The backtest
 runs in float32 on the series less its last value. Too little history for a backtest gives
 the "robust" tier (quantiles of the recent values); none at all gives the configured
 default. A large batch is cleaned and forecast in chunks, several at once on threads.
