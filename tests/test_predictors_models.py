@@ -1,9 +1,11 @@
 """Building blocks: period detection, smoothing, the decaying histogram, calibration, models."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
 
-from quartermaster.predictors.calibration import origin_weights, quantile_forecasts
+from quartermaster.predictors.calibration import _sort_tagged, _weighted_quantile, origin_weights, quantile_forecasts
 from quartermaster.predictors.histogram import decaying_percentile
 from quartermaster.predictors.models import DampedTrend, LinearTrend, SeasonalProfile
 from quartermaster.predictors.seasonality import detect_period, period_steps, seasonality_strengths
@@ -130,3 +132,26 @@ def test_upper_quantile_is_calibrated_on_origins_at_a_level_like_todays():
     pooled = quantile_forecasts(point, level[None], actuals, quantiles)[0]
     assert np.all(np.abs(local[1] - norm.ppf(0.9)) < 0.6)
     assert np.all(pooled[1] > local[1] + 1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 12), st.sampled_from([np.float32, np.float64]),
+       st.floats(0.0, 1.0), st.integers(0, 2 ** 31))
+def test_weighted_quantile_of_tagged_sort_matches_an_argsort(count, horizon, dtype, level, seed):
+    # the plain reading: sort with an argsort, each sample weighing its origin's weight over
+    # the steps, at the middle of its mass (distinct values: with unequal weights the order
+    # of tied values moves the interpolation, and neither sort fixes that order)
+    rng = np.random.default_rng(seed)
+    pooled = np.stack([rng.permutation(count * horizon) for _ in range(3)]).astype(dtype)
+    pooled = (pooled - pooled.mean()) * dtype(0.37)
+    weights = rng.random((3, count)) + 0.01
+    weights /= weights.sum(axis=1, keepdims=True)
+    ranked = _sort_tagged(pooled, count)
+    got = _weighted_quantile(ranked, weights, count, np.full(3, level))
+    for row in range(3):
+        order = np.argsort(pooled[row], kind="stable")
+        values = pooled[row][order].astype(np.float64)
+        mass = np.repeat(weights[row] / horizon, horizon)[order]
+        position = np.cumsum(mass) - 0.5 * mass
+        expected = np.interp(level, position, values)
+        assert got[row] == pytest.approx(expected, rel=2 ** -15, abs=1e-6)
