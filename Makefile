@@ -25,7 +25,7 @@ test: install testbed
 	$(PY) -m pytest
 
 crds: install
-	$(PY) -m quartermaster.operator.crdgen crds
+	$(VENV)/bin/quartermaster crds crds
 
 demo: install testbed
 	$(PY) hack/demo.py up

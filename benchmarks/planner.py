@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     if run.returncode != 0 or not ratio or not seconds:
         print("planner benchmark: the shared script failed or reported NOT OPTIMAL")
         return 1
-    ratio_ok = float(ratio.group(1)) <= RATIO_TARGET
+    # the script prints the ratio to 3 decimals: count the rounding against the planner
+    ratio_ok = float(ratio.group(1)) + 0.0005 <= RATIO_TARGET
     seconds_ok = float(seconds.group(1)) < SECONDS_TARGET
     print(f"2,000 x 3: planner/reference time ratio {ratio.group(1)} (target <= {RATIO_TARGET:.3f}):"
           f" {'ok' if ratio_ok else 'MISSED'}")

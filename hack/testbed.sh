@@ -19,8 +19,9 @@ BIN=$CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM
 K8S_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 ALL_TOOLS=(etcd "${K8S_TOOLS[@]}" kwok helm)
 
-# Needs go >= 1.24 (the modules below declare it; .ci/run checks). GOTOOLCHAIN is left as
-# the machine sets it: with GOTOOLCHAIN=local an older go cannot fetch a newer toolchain.
+# Building needs go >= 1.24 (the modules below declare it; checked before any build).
+# GOTOOLCHAIN is left as the machine sets it: with GOTOOLCHAIN=local an older go cannot
+# fetch a newer toolchain, hence the check.
 export GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 log() { echo "testbed: $*" >&2; }
@@ -34,6 +35,20 @@ complete() {
 if [ "${1:-}" = "--print" ]; then
   complete || { log "incomplete ($BIN, prometheus, promtool): run make testbed"; exit 1; }
   echo "$BIN"; exit 0
+fi
+
+# Debian's packages: openssl (the test cluster's certificates), flock (below), Prometheus.
+packages=()
+command -v openssl >/dev/null || packages+=(openssl)
+command -v flock >/dev/null || packages+=(util-linux)
+{ command -v prometheus && command -v promtool; } >/dev/null || packages+=(prometheus)
+if [ ${#packages[@]} -gt 0 ]; then
+  log "installing ${packages[*]} from Debian"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  # Prometheus's package starts a system service; the test bed runs its own instances.
+  $SUDO systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
 fi
 
 mkdir -p "$BIN"
@@ -73,6 +88,17 @@ build_in_module() {
 
 need() { local t; for t in "$@"; do [ -x "$BIN/$t" ] || return 0; done; return 1; }
 
+if need "${ALL_TOOLS[@]}"; then
+  command -v go >/dev/null || { log "Go >= 1.24 is needed to build the test bed; none on PATH"; exit 1; }
+  go_version=$(go env GOVERSION)   # e.g. go1.24.3
+  IFS=. read -r go_major go_minor _ <<<"${go_version#go}"
+  go_minor=${go_minor%%[!0-9]*}   # 24rc1 -> 24
+  if [ "${go_major:-0}" -lt 1 ] || { [ "$go_major" -eq 1 ] && [ "${go_minor:-0}" -lt 24 ]; }; then
+    log "Go >= 1.24 is needed to build the test bed; found $go_version ($(command -v go))"
+    exit 1
+  fi
+fi
+
 if need etcd; then
   build_in_module etcd "module qmtools/etcd
 go 1.24
@@ -110,15 +136,6 @@ if need helm; then
 go 1.24
 require helm.sh/helm/v3 $HELM_VERSION" \
     helm.sh/helm/v3/cmd/helm helm
-fi
-
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
-  log "installing prometheus from Debian"
-  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  # The package starts a system service; the test bed runs its own instances.
-  $SUDO systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
 fi
 
 complete || { log "some binaries are missing in $BIN"; exit 1; }

@@ -10,20 +10,22 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from quartermaster.operator import crdgen, settings
 from quartermaster.operator.settings import OperatorSettings
 
 
 def _parser() -> argparse.ArgumentParser:
+    defaults = OperatorSettings()
     parser = argparse.ArgumentParser(prog="quartermaster")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the operator against a cluster")
     run.add_argument("--kubeconfig", help="the kubeconfig to use outside a cluster (default: $KUBECONFIG, "
                                           "then ~/.kube/config); in a Pod the service account is used")
-    run.add_argument("--resync-seconds", type=float, default=OperatorSettings().resync_seconds)
+    run.add_argument("--resync-seconds", type=float, default=defaults.resync_seconds)
     run.add_argument("--liveness-port", type=int, help="serve /healthz on this port")
-    run.add_argument("--liveness-host", default=OperatorSettings().liveness_host,
+    run.add_argument("--liveness-host", default=defaults.liveness_host,
                      help="the address /healthz listens on (default: all)")
     run.add_argument("--peering", help="Kopf peering name: pause while a higher-priority peer runs "
                                        "(not leader election; the ClusterKopfPeering must exist). "
@@ -63,7 +65,9 @@ def run(options: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     if options.command == "crds":
-        return crdgen.main([options.folder])
+        for path in crdgen.write_all(Path(options.folder)):
+            print(path)
+        return 0
     return run(options)
 
 

@@ -1,4 +1,5 @@
-"""Generate the CRD manifests in crds/ from the pydantic models (the one source of truth).
+"""The CRD manifests in crds/, generated from the pydantic models, the one source of truth
+(`quartermaster crds`, `make crds`).
 
 Pydantic emits JSON Schema 2020-12; the apiserver wants a structural OpenAPI v3 schema:
 references inlined, no `null` branches, boolean `exclusiveMinimum`, no `title`, and no
@@ -6,7 +7,6 @@ references inlined, no `null` branches, boolean `exclusiveMinimum`, no `title`, 
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,6 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "additionalProperties" and value is False:
             continue
-        if key == "const":
-            out["enum"] = [value]
-            continue
         if key == "exclusiveMinimum":
             out["minimum"], out["exclusiveMinimum"] = value, True
             continue
@@ -51,8 +48,6 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = {name: _structural(prop, defs) for name, prop in value.items()}
             continue
         out[key] = _structural(value, defs)
-    if "enum" in out and "type" not in out:
-        out["type"] = "string"
     return out
 
 
@@ -120,13 +115,3 @@ def write_all(folder: Path) -> list[Path]:
         written.append(path)
     return written
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    for path in write_all(Path(args[0] if args else "crds")):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

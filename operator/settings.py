@@ -1,4 +1,4 @@
-"""The operator's settings: one typed object, from the command line and environment."""
+"""The operator's settings: one typed object, set from the command line (`quartermaster run`)."""
 from __future__ import annotations
 
 from typing import Optional

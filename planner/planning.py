@@ -96,8 +96,7 @@ def plan_swaps(request: SwapPlanRequest) -> SwapPlanResult:
         raise InfeasiblePlanError(
             f"shape mismatch: {len(priority)} priorities and fair_share {fair_share.shape} for {n} instances")
     weight = np.array([shortfall_weight(p, f) for p, f in zip(priority, fair_share, strict=True)])
-    per_resource = {name: np.broadcast_to(np.asarray(getattr(q, name), dtype=np.float64), (R,))
-                    for name in ("shortfall_cost", "waste_cost", "move_cost")}
+    per_resource = {name: _per_resource(getattr(q, name), R) for name in ("shortfall_cost", "waste_cost", "move_cost")}
     problem = Problem(q.current, q.demand, q.minimum, q.maximum, q.capacity, weight, q.max_change,
                       **per_resource, instance_names=tuple(q.instances), resource_names=tuple(q.resources))
     median, upper = _forecast(q, problem.shape)
@@ -122,6 +121,12 @@ def plan_swaps(request: SwapPlanRequest) -> SwapPlanResult:
         objective_before=objective(problem, problem.current), objective_after=objective(problem, allocation),
         risk=total_risk, needs_approval=total_risk > q.risk_threshold,
         held=tuple(q.instances[i] for i in np.flatnonzero(cooling)))
+
+
+def _per_resource(cost, count: int) -> np.ndarray:
+    """A cost for each resource: a scalar stands for all of them; any other shape is left
+    for Problem to check, so a wrong one is named there."""
+    return np.full(count, cost, dtype=np.float64) if np.ndim(cost) == 0 else np.asarray(cost, dtype=np.float64)
 
 
 def _forecast(q: SwapPlanRequest, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -24,9 +24,10 @@ STATE_ALPHA = 0.1
 # A neighbour's outcomes are taken relative to the mean of its last this many values (so
 # one caught mid-burst brings the burst's shape, not its height), moved to today's mean.
 OUTCOME_WINDOW = 3
-# Squared distance added by a state's age (per whole history) and, where a series has a
-# seasonal period, by each 24th of that period (an hour of a day) between its phase and
-# now; the state's deviation and value count in units of the series' mean absolute step.
+# Added to the squared distance: AGE_WEIGHT times a state's age as a share of the history
+# and, where a series has a seasonal period, PHASE_WEIGHT times the square of how many 24ths
+# of that period (hours, of a day) its phase is from now's; the state's deviation and value
+# count in units of the series' mean absolute step.
 AGE_WEIGHT, PHASE_WEIGHT = 1.0, 3.0
 
 

@@ -108,9 +108,13 @@ def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int,
     tier = np.empty(n, dtype=np.int8)
     confidence = np.empty(n)
     names = [""] * n
+    # which models exist, and so the backtest plan, depends only on the step and the cleaned
+    # length (not on the rows), so every chunk, and a series forecast alone, shares one plan
+    no_rows = clean(batch[:0]).values
+    plan = backtest_plan(candidate_models(no_rows, step_seconds)[0], step_seconds, no_rows.shape[1], horizon)
 
     def forecast_chunk(rows: slice) -> None:  # each chunk writes only its own rows
-        chunk = _forecast_clean(clean(batch[rows]), step_seconds, horizon, quantiles, default_value)
+        chunk = _forecast_clean(clean(batch[rows]), plan, step_seconds, horizon, quantiles, default_value)
         out[rows], tier[rows], confidence[rows], names[rows] = chunk.values, chunk.tier, chunk.confidence, chunk.model
 
     chunks = [slice(start, start + CHUNK_ROWS) for start in range(0, n, CHUNK_ROWS)]
@@ -123,12 +127,13 @@ def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int,
     return BatchForecast(out, tier, names, confidence)
 
 
-def _forecast_clean(clean: CleanBatch, step_seconds: float, horizon: int,
-                    quantiles: np.ndarray, default_value: float) -> BatchForecast:
+def _forecast_clean(clean: CleanBatch, plan: tuple[np.ndarray, np.ndarray], step_seconds: float,
+                    horizon: int, quantiles: np.ndarray, default_value: float) -> BatchForecast:
     """Forecasts of a cleaned chunk of rows, each from its tier: "model" when the history
-    supports a backtest and at least half of it (and no less than ``model_points(horizon)``
-    samples) was observed; "robust" for any other row with an observation; "default"
-    (every quantile = ``default_value``) for rows with none."""
+    supports a backtest (``plan``: usable models and origins, from ``backtest_plan``) and at
+    least half of it (and no less than ``model_points(horizon)`` samples) was observed;
+    "robust" for any other row with an observation; "default" (every quantile =
+    ``default_value``) for rows with none."""
     values = clean.values
     n, length = values.shape
     out = np.full((n, len(quantiles), horizon), float(default_value))
@@ -136,9 +141,7 @@ def _forecast_clean(clean: CleanBatch, step_seconds: float, horizon: int,
     confidence = np.zeros(n)
     names = np.full(n, "default", dtype=object)
 
-    # which models exist, and so the backtest plan, depends only on the step and the length
-    # (not on the rows), so every chunk, and a series forecast alone, shares one plan
-    usable, origins = backtest_plan(candidate_models(values[:0], step_seconds)[0], step_seconds, length, horizon)
+    usable, origins = plan
     model_rows = np.flatnonzero((clean.observed >= model_points(horizon)) & (2 * clean.observed >= length))
     if len(origins) > MIN_ORIGINS and model_rows.size:
         # Every model, and the seasonality tests, are shift-equivariant, so they run on the

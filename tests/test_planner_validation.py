@@ -153,6 +153,8 @@ def test_plan_swaps_checks_forecasts_and_priorities():
         plan_swaps(request(forecast_upper=np.ones(2)))
     with pytest.raises(InfeasiblePlanError, match=r"not a finite number: forecast_median has nan"):
         plan_swaps(request(forecast_median=np.array([[np.nan, 1.0], [1.0, 1.0]])))
+    with pytest.raises(InfeasiblePlanError, match=r"shape mismatch: shortfall_cost has shape \(3,\), expected \(2,\)"):
+        plan_swaps(request(shortfall_cost=[1.0, 2.0, 3.0]))
     with pytest.raises(InfeasiblePlanError, match=r"shape mismatch: 1 priorities and fair_share \(2,\)"):
         plan_swaps(request(priority=["high"], fair_share=np.ones(2)))
     with pytest.raises(ValueError, match=r"'urgent' is not a valid PriorityClass"):

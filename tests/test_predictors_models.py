@@ -154,4 +154,6 @@ def test_weighted_quantile_of_tagged_sort_matches_an_argsort(count, horizon, dty
         mass = np.repeat(weights[row] / horizon, horizon)[order]
         position = np.cumsum(mass) - 0.5 * mass
         expected = np.interp(level, position, values)
-        assert got[row] == pytest.approx(expected, rel=2 ** -15, abs=1e-6)
+        # the tags move each value by under 2 ** -16 of itself, so the interpolated one by
+        # under that share of the largest value
+        assert abs(got[row] - expected) <= 2 ** -16 * np.abs(values).max()

@@ -21,7 +21,10 @@ KWOK_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
 
 
 def _openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    try:
+        result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise TestbedError("openssl is not installed (make testbed installs it)") from None
     if result.returncode != 0:
         raise TestbedError(f"openssl {' '.join(args[:2])} failed: {result.stderr}")
 
