@@ -1,7 +1,9 @@
 """`quartermaster`: the operator process and its tools.
 
     quartermaster run [--kubeconfig PATH] [--resync-seconds N] [--liveness-port N [--liveness-host H]]
-                      [--peering NAME]
+                      [--metrics-port N [--metrics-host H]] [--peering NAME]
+                      [--prometheus-url URL] [--prometheus-timeout S] [--metrics-step-seconds N]
+                      [--history-seconds N] [--rate-window W] [--cpu-query PROMQL] [--memory-query PROMQL]
     quartermaster crds [FOLDER]
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 from quartermaster.operator import crdgen, settings
-from quartermaster.operator.settings import OperatorSettings
+from quartermaster.operator.settings import MetricsSettings, OperatorSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +29,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness-port", type=int, help="serve /healthz on this port")
     run.add_argument("--liveness-host", default=defaults.liveness_host,
                      help="the address /healthz listens on (default: all)")
+    run.add_argument("--metrics-port", type=int, help="serve the operator's own /metrics on this port")
+    run.add_argument("--metrics-host", default=defaults.metrics_host,
+                     help="the address /metrics listens on (default: all)")
+    usage = defaults.metrics
+    run.add_argument("--prometheus-url", help="the Prometheus that holds the workloads' usage "
+                                              "(e.g. http://prometheus.monitoring:9090); without it no usage is read")
+    run.add_argument("--prometheus-timeout", type=float, default=usage.timeout_seconds,
+                     help="seconds one range query may take")
+    run.add_argument("--metrics-step-seconds", type=int, default=usage.step_seconds,
+                     help="resolution of the usage history")
+    run.add_argument("--history-seconds", type=int, default=usage.history_seconds,
+                     help="how much usage history the forecasts see")
+    run.add_argument("--rate-window", default=usage.rate_window, help="the cpu query's rate() window")
+    run.add_argument("--cpu-query", default=usage.cpu_query,
+                     help="PromQL template: cores per pod, labelled namespace and pod; ${namespaces} "
+                          "and ${window} are filled in")
+    run.add_argument("--memory-query", default=usage.memory_query,
+                     help="PromQL template: working-set bytes per pod, labelled namespace and pod")
     run.add_argument("--peering", help="Kopf peering name: pause while a higher-priority peer runs "
                                        "(not leader election; the ClusterKopfPeering must exist). "
                                        "Default: standalone")
@@ -48,7 +68,12 @@ def run(options: argparse.Namespace) -> int:
 
     settings.current = config = OperatorSettings(
         resync_seconds=options.resync_seconds, liveness_port=options.liveness_port,
-        liveness_host=options.liveness_host, peering=options.peering,
+        liveness_host=options.liveness_host, metrics_port=options.metrics_port,
+        metrics_host=options.metrics_host, peering=options.peering,
+        metrics=MetricsSettings(
+            prometheus_url=options.prometheus_url, timeout_seconds=options.prometheus_timeout,
+            step_seconds=options.metrics_step_seconds, history_seconds=options.history_seconds,
+            rate_window=options.rate_window, cpu_query=options.cpu_query, memory_query=options.memory_query),
     )
     logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,18 +1,49 @@
-"""The operator's settings: one typed object, set from the command line (`quartermaster run`)."""
+"""The operator's settings: typed objects, set from the command line (`quartermaster run`)
+and passed to the control cycle."""
 from __future__ import annotations
 
 from typing import Optional
 
 from pydantic import BaseModel, Field
 
+# cAdvisor's names, as the kubelet exports them and the test bed backfills them. A template
+# must return one series per pod, labelled `namespace` and `pod`; `${namespaces}` becomes
+# a regex of the namespaces the cycle needs, `${window}` the rate window (e.g. "10m").
+DEFAULT_CPU_QUERY = ('sum by (namespace, pod) (rate(container_cpu_usage_seconds_total'
+                     '{container!="", container!="POD", namespace=~"${namespaces}"}[${window}]))')
+DEFAULT_MEMORY_QUERY = ('sum by (namespace, pod) (container_memory_working_set_bytes'
+                        '{container!="", container!="POD", namespace=~"${namespaces}"})')
+
+
+class MetricsSettings(BaseModel):
+    """Where usage comes from and how much of it the cycle keeps."""
+
+    prometheus_url: Optional[str] = Field(
+        default=None, description="Prometheus's base URL; None: no usage is read (MetricsAvailable=False).")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Per range query.")
+    step_seconds: int = Field(default=300, ge=1, description="The history's resolution.")
+    history_seconds: int = Field(default=7 * 86400, ge=60, description="How much history forecasts see.")
+    rate_window: str = Field(default="10m", description="The window of rate() in the cpu template.")
+    cpu_query: str = DEFAULT_CPU_QUERY
+    memory_query: str = DEFAULT_MEMORY_QUERY
+    # Samples older than this many steps do not count as current usage (stale data).
+    max_age_steps: int = Field(default=3, ge=1)
+    # Prometheus refuses more than 11,000 points per series in one range query.
+    max_points_per_series: int = Field(default=11_000, ge=2)
+    # Bounds the JSON of one range query (series x points), and so the operator's memory.
+    max_samples_per_query: int = Field(default=2_000_000, ge=1_000)
+
 
 class OperatorSettings(BaseModel):
-    resync_seconds: float = Field(default=60.0, gt=0, description="Re-reconcile at least this often.")
+    resync_seconds: float = Field(default=60.0, gt=0, description="Run the cycle at least this often.")
     debounce_seconds: float = Field(default=1.0, ge=0, description="Coalesce bursts of cluster changes.")
     liveness_port: Optional[int] = Field(default=None, ge=1, le=65535)
     liveness_host: str = Field(default="0.0.0.0", description="The address /healthz listens on.")
+    metrics_port: Optional[int] = Field(default=None, ge=1, le=65535, description="Serve /metrics here.")
+    metrics_host: str = Field(default="0.0.0.0", description="The address /metrics listens on.")
     peering: Optional[str] = Field(default=None, description="Kopf peering name; None runs standalone.")
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
-# Set once by the CLI before Kopf starts; handlers read it.
+# Set once by the CLI before Kopf starts; the start-up handler hands it to the cycle.
 current = OperatorSettings()
