@@ -6,12 +6,14 @@ Field names are snake_case in Python and camelCase on the wire, as Kubernetes ex
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, ClassVar, Literal, Optional
+from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                      ValidationError, model_validator)
 from pydantic.alias_generators import to_camel
-from pydantic_core import core_schema
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from quartermaster.planner.priority import PriorityClass
 
@@ -54,8 +56,47 @@ class Quantity(str):
         }
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A rule across an object's fields, enforced twice with one message: by the apiserver
+    as CEL (`x-kubernetes-validations`, run after the schema's defaults are applied) and by
+    the models as `holds` (run after pydantic's defaults, which are the same ones).
+
+    `field` is the wire name of the field the message is about, relative to the object;
+    `reason` is the apiserver's error kind ("FieldValueRequired", "FieldValueForbidden"),
+    an invalid value when None.
+    """
+
+    cel: str
+    holds: Callable[[Any], bool]
+    field: str
+    message: str
+    reason: Optional[str] = None
+
+    def x_kubernetes_validation(self) -> dict[str, str]:
+        return {"rule": self.cel, "message": self.message, "fieldPath": f".{self.field}",
+                **({"reason": self.reason} if self.reason else {})}
+
+
 class Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _obey_rules(self):
+        broken = [InitErrorDetails(type=PydanticCustomError("rule", rule.message), loc=(rule.field,), input=self)
+                  for rule in self.rules if not rule.holds(self)]
+        if broken:
+            raise ValidationError.from_exception_data(type(self).__name__, broken)
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        schema = handler(core_schema)
+        if cls.rules:
+            handler.resolve_ref_schema(schema)["x-kubernetes-validations"] = [
+                rule.x_kubernetes_validation() for rule in cls.rules]
+        return schema
 
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -67,6 +108,18 @@ HorizonSeconds = Annotated[int, Field(ge=60)]
 # ---- shared pieces ----------------------------------------------------------------
 
 class LabelSelectorRequirement(Model):
+    """metav1.LabelSelectorRequirement."""
+
+    # The checks the apiserver makes of a real selector's requirements.
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+             lambda r: r.operator not in ("In", "NotIn") or bool(r.values),
+             "values", "must be specified when `operator` is 'In' or 'NotIn'", "FieldValueRequired"),
+        Rule("self.operator in ['In', 'NotIn'] || !has(self.values) || size(self.values) == 0",
+             lambda r: r.operator in ("In", "NotIn") or not r.values,
+             "values", "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+             "FieldValueForbidden"),
+    )
     key: str
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[str] = Field(default_factory=list)
@@ -76,7 +129,8 @@ class LabelSelector(Model):
     """metav1.LabelSelector; an empty selector selects everything."""
 
     match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    # Bounded so that the apiserver's cost estimate for the requirements' rules stays low.
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=64)
 
 
 class ResourceList(Model):
@@ -139,6 +193,12 @@ class PressureLevel(str, Enum):
 class PressureThreshold(Model):
     """Fractions of capacity at which a resource's pressure level rises."""
 
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("self.warning < self.critical", lambda t: t.warning < t.critical,
+             "critical", "must be greater than warning"),
+        Rule("self.critical < self.emergency", lambda t: t.critical < t.emergency,
+             "emergency", "must be greater than critical"),
+    )
     warning: Fraction = 0.7
     critical: Fraction = 0.85
     emergency: Fraction = 0.95
@@ -165,6 +225,11 @@ class WorkloadSelector(Model):
 
 
 class ResourcePoolSpec(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("!has(self.nodeSelector) || !has(self.fixedCapacity)",
+             lambda s: s.node_selector is None or s.fixed_capacity is None,
+             "fixedCapacity", "may not be specified together with nodeSelector", "FieldValueForbidden"),
+    )
     node_selector: Optional[LabelSelector] = Field(
         default=None, description="Nodes whose allocatable capacity forms the pool."
     )
@@ -177,15 +242,57 @@ class ResourcePoolSpec(Model):
     pressure_thresholds: PressureThresholds = Field(default_factory=PressureThresholds)
 
 
+class ResourceForecast(Model):
+    """One resource's forecast for the pool."""
+
+    resource: str = Field(description='"cpu" or "memory".')
+    quantile: Quantile
+    horizon_seconds: int
+    peak: Quantity = Field(description="The quantile's peak over the horizon.")
+    peak_at: Optional[str] = Field(default=None, description="RFC3339.")
+    tier: Literal["model", "robust", "default"]
+    model: str = Field(default="", description="What produced the forecast, in words.")
+    confidence: Optional[Fraction] = None
+
+
+class GrowthScenario(Model):
+    growth_per_month: NonNegativeFloat = Field(description="0.10 for +10 % a month.")
+    exhausts_at: Optional[str] = Field(
+        default=None, description="RFC3339; absent when not within the horizon looked at.")
+    days_left: Optional[NonNegativeFloat] = None
+
+
+class CapacityProjection(Model):
+    resource: str
+    trend_per_day: float = Field(
+        description="Units of the resource (cores, bytes) per day; negative when shrinking.")
+    exhausts_at: Optional[str] = Field(default=None, description="RFC3339.")
+    days_left: Optional[NonNegativeFloat] = None
+    scenarios: list[GrowthScenario] = Field(default_factory=list, max_length=8)
+
+
+class ForecastAccuracy(Model):
+    resource: str
+    coverage: Optional[Fraction] = Field(
+        default=None, description="Share of actuals at or under the upper quantile.")
+    scaled_error: Optional[NonNegativeFloat] = None
+    samples: NonNegativeInt = 0
+
+
 class ResourcePoolStatus(Status):
     capacity: Optional[ResourceList] = None
     requested: Optional[ResourceList] = None
     used: Optional[ResourceList] = None
+    metrics_time: Optional[str] = Field(default=None, description="RFC3339 of the samples `used` is from.")
     forecast: Optional[ResourceList] = None
+    forecast_details: list[ResourceForecast] = Field(default_factory=list, max_length=8)
+    capacity_plan: list[CapacityProjection] = Field(default_factory=list, max_length=8)
+    forecast_accuracy: list[ForecastAccuracy] = Field(default_factory=list, max_length=8)
     free: Optional[ResourceList] = None
     pressure: dict[str, PressureLevel] = Field(default_factory=dict)
     nodes: int = 0
-    members: int = 0
+    members: int = Field(default=0, description="Member pods.")
+    workloads: NonNegativeInt = Field(default=0, description="Member workloads.")
 
 
 class ResourcePool(Model):
@@ -196,11 +303,17 @@ class ResourcePool(Model):
     printer_columns: ClassVar[list[dict]] = kind_columns(
         {"name": "CPU", "type": "string", "jsonPath": ".status.capacity.cpu", "description": "Allocatable CPU"},
         {"name": "CPU-Req", "type": "string", "jsonPath": ".status.requested.cpu"},
+        {"name": "Used", "type": "string", "jsonPath": ".status.used.cpu", "description": "CPU in use"},
+        {"name": "Forecast", "type": "string", "jsonPath": ".status.forecast.cpu", "description": "CPU forecast"},
         {"name": "Memory", "type": "string", "jsonPath": ".status.capacity.memory"},
         {"name": "Mem-Req", "type": "string", "jsonPath": ".status.requested.memory"},
         {"name": "Nodes", "type": "integer", "jsonPath": ".status.nodes"},
-        {"name": "Members", "type": "integer", "jsonPath": ".status.members"},
-        {"name": "Pressure", "type": "string", "jsonPath": ".status.pressure.cpu", "priority": 1},
+        {"name": "Members", "type": "integer", "jsonPath": ".status.members", "description": "Member pods"},
+        {"name": "Pressure", "type": "string", "jsonPath": ".status.pressure.cpu"},
+        {"name": "Mem-Used", "type": "string", "jsonPath": ".status.used.memory", "priority": 1},
+        {"name": "Mem-Forecast", "type": "string", "jsonPath": ".status.forecast.memory", "priority": 1},
+        {"name": "Days-Left", "type": "number", "jsonPath": '.status.capacityPlan[?(@.resource=="cpu")].daysLeft',
+         "priority": 1, "description": "Days until the pool's CPU runs out"},
         {"name": "Strategy", "type": "string", "jsonPath": ".spec.strategy", "priority": 1},
     )
     spec: ResourcePoolSpec = Field(default_factory=ResourcePoolSpec)
@@ -288,6 +401,11 @@ class ScaleTargetReference(Model):
 
 
 class Signal(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("!(self.type in ['promql', 'queueDepth']) || (has(self.query) && size(self.query) > 0)",
+             lambda s: s.type not in ("promql", "queueDepth") or bool(s.query),
+             "query", "must be specified when `type` is 'promql' or 'queueDepth'", "FieldValueRequired"),
+    )
     type: Literal["cpu", "memory", "queueDepth", "promql"]
     query: Optional[str] = Field(default=None, description="PromQL, for queueDepth and promql signals.")
     target: Optional[Quantity] = Field(default=None, description="Per-replica target value.")
@@ -304,8 +422,13 @@ class ForecastSettings(Model):
 
 
 class ScalingPolicySpec(Model):
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("self.minReplicas <= self.maxReplicas", lambda s: s.min_replicas <= s.max_replicas,
+             "minReplicas", "must not be greater than maxReplicas"),
+    )
     target_ref: ScaleTargetReference
-    signals: list[Signal] = Field(min_length=1)
+    # Bounded so that the apiserver's cost estimate for the signals' rule stays low.
+    signals: list[Signal] = Field(min_length=1, max_length=16)
     mode: ScalingMode = ScalingMode.REACTIVE
     min_replicas: NonNegativeInt = 1
     max_replicas: Annotated[int, Field(ge=1)] = 10
