@@ -4,12 +4,13 @@ Records are built from Kubernetes objects by the indexers; `summarise` never doe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
-from quartermaster.operator.models import PressureLevel, PressureThresholds, ResourcePoolSpec
+from quartermaster.operator.models import PressureThreshold, PressureThresholds, ResourcePoolSpec
 from quartermaster.operator.quantities import RESOURCES, to_float
 from quartermaster.operator.selectors import matches
+from quartermaster.operator.workloads import WorkloadKey, owner_of
 
 # Nodes of a provider's node pool carry this label (to be set by the node-pool providers,
 # which are planned: only their protocol exists so far).
@@ -34,6 +35,8 @@ class PodRecord:
     labels: Mapping[str, str]
     node: Optional[str]
     requests: Mapping[str, float]
+    owner: Optional[WorkloadKey] = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)  # where a pending pod may land
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,9 @@ class PoolSummary:
     capacity: dict[str, float]
     requested: dict[str, float]
     free: dict[str, float]
-    pressure: dict[str, PressureLevel]
     nodes: int
     members: int
+    member_pods: tuple[PodRecord, ...] = ()
 
 
 def _resource_amounts(values: Mapping[str, object] | None) -> dict[str, float]:
@@ -100,11 +103,13 @@ def pod_requests(spec: Mapping) -> dict[str, float]:
 
 
 def pod_record(namespace: str, name: str, labels: Mapping[str, str], spec: Mapping,
-               status: Mapping) -> Optional[PodRecord]:
+               status: Mapping, owner_references: Iterable[Mapping] = ()) -> Optional[PodRecord]:
     """None for pods that no longer hold resources (Succeeded or Failed)."""
     if status.get("phase") in _TERMINAL_PHASES:
         return None
-    return PodRecord(namespace, name, dict(labels), spec.get("nodeName"), pod_requests(spec))
+    return PodRecord(namespace, name, dict(labels), spec.get("nodeName"), pod_requests(spec),
+                     owner_of(namespace, name, labels, owner_references),
+                     dict(spec.get("nodeSelector") or {}))
 
 
 def pool_nodes(spec: ResourcePoolSpec, nodes: Iterable[NodeRecord]) -> list[NodeRecord]:
@@ -115,35 +120,40 @@ def pool_nodes(spec: ResourcePoolSpec, nodes: Iterable[NodeRecord]) -> list[Node
 
 
 def pool_members(spec: ResourcePoolSpec, pods: Iterable[PodRecord],
-                 namespace_labels: Mapping[str, Mapping[str, str]]) -> list[PodRecord]:
+                 namespace_labels: Mapping[str, Mapping[str, str]],
+                 nodes: Optional[list[NodeRecord]] = None) -> list[PodRecord]:
+    """The pods the pool's workload selector picks that draw on its nodes: running on one,
+    or pending with a node selector one of them satisfies. `nodes` None (a fixed-capacity
+    pool) leaves placement out."""
     wanted = spec.workloads
+    names = None if nodes is None else {n.name for n in nodes}
+
+    def placed(pod: PodRecord) -> bool:
+        if names is None:
+            return True
+        if pod.node is not None:
+            return pod.node in names
+        return any(all(n.labels.get(k) == v for k, v in pod.node_selector.items()) for n in nodes)
+
     return [
         p for p in pods
         if (not wanted.namespaces or p.namespace in wanted.namespaces)
         and (wanted.namespace_selector is None
              or matches(wanted.namespace_selector, namespace_labels.get(p.namespace, {})))
         and matches(wanted.selector, p.labels)
+        and placed(p)
     ]
 
 
-def pressure_level(fraction: float, thresholds) -> PressureLevel:
-    if fraction >= thresholds.emergency:
-        return PressureLevel.EMERGENCY
-    if fraction >= thresholds.critical:
-        return PressureLevel.CRITICAL
-    if fraction >= thresholds.warning:
-        return PressureLevel.WARNING
-    return PressureLevel.NORMAL
-
-
-def _threshold_for(thresholds: PressureThresholds, resource: str):
+def threshold_for(thresholds: PressureThresholds, resource: str) -> PressureThreshold:
     return thresholds.gpu if resource == "nvidia.com/gpu" else getattr(thresholds, resource)
 
 
 def summarise(spec: ResourcePoolSpec, nodes: Iterable[NodeRecord], pods: Iterable[PodRecord],
               namespace_labels: Mapping[str, Mapping[str, str]]) -> PoolSummary:
     selected = pool_nodes(spec, nodes)
-    members = pool_members(spec, pods, namespace_labels)
+    members = pool_members(spec, pods, namespace_labels,
+                           None if spec.fixed_capacity is not None else selected)
     if spec.fixed_capacity is not None:
         fixed = spec.fixed_capacity.model_dump(by_alias=True, exclude_none=True)
         capacity = {r: to_float(fixed.get(r)) for r in RESOURCES}
@@ -151,9 +161,4 @@ def summarise(spec: ResourcePoolSpec, nodes: Iterable[NodeRecord], pods: Iterabl
         capacity = {r: sum(n.allocatable.get(r, 0.0) for n in selected) for r in RESOURCES}
     requested = {r: sum(p.requests.get(r, 0.0) for p in members) for r in RESOURCES}
     free = {r: max(capacity[r] - requested[r], 0.0) for r in RESOURCES}
-    # Pressure on requests until usage is measured; a resource with no capacity has none.
-    pressure = {
-        r: pressure_level(requested[r] / capacity[r], _threshold_for(spec.pressure_thresholds, r))
-        for r in RESOURCES if capacity[r] > 0
-    }
-    return PoolSummary(capacity, requested, free, pressure, len(selected), len(members))
+    return PoolSummary(capacity, requested, free, len(selected), len(members), tuple(members))

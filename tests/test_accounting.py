@@ -1,9 +1,8 @@
 """Pool accounting, selectors and quantities: pure functions, known answers."""
 import pytest
 
-from quartermaster.operator.accounting import (NodeRecord, PodRecord, pod_record, pod_requests,
-                                                pressure_level, summarise)
-from quartermaster.operator.models import LabelSelector, PressureLevel, PressureThreshold, ResourcePoolSpec
+from quartermaster.operator.accounting import NodeRecord, PodRecord, pod_record, pod_requests, summarise
+from quartermaster.operator.models import LabelSelector, ResourcePoolSpec
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.selectors import matches
 
@@ -82,12 +81,6 @@ def test_quantities_format_as_kubernetes_writes_them(resource, amount, text):
     assert to_float(text) == pytest.approx(amount)
 
 
-def test_pressure_levels_rise_at_each_threshold():
-    t = PressureThreshold(warning=0.5, critical=0.8, emergency=0.9)
-    assert [pressure_level(f, t) for f in (0.49, 0.5, 0.85, 0.95)] == [
-        PressureLevel.NORMAL, PressureLevel.WARNING, PressureLevel.CRITICAL, PressureLevel.EMERGENCY]
-
-
 def test_summary_counts_only_selected_nodes_and_member_pods():
     nodes = [NodeRecord("n1", {"pool": "p"}, {"cpu": 4, "memory": 8, "pods": 10}),
              NodeRecord("n2", {"pool": "p"}, {"cpu": 4, "memory": 8, "pods": 10}, schedulable=False),
@@ -102,8 +95,6 @@ def test_summary_counts_only_selected_nodes_and_member_pods():
     summary = summarise(spec, nodes, pods, {"team-a": {"team": "a"}, "team-b": {"team": "b"}})
     assert (summary.nodes, summary.members) == (1, 1)
     assert summary.capacity["cpu"] == 4 and summary.requested["cpu"] == 3.5 and summary.free["cpu"] == 0.5
-    assert summary.pressure["cpu"] is PressureLevel.CRITICAL
-    assert "nvidia.com/gpu" not in summary.pressure, "no capacity, no pressure"
 
 
 def test_fixed_capacity_replaces_node_capacity_and_free_never_goes_negative():
@@ -111,19 +102,21 @@ def test_fixed_capacity_replaces_node_capacity_and_free_never_goes_negative():
     pods = [PodRecord("ns", "p", {}, None, {"cpu": 3, "memory": 0, "pods": 1})]
     summary = summarise(spec, [NodeRecord("n", {}, {"cpu": 100})], pods, {})
     assert summary.capacity["cpu"] == 2 and summary.capacity["memory"] == 2**30
-    assert summary.free["cpu"] == 0 and summary.pressure["cpu"] is PressureLevel.EMERGENCY
+    assert summary.free["cpu"] == 0
 
 
-def test_invalid_spec_gives_a_condition_naming_the_field_and_no_figures():
-    from quartermaster.operator.resourcepool import pool_status, ready_transition
-
-    status = pool_status({"strategy": "Sometimes"}, 4, [], [], [], {})
-    ready = status["conditions"][0]
-    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("False", "InvalidSpec", 4)
-    assert "spec.strategy" in ready["message"]
-    assert "capacity" not in status and "requested" not in status, "nothing computed from a bad spec"
-    assert ready_transition([], status["conditions"]) == ready
-    assert ready_transition(status["conditions"], status["conditions"]) is None
+def test_pods_count_only_where_they_run_or_may_land():
+    nodes = [NodeRecord("n1", {"pool": "p", "zone": "a"}, {"cpu": 4}), NodeRecord("n2", {"pool": "q"}, {"cpu": 4})]
+    pods = [PodRecord("ns", "on-n1", {}, "n1", {"cpu": 1}),
+            PodRecord("ns", "on-n2", {}, "n2", {"cpu": 1}),
+            PodRecord("ns", "pending-for-a", {}, None, {"cpu": 1}, node_selector={"zone": "a"}),
+            PodRecord("ns", "pending-for-b", {}, None, {"cpu": 1}, node_selector={"zone": "b"}),
+            PodRecord("ns", "pending-anywhere", {}, None, {"cpu": 1})]
+    spec = ResourcePoolSpec.model_validate({"nodeSelector": {"matchLabels": {"pool": "p"}}})
+    summary = summarise(spec, nodes, pods, {})
+    assert sorted(p.name for p in summary.member_pods) == ["on-n1", "pending-anywhere", "pending-for-a"]
+    fixed = summarise(ResourcePoolSpec.model_validate({"fixedCapacity": {"cpu": "8"}}), nodes, pods, {})
+    assert fixed.members == 5, "a fixed-capacity pool has no nodes to place pods on"
 
 
 def test_only_unobserved_specs_wake_the_pool_reconcilers():

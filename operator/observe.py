@@ -1,0 +1,171 @@
+"""The cycle's first stage: what the cluster holds (from Kopf's indices) and what its
+workloads use (from Prometheus), as plain records and arrays.
+
+Usage is pulled with one range query per signal for every namespace the cycle needs;
+histories stay in memory (`UsageHistory`), so a steady cycle pulls only the samples since
+the last one (and a few steps before, which Prometheus may have filled in since). A
+namespace seen for the first time gets its whole history in one cold pull.
+"""
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional
+
+import numpy as np
+
+from quartermaster.operator.accounting import NodeRecord, PodRecord, node_record, pod_record
+from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader, RangeResult, aligned
+from quartermaster.operator.settings import MetricsSettings
+from quartermaster.operator.usage_history import UsageHistory
+from quartermaster.operator.workloads import PodResolver, WorkloadKey
+
+SIGNALS = ("cpu", "memory")
+
+
+@dataclass(frozen=True)
+class PoolObject:
+    """A ResourcePool as the cycle needs it: its spec, the status last seen, and the
+    reference Events name."""
+
+    name: str
+    uid: str
+    generation: int
+    spec: Mapping
+    status: Mapping
+    reference: Mapping  # apiVersion, kind, metadata {name, uid, resourceVersion}
+
+
+def pool_object(body: Mapping) -> PoolObject:
+    meta = body.get("metadata") or {}
+    return PoolObject(
+        name=meta["name"], uid=meta.get("uid", ""), generation=int(meta.get("generation") or 0),
+        spec=dict(body.get("spec") or {}), status=dict(body.get("status") or {}),
+        reference={"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+                   "metadata": {k: meta.get(k) for k in ("name", "uid", "resourceVersion")}})
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    nodes: list[NodeRecord]
+    pods: list[PodRecord]
+    namespace_labels: dict[str, dict[str, str]]
+    pools: list[PoolObject]
+
+
+def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping] = (),
+                          namespaces: Iterable[Mapping] = (), pools: Iterable[Mapping] = ()) -> ClusterSnapshot:
+    """A snapshot from Kubernetes-shaped objects (as `kubectl get -o json` lists them), for
+    benchmarks, replays and tests; the operator's own comes from its indices."""
+    def meta(obj):
+        return obj.get("metadata") or {}
+
+    records = (pod_record(meta(p).get("namespace", "default"), meta(p)["name"], meta(p).get("labels") or {},
+                          p.get("spec") or {}, p.get("status") or {}, meta(p).get("ownerReferences") or ())
+               for p in pods)
+    return ClusterSnapshot(
+        nodes=[node_record(meta(n)["name"], meta(n).get("labels") or {}, n.get("spec") or {}, n.get("status") or {})
+               for n in nodes],
+        pods=[r for r in records if r is not None],
+        namespace_labels={meta(ns)["name"]: dict(meta(ns).get("labels") or {}) for ns in namespaces},
+        pools=[pool_object(p) for p in pools])
+
+
+def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index) -> ClusterSnapshot:
+    """A snapshot of Kopf's indices (each keeps a store of values per key: take them all)."""
+    def values(index):
+        return [value for store in index.values() for value in store]
+
+    return ClusterSnapshot(
+        nodes=values(node_index), pods=values(pod_index),
+        namespace_labels={ns: labels for ns, store in namespace_index.items() for labels in store},
+        pools=values(pool_index))
+
+
+@dataclass
+class UsageState:
+    """What the last pull left: when it succeeded, and the error since, if any."""
+
+    last_success: Optional[float] = None
+    error: Optional[MetricsUnavailable] = None
+
+
+@dataclass
+class UsageObserver:
+    """Keeps each signal's history per workload up to date from Prometheus."""
+
+    settings: MetricsSettings
+    reader: Optional[PrometheusReader]
+    histories: dict[str, UsageHistory] = field(init=False)
+    state: UsageState = field(default_factory=UsageState)
+    _covered: dict[str, set[str]] = field(init=False)  # namespaces whose history each signal holds
+
+    def __post_init__(self) -> None:
+        step, window = self.settings.step_seconds, self.settings.history_seconds
+        self.histories = {s: UsageHistory(step, window) for s in SIGNALS}
+        self._covered = {s: set() for s in SIGNALS}
+
+    def templates(self) -> dict[str, str]:
+        return {"cpu": self.settings.cpu_query, "memory": self.settings.memory_query}
+
+    def pull(self, pods: Iterable[PodRecord], workloads: Iterable[WorkloadKey], now: float) -> None:
+        """Bring every signal's history of `workloads` up to `now`. Raises
+        MetricsUnavailable (the histories keep what they had)."""
+        if self.reader is None:
+            raise MetricsUnavailable("PrometheusNotConfigured", "no --prometheus-url given", "(none)")
+        workloads = set(workloads)
+        wanted = sorted({w.namespace for w in workloads})
+        resolver = PodResolver({(p.namespace, p.name): p.owner for p in pods if p.owner is not None})
+        step = self.settings.step_seconds
+        end = aligned(now, step)
+        try:
+            for signal, template in self.templates().items():
+                history = self.histories[signal]
+                fresh = [ns for ns in wanted if ns not in self._covered[signal]]
+                known = [ns for ns in wanted if ns in self._covered[signal]]
+                pulled_until = history.end
+                history.advance(end)
+                if known:
+                    # from a few steps before the last pull: Prometheus may have filled them since
+                    overlap = self.settings.max_age_steps * step
+                    start = max(pulled_until - overlap, history.timestamps[0])
+                    self._pull_into(history, template, known, resolver, start, end, cold=False)
+                if fresh:
+                    self._pull_into(history, template, fresh, resolver, history.timestamps[0], end, cold=True)
+                # a namespace that leaves and comes back is pulled whole again
+                self._covered[signal] = set(wanted)
+                history.forget(workloads)
+        except MetricsUnavailable as error:
+            self.state.error = error
+            raise
+        self.state = UsageState(last_success=now)
+
+    def _pull_into(self, history: UsageHistory, template: str, namespaces: list[str],
+                   resolver: PodResolver, start: float, end: float, cold: bool) -> None:
+        promql = string.Template(template).safe_substitute(
+            namespaces="|".join(re.escape(ns) for ns in namespaces), window=self.settings.rate_window)
+        # a cold pull is split by the number of series; a steady one is a few points each
+        expected = self.reader.count(promql, end) if cold else 1
+        result = self.reader.range(promql, start, end, history.step, expected_series=expected)
+        keys, values = by_workload(result, resolver)
+        history.write(keys, result.timestamps, values)
+
+
+def by_workload(result: RangeResult, resolver: PodResolver) -> tuple[list[WorkloadKey], np.ndarray]:
+    """Per-pod series summed per workload; a workload's value is NaN only where none of its
+    pods has a sample. Series of pods no workload claims are left out."""
+    owners = [resolver.workload(m.get("namespace", ""), m.get("pod", "")) for m in result.labels]
+    keys = list(dict.fromkeys(o for o in owners if o is not None))
+    if not keys:
+        return [], np.zeros((0, result.timestamps.size), dtype=np.float32)
+    row_of = {k: i for i, k in enumerate(keys)}
+    claimed = [i for i, o in enumerate(owners) if o is not None]
+    rows = np.array([row_of[owners[i]] for i in claimed])
+    values = result.values[claimed]
+    sums = np.zeros((len(keys), values.shape[1]), dtype=np.float64)
+    counts = np.zeros_like(sums)
+    np.add.at(sums, rows, np.nan_to_num(values, nan=0.0))
+    np.add.at(counts, rows, np.isfinite(values))
+    sums[counts == 0] = np.nan
+    return keys, sums.astype(np.float32)

@@ -1,0 +1,134 @@
+"""Range queries against Prometheus (prometheus-api-client), returned as numpy grids.
+
+One PromQL query over a time range gives every series it matches; the reader splits the
+range so that no request exceeds Prometheus's points-per-series limit nor a bound on the
+samples in one JSON answer (which is parsed into Python objects: millions of samples at
+once would not fit the operator's memory). Every failure comes out as one exception,
+`MetricsUnavailable`, whose reason the operator shows in a `MetricsAvailable` condition.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from quartermaster.operator.settings import MetricsSettings
+
+
+class MetricsUnavailable(Exception):
+    """Prometheus could not answer; `reason` is a condition reason (CamelCase)."""
+
+    def __init__(self, reason: str, message: str, url: str) -> None:
+        super().__init__(f"{message} (Prometheus at {url})")
+        self.reason = reason
+        self.url = url
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    """Series on a regular grid: values[i, k] is series i at timestamps[k], NaN where absent."""
+
+    labels: list[dict[str, str]]
+    timestamps: np.ndarray  # [T] unix seconds
+    values: np.ndarray  # [n, T] float32
+
+
+class PrometheusReader:
+    def __init__(self, settings: MetricsSettings) -> None:
+        if not settings.prometheus_url:
+            raise ValueError("no Prometheus URL configured")
+        self.settings = settings
+        self.url = settings.prometheus_url.rstrip("/")
+        # No retries here: the cycle retries on its next run and says so in the meantime.
+        self._client = PrometheusConnect(self.url, disable_ssl=False, retry=Retry(total=0),
+                                         timeout=settings.timeout_seconds)
+
+    def count(self, promql: str, at: float) -> int:
+        """How many series `promql` gives at `at` (to size the range requests)."""
+        result = self._call(self._client.custom_query, query=f"count({promql})",
+                            params={"time": f"{at:.3f}"})
+        return int(float(result[0]["value"][1])) if result else 0
+
+    def range(self, promql: str, start: float, end: float, step: int, expected_series: int = 1) -> RangeResult:
+        """`promql` at start, start + step, ..., end (aligned by the caller), in as many
+        requests as the limits ask for. Series that appear in only some requests are NaN in the others."""
+        points = int(round((end - start) / step)) + 1
+        per_request = max(1, min(self.settings.max_points_per_series,
+                                 self.settings.max_samples_per_query // max(expected_series, 1)))
+        timestamps = start + step * np.arange(points, dtype=np.float64)
+        rows: dict[tuple, int] = {}
+        labels: list[dict[str, str]] = []
+        chunks: list[tuple[int, list[int], list[np.ndarray]]] = []
+        for first in range(0, points, per_request):
+            last = min(first + per_request, points) - 1
+            series = self._call(
+                self._client.custom_query_range, query=promql,
+                start_time=datetime.fromtimestamp(timestamps[first], timezone.utc),
+                end_time=datetime.fromtimestamp(timestamps[last], timezone.utc), step=str(step))
+            indices, columns = [], []
+            for item in series:
+                key = tuple(sorted(item["metric"].items()))
+                if key not in rows:
+                    rows[key] = len(labels)
+                    labels.append(dict(item["metric"]))
+                pairs = item["values"]
+                # Prometheus sends [time, "value"] pairs; two flat conversions are ~3x faster
+                # than one over the pairs.
+                times = np.fromiter((p[0] for p in pairs), np.float64, len(pairs))
+                samples = np.array([p[1] for p in pairs], dtype=np.float64)
+                column = np.rint((times - timestamps[first]) / step).astype(np.int64)
+                chunk = np.full(last - first + 1, np.nan, dtype=np.float32)
+                inside = (column >= 0) & (column < chunk.size)
+                chunk[column[inside]] = samples[inside]
+                indices.append(rows[key])
+                columns.append(chunk)
+            chunks.append((first, indices, columns))
+        values = np.full((len(labels), points), np.nan, dtype=np.float32)
+        for first, indices, columns in chunks:
+            for row, chunk in zip(indices, columns):
+                values[row, first:first + chunk.size] = chunk
+        return RangeResult(labels, timestamps, values)
+
+    def _call(self, method, **kwargs):
+        try:
+            return method(**kwargs)
+        except requests.Timeout:
+            raise MetricsUnavailable(
+                "PrometheusTimeout", f"no answer within {self.settings.timeout_seconds:g}s", self.url) from None
+        except requests.ConnectionError as error:
+            cause = re.search(r"\[Errno -?\d+\][^'\")]*", str(error))
+            raise MetricsUnavailable("PrometheusUnreachable",
+                                     f"cannot connect: {cause.group(0) if cause else _short(error)}", self.url) from None
+        except PrometheusApiClientException as error:
+            raise MetricsUnavailable("PrometheusQueryError", _api_error(str(error)), self.url) from None
+        except (requests.RequestException, ValueError, KeyError, TypeError) as error:
+            raise MetricsUnavailable("PrometheusBadResponse", _short(error), self.url) from None
+
+
+def _short(error: Exception, limit: int = 300) -> str:
+    text = str(error)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _api_error(text: str) -> str:
+    """Prometheus's own error message from the client's "HTTP Status Code 400 (b'{...}')"."""
+    start, end = text.find("{"), text.rfind("}")
+    if start >= 0 and end > start:
+        try:
+            body = json.loads(text[start:end + 1].encode().decode("unicode_escape"))
+            return f"{body.get('errorType', 'error')}: {body.get('error', '')}"[:300]
+        except ValueError:
+            pass
+    return _short(text)
+
+
+def aligned(timestamp: float, step: int) -> float:
+    """The last grid time at or before `timestamp` (grids are multiples of the step)."""
+    return math.floor(timestamp / step) * step

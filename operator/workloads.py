@@ -1,0 +1,73 @@
+"""Workload identity: which controller a pod belongs to, and which workload a pod name
+in Prometheus stands for.
+
+Usage is kept per workload (Deployment, StatefulSet, DaemonSet, Job, or a bare Pod), not
+per pod: pods come and go with every rollout, a workload's history outlives them. A
+Deployment's pods are owned by a ReplicaSet named `<deployment>-<pod-template-hash>`, so
+the Deployment is read from the ReplicaSet's name and the pod's hash label, with no need to
+watch ReplicaSets. Pods that have gone (their samples are still in Prometheus) are matched
+by the names their controller gives its pods.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping, NamedTuple, Optional
+
+
+class WorkloadKey(NamedTuple):
+    namespace: str
+    kind: str  # Deployment | StatefulSet | DaemonSet | Job | ReplicaSet | Pod | ...
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.kind}/{self.name}"
+
+
+def owner_of(namespace: str, pod: str, labels: Mapping[str, str],
+             owner_references: Optional[Iterable[Mapping]]) -> WorkloadKey:
+    """The workload a live pod belongs to: its controller, a ReplicaSet's Deployment."""
+    controller = next((o for o in owner_references or () if o.get("controller")), None)
+    if controller is None:
+        return WorkloadKey(namespace, "Pod", pod)
+    kind, name = controller.get("kind", ""), controller.get("name", "")
+    template_hash = labels.get("pod-template-hash")
+    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+        return WorkloadKey(namespace, "Deployment", name[: -len(template_hash) - 1])
+    return WorkloadKey(namespace, kind, name)
+
+
+# The pod names each controller generates (the random suffixes have no dashes).
+_POD_NAME_PATTERNS = {
+    "Deployment": r"{name}-[a-z0-9]+-[a-z0-9]+",
+    "ReplicaSet": r"{name}-[a-z0-9]+",
+    "StatefulSet": r"{name}-[0-9]+",
+    "DaemonSet": r"{name}-[a-z0-9]+",
+    "Job": r"{name}-[a-z0-9]+",
+    "Pod": r"{name}",
+}
+
+
+class PodResolver:
+    """Maps (namespace, pod) names from Prometheus to workloads: live pods by their owner,
+    gone pods by the names the workload's controller gives its pods."""
+
+    def __init__(self, live: Mapping[tuple[str, str], WorkloadKey]) -> None:
+        self._live = dict(live)
+        patterns: dict[str, list[str]] = {}
+        self._kind_of: dict[tuple[str, str], WorkloadKey] = {}
+        for key in set(live.values()):
+            template = _POD_NAME_PATTERNS.get(key.kind)
+            if template:
+                group = f"w{len(self._kind_of)}"
+                self._kind_of[(key.namespace, group)] = key
+                patterns.setdefault(key.namespace, []).append(
+                    f"(?P<{group}>{template.format(name=re.escape(key.name))})")
+        self._patterns = {ns: re.compile("|".join(p)) for ns, p in patterns.items()}
+
+    def workload(self, namespace: str, pod: str) -> Optional[WorkloadKey]:
+        key = self._live.get((namespace, pod))
+        if key is not None:
+            return key
+        pattern = self._patterns.get(namespace)
+        match = pattern.fullmatch(pod) if pattern else None
+        return self._kind_of[(namespace, match.lastgroup)] if match else None

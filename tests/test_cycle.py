@@ -1,0 +1,165 @@
+"""The control cycle's compute (observe → forecast → decide) against a real Prometheus
+backfilled with trace-driven pods; no apiserver: the cluster is a snapshot of objects."""
+import math
+import time
+
+import numpy as np
+import pytest
+
+from conftest import running
+from quartermaster.operator.cycle import ControlCycle
+from quartermaster.operator.observe import snapshot_from_objects
+from quartermaster.operator.prometheus_reader import PrometheusReader, aligned
+from quartermaster.operator.quantities import to_float
+from quartermaster.operator.settings import MetricsSettings, OperatorSettings
+from quartermaster.operator.workloads import WorkloadKey
+from quartermaster.testbed.prometheus import Prometheus
+from quartermaster.testbed.traces import TRACES, TraceUsage, workload_from_trace
+
+STEP = 300
+END = aligned(time.time() - 900, STEP)  # the backfill's last sample
+NAMESPACE = "shop"
+WEB_HASH = "5d8f7c9b4"
+WEB_PODS = [f"web-{WEB_HASH}-abcde", f"web-{WEB_HASH}-fghij"]
+GONE_POD = "web-7f6d5c4b3-zzzzz"  # an earlier ReplicaSet's pod: its samples belong to web too
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory):
+    web = TraceUsage(TRACES / "ec2_cpu_utilization_24ae8d.csv", END, peak_cores=4.0)
+    db = TraceUsage(TRACES / "rds_cpu_utilization_cc0c53.csv", END, peak_cores=2.0)
+    workloads = [workload_from_trace(web, NAMESPACE, pod, END, share=0.5, days=7, step=STEP) for pod in WEB_PODS]
+    workloads += [workload_from_trace(db, NAMESPACE, "db-0", END, days=7, step=STEP),
+                  workload_from_trace(web, NAMESPACE, GONE_POD, END - 3 * 86400, share=0.5, days=4, step=STEP)]
+    yield from running(Prometheus(tmp_path_factory.mktemp("cycle-prometheus"), workloads))
+
+
+def pod(name: str, owner_kind: str, owner: str, labels: dict) -> dict:
+    return {"metadata": {"namespace": NAMESPACE, "name": name, "labels": labels,
+                         "ownerReferences": [{"kind": owner_kind, "name": owner, "controller": True}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "resources": {"requests": {"cpu": "1"}}}]},
+            "status": {"phase": "Running"}}
+
+
+def snapshot(strategy: str = "Balanced"):
+    pods = [pod(p, "ReplicaSet", f"web-{WEB_HASH}", {"app": "web", "pod-template-hash": WEB_HASH}) for p in WEB_PODS]
+    pods.append(pod("db-0", "StatefulSet", "db", {"app": "db"}))
+    pool = {"apiVersion": "quartermaster.dev/v1alpha1", "kind": "ResourcePool",
+            "metadata": {"name": "shop", "uid": "uid-shop", "generation": 1},
+            "spec": {"nodeSelector": {"matchLabels": {"pool": "shop"}}, "strategy": strategy,
+                     "workloads": {"namespaces": [NAMESPACE]}}}
+    node = {"metadata": {"name": "n1", "labels": {"pool": "shop"}},
+            "status": {"allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"}}}
+    return snapshot_from_objects(nodes=[node], pods=pods, namespaces=[{"metadata": {"name": NAMESPACE}}],
+                                 pools=[pool])
+
+
+def settings(url: str, **metrics) -> OperatorSettings:
+    return OperatorSettings(metrics=MetricsSettings(prometheus_url=url, step_seconds=STEP,
+                                                    history_seconds=7 * 86400, **metrics))
+
+
+def condition(status: dict, kind: str) -> dict:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+def test_used_is_what_prometheus_says_and_forecast_names_its_tier(prometheus):
+    result = ControlCycle(settings(prometheus.url)).compute(snapshot(), now=END + 10)
+    status = result.pools[0].decision.status
+    assert result.workloads == 2 and status["workloads"] == 2
+    assert status["metricsTime"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(END))
+    expected = prometheus.query(f'sum(rate(container_cpu_usage_seconds_total{{namespace="{NAMESPACE}",'
+                                f'container!=""}}[10m]))', at=END)
+    assert to_float(status["used"]["cpu"]) == pytest.approx(float(expected[0]["value"][1]), abs=5e-4)
+    memory = prometheus.query(f'sum(container_memory_working_set_bytes{{namespace="{NAMESPACE}"}})', at=END)
+    assert to_float(status["used"]["memory"]) == pytest.approx(float(memory[0]["value"][1]), abs=2**19)
+
+    cpu = next(d for d in status["forecastDetails"] if d["resource"] == "cpu")
+    assert (cpu["tier"], cpu["quantile"], cpu["horizonSeconds"]) == ("model", 0.9, 1800)
+    assert to_float(status["forecast"]["cpu"]) == to_float(cpu["peak"]) > 0
+    assert condition(status, "MetricsAvailable")["status"] == "True"
+    assert {p["resource"] for p in status["capacityPlan"]} == {"cpu", "memory"}
+    assert [e[0] for e in result.pools[0].decision.events] == ["Ready", "MetricsAvailable"]
+
+
+def test_a_gone_pods_history_counts_for_its_deployment(prometheus):
+    cycle = ControlCycle(settings(prometheus.url))
+    cycle.compute(snapshot(), now=END + 10)
+    cpu = cycle.usage.histories["cpu"]
+    history = cpu.matrix([WorkloadKey(NAMESPACE, "Deployment", "web")])[0]
+    at = END - 5 * 86400  # the gone pod ran beside today's two then
+    pods = prometheus.query(f'rate(container_cpu_usage_seconds_total{{pod=~"web-.*"}}[10m])', at=at)
+    assert len(pods) == 3
+    column = int(np.flatnonzero(cpu.timestamps == at)[0])
+    assert history[column] == pytest.approx(sum(float(p["value"][1]) for p in pods), rel=1e-4)
+
+
+def test_the_strategy_sets_the_quantile_and_horizon(prometheus):
+    cycle = ControlCycle(settings(prometheus.url))
+    status = cycle.compute(snapshot("Conservative"), now=END + 10).pools[0].decision.status
+    cpu = next(d for d in status["forecastDetails"] if d["resource"] == "cpu")
+    assert (cpu["quantile"], cpu["horizonSeconds"]) == (0.95, 3600)
+
+
+def test_a_steady_cycle_pulls_only_the_new_samples(prometheus):
+    reader = PrometheusReader(settings(prometheus.url).metrics)
+    pulls = []
+    original = reader.range
+
+    def recording(promql, start, end, step, expected_series=1):
+        pulls.append((end - start) / step + 1)
+        return original(promql, start, end, step, expected_series)
+
+    reader.range = recording
+    cycle = ControlCycle(settings(prometheus.url), reader=reader)
+    cycle.compute(snapshot(), now=END + 10)
+    cold = list(pulls)
+    pulls.clear()
+    cycle.compute(snapshot(), now=END + STEP + 10)
+    assert cold == [7 * 86400 // STEP] * 2, "one range query per signal, the whole window"
+    assert pulls == [cycle.settings.metrics.max_age_steps + 2] * 2, "the new step, and the last few again"
+
+
+def test_split_range_queries_give_the_same_series(prometheus):
+    whole = PrometheusReader(settings(prometheus.url).metrics)
+    split = PrometheusReader(settings(prometheus.url, max_points_per_series=97).metrics)
+    query = 'sum by (namespace, pod) (container_memory_working_set_bytes{namespace="shop"})'
+    a = whole.range(query, END - 86400, END, STEP)
+    b = split.range(query, END - 86400, END, STEP)
+    order = [b.labels.index(labels) for labels in a.labels]
+    np.testing.assert_array_equal(a.values, b.values[order])
+    assert np.isnan(a.values).sum() == sum(1 for l in a.labels if l["pod"] == GONE_POD) * a.values.shape[1]
+
+
+def test_prometheus_down_keeps_the_last_figures_and_says_why_then_recovers(prometheus):
+    cycle = ControlCycle(settings(prometheus.url, timeout_seconds=3))
+    good = cycle.compute(snapshot(), now=END + 10).pools[0].decision.status
+    cycle._written["uid-shop"] = good  # as the report stage records a successful write
+    prometheus.stop()
+    try:
+        down = cycle.compute(snapshot(), now=END + 70).pools[0]
+        metrics = condition(down.decision.status, "MetricsAvailable")
+        assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusUnreachable")
+        assert prometheus.url in metrics["message"] and "last good figures from 60s ago" in metrics["message"]
+        assert "Connection refused" in metrics["message"]
+        assert "used" not in down.decision.status and "forecast" not in down.decision.status, \
+            "the last good figures stay as they are"
+        assert [e[0] for e in down.decision.events] == ["PrometheusUnreachable"]
+        cycle._written["uid-shop"] = {**good, **down.decision.status}
+        again = cycle.compute(snapshot(), now=END + 130).pools[0]
+        assert again.decision.events == [], "one Event per transition"
+        cycle._written["uid-shop"] = {**good, **again.decision.status}
+    finally:
+        prometheus.start()
+    back = cycle.compute(snapshot(), now=END + 190).pools[0].decision
+    assert condition(back.status, "MetricsAvailable")["status"] == "True"
+    assert [e[0] for e in back.events] == ["MetricsAvailable"] and "used" in back.status
+
+
+def test_live_accuracy_is_scored_once_new_samples_arrive(prometheus):
+    cycle = ControlCycle(settings(prometheus.url))
+    # a cycle a day before the end, then one at the end: the later one scores the earlier one's forecasts
+    cycle.compute(snapshot(), now=END - 6 * STEP + 10)
+    status = cycle.compute(snapshot(), now=END + 10).pools[0].decision.status
+    cpu = next(a for a in status["forecastAccuracy"] if a["resource"] == "cpu")
+    assert cpu["samples"] == 6 and 0 <= cpu["coverage"] <= 1 and not math.isnan(cpu["scaledError"])
