@@ -3,8 +3,6 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
-# The tests and hack/demo.py read the bundled traces from $(SHARED) too.
-export QM_SHARED := $(abspath $(SHARED))
 
 .PHONY: install testbed test crds demo demo-down bench bench-forecast bench-planner
 

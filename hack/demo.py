@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""`make demo`: a kwok-simulated cluster, Prometheus with the bundled traces, the CRDs, the
-operator (with only the chart's RBAC) and examples/, left running until `make demo-down`.
+"""`make demo`: a kwok-simulated cluster, the CRDs, examples/, usage for the example
+workloads following the bundled traces (7 days of history, then live) in a real
+Prometheus, and the operator (with only the chart's RBAC) reading it; left running until
+`make demo-down`.
 
     hack/demo.py up     start everything, print `kubectl get resourcepools -o wide`
     hack/demo.py down   stop everything the demo started and remove .demo/
@@ -12,18 +14,17 @@ import os
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 
 import yaml
+from kubernetes import client
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from infra.cluster import ControlPlane, SimulatedCluster  # noqa: E402
-from infra.operator import install_chart_rbac, start_operator  # noqa: E402
-from infra.processes import REPO, PollTimeout, Process, poll, testbed_binaries  # noqa: E402
-from infra.prometheus import Prometheus  # noqa: E402
-from infra.traces import bundled_workloads  # noqa: E402
+from quartermaster.testbed.cluster import ControlPlane, SimulatedCluster
+from quartermaster.testbed.operator import install_chart_rbac, start_operator
+from quartermaster.testbed.processes import REPO, PollTimeout, Process, free_port, poll, testbed_binaries
+from quartermaster.testbed.prometheus import Prometheus
+from quartermaster.testbed.traces import TRACES
+from quartermaster.testbed.usage import UsageDrive, UsageExporter, running_pods
 
 WORKDIR = REPO / ".demo"
 STATE = WORKDIR / "state.json"  # {"pids": [...]}, in start order, rewritten as each starts
@@ -31,6 +32,10 @@ EXAMPLES = REPO / "examples"
 # Four fake nodes: enough room for examples/ and for the pool to show pressure when scaled.
 NODES = {"kwok-node-1": ("8", "32Gi"), "kwok-node-2": ("8", "32Gi"),
          "kwok-node-3": ("16", "64Gi"), "kwok-node-4": ("4", "16Gi")}
+# Each example Deployment's usage: a bundled trace, and the cores that its 100 % (CPU-percent
+# traces) or its maximum (the others) stands for, near what the Deployment requests.
+USAGE = {"web": ("ec2_cpu_utilization_5f5533.csv", 3), "api": ("rds_cpu_utilization_cc0c53.csv", 4),
+         "batch": ("grok_asg_anomaly.csv", 2)}
 
 
 def say(message: str) -> None:
@@ -62,18 +67,24 @@ def up() -> int:
         plane = ControlPlane(bin_dir, WORKDIR / "cluster", on_spawn=record).start()
         cluster = SimulatedCluster(plane, on_spawn=record).start()
         say(f"control plane at {plane.server}; kwok simulates the nodes")
-        prometheus = Prometheus(WORKDIR / "prometheus", bundled_workloads(end=time.time() - 60),
-                                on_spawn=record).start()
-        say(f"Prometheus at {prometheus.url}, backfilled with 14 days of the bundled traces")
         for name, (cpu, memory) in NODES.items():
             cluster.add_node(name, cpu, memory)
         plane.install_crds(REPO / "crds")
         kubeconfig = install_chart_rbac(plane, "demo", "quartermaster-system", WORKDIR / "operator.kubeconfig")
-        start_operator(kubeconfig, WORKDIR / "operator.log", "--resync-seconds=15", on_spawn=record)
-        say("operator running with the chart's ServiceAccount")
         for namespace in _documents("00-namespaces.yaml", "Namespace"):
             plane.create_namespace(namespace["metadata"]["name"], namespace["metadata"].get("labels"))
         plane.kubectl("apply", "-f", str(EXAMPLES))
+        exporter = UsageExporter(WORKDIR / "usage", plane.admin_kubeconfig, _usage_drives(plane),
+                                 on_spawn=record).start()
+        prometheus = Prometheus(WORKDIR / "prometheus", exporter.backfill(), scrape_targets=[exporter.address],
+                                on_spawn=record).start()
+        say(f"Prometheus at {prometheus.url}: 7 days of the example pods' usage from the bundled traces, "
+            f"then live from {exporter.url}")
+        metrics_port = free_port()
+        start_operator(kubeconfig, WORKDIR / "operator.log", "--resync-seconds=15",
+                       f"--prometheus-url={prometheus.url}", f"--metrics-port={metrics_port}",
+                       "--metrics-host=127.0.0.1", "--metrics-step-seconds=60", on_spawn=record)
+        say("operator running with the chart's ServiceAccount")
     except BaseException as error:
         for process in reversed(started):
             process.stop()
@@ -94,7 +105,8 @@ def up() -> int:
     print(f"  {bin_dir / 'kubectl'} get quartermaster -A")
     print(f"  {bin_dir / 'kubectl'} describe resourcepool general")
     print(f"  {bin_dir / 'kubectl'} -n team-a scale deployment web --replicas=8")
-    print(f"  Prometheus: {prometheus.url}   operator log: {WORKDIR / 'operator.log'}")
+    print(f"  Prometheus: {prometheus.url}")
+    print(f"  operator metrics: http://127.0.0.1:{metrics_port}/metrics   operator log: {WORKDIR / 'operator.log'}")
     say("stop it with: make demo-down")
     return 0
 
@@ -102,6 +114,24 @@ def up() -> int:
 def _documents(filename: str, kind: str) -> list[dict]:
     docs = yaml.safe_load_all((EXAMPLES / filename).read_text())
     return [doc for doc in docs if doc and doc.get("kind") == kind]
+
+
+def _usage_drives(plane: ControlPlane, timeout: float = 120) -> list[UsageDrive]:
+    """One drive per example Deployment, once all its pods run; those pods (whose names
+    are only known now) get the backfilled history."""
+    drives = []
+    with plane.api_client() as api:
+        core = client.CoreV1Api(api)
+        for deployment in _documents("10-workloads.yaml", "Deployment"):
+            namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
+            selector = deployment["spec"]["selector"]["matchLabels"]
+            replicas = deployment["spec"].get("replicas", 1)
+            pods = poll(lambda: len(found := running_pods(core, namespace, selector)) == replicas and found,
+                        timeout, f"{replicas} Running pods of {namespace}/{name}", interval=1)
+            trace, peak_cores = USAGE[name]
+            drives.append(UsageDrive(namespace, selector, TRACES / trace, peak_cores=peak_cores,
+                                     backfill_pods=tuple(pods)))
+    return drives
 
 
 def _example_replicas() -> int:

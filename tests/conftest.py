@@ -1,19 +1,20 @@
-"""Session fixtures for the real test bed: control plane, simulated cluster, Prometheus,
-and the operator itself running with only the chart's RBAC."""
+"""Session fixtures for the real test bed (quartermaster.testbed): control plane, simulated
+cluster, live usage and the Prometheus that scrapes it, and the operator itself running
+with only the chart's RBAC."""
 from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 
-from infra.cluster import ControlPlane, SimulatedCluster
-from infra.operator import install_chart_rbac, render_chart, start_operator
-from infra.processes import REPO, PollTimeout, TestbedError, free_port, poll, testbed_binaries
-from infra.prometheus import Prometheus
-from infra.traces import bundled_workloads
+from quartermaster.testbed.cluster import ControlPlane, SimulatedCluster
+from quartermaster.testbed.operator import install_chart_rbac, render_chart, start_operator
+from quartermaster.testbed.processes import REPO, PollTimeout, TestbedError, free_port, poll, testbed_binaries
+from quartermaster.testbed.prometheus import Prometheus
+from quartermaster.testbed.traces import TRACES
+from quartermaster.testbed.usage import UsageDrive, UsageExporter
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 OPERATOR_NAMESPACE = "quartermaster-system"
@@ -115,7 +116,37 @@ def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_
     assert not denials, "the operator hit RBAC denials with the chart's role:\n" + "\n".join(denials[:20])
 
 
+# The workloads whose usage the session's Prometheus holds, each following a bundled trace
+# (see quartermaster.testbed.usage). Pods in `backfill_pods` get 7 days of history before
+# Prometheus starts, so a test that needs history for a StatefulSet declares its pods here;
+# every drive's Running pods are scraped live from the start. A test that only needs live
+# usage can instead call `usage_exporter.add(UsageDrive(...))` at runtime.
+USAGE_DRIVES = [
+    # e2e: StatefulSet `api` (pods api-0, api-1, label app=api) with history, and a
+    # Deployment-like `web` (label app=web), live only, both in namespace e2e-usage.
+    UsageDrive("e2e-usage", {"app": "api"}, TRACES / "ec2_cpu_utilization_24ae8d.csv", peak_cores=2,
+               backfill_pods=("api-0", "api-1")),
+    UsageDrive("e2e-usage", {"app": "web"}, TRACES / "rds_cpu_utilization_cc0c53.csv", peak_cores=2),
+    # test_prometheus_testbed.py: pod probe-0 in testbed-usage, backfilled, later run live.
+    UsageDrive("testbed-usage", {"app": "probe"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=4,
+               backfill_pods=("probe-0",)),
+]
+
+
 @pytest.fixture(scope="session")
-def prometheus(testbed_bin, tmp_path_factory):
-    workloads = bundled_workloads(end=time.time() - 60)
-    yield from running(Prometheus(tmp_path_factory.mktemp("prometheus"), workloads))
+def usage_exporter(control_plane, tmp_path_factory):
+    """The UsageExporter serving USAGE_DRIVES (reading pods with the admin kubeconfig).
+    `usage_exporter.add(UsageDrive(namespace, selector, trace, ...))` serves one more
+    workload, live only, from the next scrape on; `usage_exporter.session_start` is the
+    unix second where the backfill ends and the traces' middle falls."""
+    yield from running(UsageExporter(tmp_path_factory.mktemp("usage"), control_plane.admin_kubeconfig, USAGE_DRIVES))
+
+
+@pytest.fixture(scope="session")
+def prometheus(usage_exporter, tmp_path_factory):
+    """A real Prometheus backfilled with the history of USAGE_DRIVES' `backfill_pods` and
+    scraping `usage_exporter` every 5 s; `prometheus.url`, `prometheus.query(promql, at)`.
+    A test may `prometheus.stop()` and then `prometheus.start()` it again: same port, same
+    TSDB, no second backfill (restart it in a `finally`, later tests need it)."""
+    yield from running(Prometheus(tmp_path_factory.mktemp("prometheus"), usage_exporter.backfill(),
+                                  scrape_targets=[usage_exporter.address]))

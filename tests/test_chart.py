@@ -2,7 +2,7 @@
 import subprocess
 
 from conftest import RELEASE
-from infra.processes import REPO
+from quartermaster.testbed.processes import REPO
 
 
 def test_chart_lints(testbed_bin):

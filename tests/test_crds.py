@@ -6,9 +6,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from infra.processes import REPO
 from quartermaster.operator.crdgen import crd_manifest, render
 from quartermaster.operator.models import GROUP, KINDS
+from quartermaster.testbed.processes import REPO
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)

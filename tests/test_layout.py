@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from infra.processes import REPO
+from quartermaster.testbed.processes import REPO
 
 
 def run_from_root(code: str) -> subprocess.CompletedProcess:

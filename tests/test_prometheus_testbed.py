@@ -1,29 +1,112 @@
-"""The Prometheus fixture serves the bundled traces under Kubernetes metric names."""
+"""The Prometheus fixture holds the bundled traces under cAdvisor's metric names: 7 days
+backfilled for the declared pods, then live usage for the pods that run, scraped from the
+usage exporter."""
+import time
+
 import numpy as np
+import pytest
+from kubernetes import client
+
+from conftest import USAGE_DRIVES, wait_for
+from quartermaster.testbed.traces import read_trace
+from quartermaster.testbed.usage import UsageDrive
+
+NAMESPACE = "testbed-usage"
+NODE = "usage-node"
+PROBE = next(d for d in USAGE_DRIVES if d.namespace == NAMESPACE)  # backfilled pod probe-0
+STEP = 300
 
 
-def test_memory_gauge_equals_the_trace(prometheus):
-    workload = prometheus.workloads[0]
-    at = float(workload.timestamps[-10])
-    result = prometheus.query(
-        f'container_memory_working_set_bytes{{namespace="{workload.namespace}",pod="{workload.pod}"}}', at)
+def trace_values(drive: UsageDrive) -> np.ndarray:
+    """The drive's trace as fractions of `peak_cores` (it is a CPU-percent trace)."""
+    assert "cpu_utilization" in drive.trace.name
+    return read_trace(drive.trace)[1] / 100
+
+
+def backfilled_time(session_start: int, sample: int) -> float:
+    """When the trace's sample `sample` was backfilled. The probe's trace spans 14 days
+    less one step, so with the session's start in its middle the backfill's first sample
+    (7 days before the start) is the trace's first."""
+    return session_start - 7 * 86400 + sample * STEP
+
+
+def test_backfilled_memory_gauge_equals_the_trace(prometheus, usage_exporter):
+    sample = 1000
+    result = prometheus.query(f'container_memory_working_set_bytes{{namespace="{NAMESPACE}",pod="probe-0"}}',
+                    backfilled_time(usage_exporter.session_start, sample))
+    assert len(result) == 1 and result[0]["metric"]["container"] == "app"
+    expected = PROBE.base_memory + trace_values(PROBE)[sample] * (PROBE.peak_memory - PROBE.base_memory)
+    assert abs(float(result[0]["value"][1]) - expected) <= 1
+
+
+def test_backfilled_cpu_rate_follows_the_trace(prometheus, usage_exporter):
+    sample = 1500
+    result = prometheus.query(f'rate(container_cpu_usage_seconds_total{{namespace="{NAMESPACE}",pod="probe-0"}}[16m])',
+                    backfilled_time(usage_exporter.session_start, sample))
     assert len(result) == 1
-    assert float(result[0]["value"][1]) == round(float(workload.memory_bytes[-10]))
+    expected = float(np.mean(trace_values(PROBE)[sample - 3:sample + 1])) * PROBE.peak_cores
+    assert abs(float(result[0]["value"][1]) - expected) <= 0.1 * expected
 
 
-def test_cpu_rate_follows_the_trace(prometheus):
-    workload = next(w for w in prometheus.workloads if "cpu-utilization" in w.pod)
-    at = float(workload.timestamps[-100])
-    result = prometheus.query(
-        f'rate(container_cpu_usage_seconds_total{{namespace="{workload.namespace}",pod="{workload.pod}"}}[16m])', at)
-    assert len(result) == 1
-    window = (workload.timestamps > at - 16 * 60) & (workload.timestamps <= at)
-    expected = float(np.mean(workload.cpu_cores[window]))
-    assert abs(float(result[0]["value"][1]) - expected) <= 0.1 * expected + 1e-3
+def test_declared_pods_have_seven_days_of_history_split_evenly(prometheus, usage_exporter):
+    start = usage_exporter.session_start
+    counts = prometheus.query("count_over_time(container_memory_working_set_bytes[8d])", start)
+    assert {(s["metric"]["namespace"], s["metric"]["pod"]) for s in counts} == {
+        (d.namespace, pod) for d in USAGE_DRIVES for pod in d.backfill_pods}
+    assert {int(s["value"][1]) for s in counts} == {7 * 86400 // STEP + 1}
+    api = prometheus.query('container_memory_working_set_bytes{namespace="e2e-usage",pod=~"api-.*"}', start)
+    assert len(api) == 2 and api[0]["value"][1] == api[1]["value"][1]
 
 
-def test_every_trace_is_a_container_with_two_weeks_of_history(prometheus):
-    series = prometheus.query("count_over_time(container_memory_working_set_bytes[14d])")
-    assert len(series) == len(prometheus.workloads) == 15
-    assert {s["metric"]["namespace"] for s in series} == {"team-a", "team-b", "team-c"}
-    assert min(float(s["value"][1]) for s in series) > 600  # 30-minute taxi series: 14 days = 672 samples
+@pytest.fixture(scope="module")
+def usage_node(sim_cluster, control_plane):
+    """A kwok node for the probe pods, and their namespace; both removed afterwards."""
+    sim_cluster.add_node(NODE, "8", "16Gi", labels={"pool": "usage-probe"})
+    control_plane.create_namespace(NAMESPACE)
+    with control_plane.api_client() as api:
+        yield client.CoreV1Api(api)
+    control_plane.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
+    control_plane.kubectl("delete", "node", NODE, "--ignore-not-found")
+
+
+def run_pod(core: client.CoreV1Api, name: str, labels: dict[str, str], node: str = NODE) -> None:
+    container = client.V1Container(name="app", image="registry.example/probe:1")
+    core.create_namespaced_pod(NAMESPACE, client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1PodSpec(containers=[container], node_name=node)))
+
+
+def live_samples(prometheus, pod: str) -> list[tuple[float, float]]:
+    """The pod's counter samples scraped in the last minute, as (time, value)."""
+    result = prometheus.query(f'container_cpu_usage_seconds_total{{namespace="{NAMESPACE}",pod="{pod}"}}[1m]')
+    return [(float(t), float(v)) for t, v in result[0]["values"]] if result else []
+
+
+def test_a_backfilled_pod_counts_on_from_its_history_as_it_runs(prometheus, usage_exporter, usage_node):
+    run_pod(usage_node, "probe-0", {"app": "probe"})
+    first = wait_for(lambda: live_samples(prometheus, "probe-0"), 90, "probe-0's live samples")[-1]
+    # No reset between the last backfilled sample and the live ones: the counter carried on.
+    resets = prometheus.query(f'resets(container_cpu_usage_seconds_total{{namespace="{NAMESPACE}",pod="probe-0"}}[8d])')
+    assert float(resets[0]["value"][1]) == 0
+    later = wait_for(lambda: (s := live_samples(prometheus, "probe-0")) and s[-1][0] >= first[0] + 15 and s[-1],
+                     60, "probe-0's samples 15 s later")
+    assert later[1] > first[1]
+    # The live part of the trace: 7 days after its first sample at the session's start.
+    rate = (later[1] - first[1]) / (later[0] - first[0])
+    position = (7 * 86400 + (first[0] + later[0]) / 2 - usage_exporter.session_start) / STEP
+    values = trace_values(PROBE)
+    expected = float(np.interp(position, np.arange(len(values)), values)) * PROBE.peak_cores
+    assert abs(rate - expected) <= 0.1 * expected
+
+
+def test_a_drive_added_at_runtime_serves_only_its_running_pods(prometheus, usage_exporter, usage_node):
+    labels = {"app": "probe-live"}
+    usage_exporter.add(UsageDrive(NAMESPACE, labels, PROBE.trace, peak_cores=1))
+    run_pod(usage_node, "probe-live", labels)
+    run_pod(usage_node, "probe-pending", labels, node="no-such-node")  # stays Pending
+    first = wait_for(lambda: live_samples(prometheus, "probe-live"), 90, "probe-live's samples")[-1]
+    time.sleep(11)
+    assert live_samples(prometheus, "probe-live")[-1][1] > first[1]
+    assert not live_samples(prometheus, "probe-pending")
+    history = prometheus.query(f'container_memory_working_set_bytes{{pod="probe-live"}}', usage_exporter.session_start)
+    assert not history, "a drive added at runtime has no backfill"
