@@ -10,6 +10,10 @@ Public API (stable; the operator and ``shared/bench/forecast_eval.py`` call it):
     One series, with the tier that produced it ("model" | "robust" | "default"), the model
     name and a confidence in [0, 1] (1 - weighted absolute percentage error measured on the
     series' own recent backtest), for comparison with a policy's confidence threshold.
+``forecast_many_detailed(histories, step_seconds, horizon, quantiles, defaults=ForecastDefaults()) -> Forecasts``
+    Many series ([n, T]) at once, with the same per series: ``values`` [n, len(quantiles),
+    horizon], ``tier`` and ``model`` (lists of n names), ``confidence`` [n];
+    ``Forecasts.series(i)`` is row i as the ``Forecast`` that ``forecast_detailed`` gives.
 ``ForecastDefaults(value=0.0)``
     What to forecast when a series has no usable sample at all (tier "default").
 ``AccuracyState.empty(n)`` / ``update_accuracy(state, realised, median_forecast, upper_forecast,
@@ -50,8 +54,8 @@ from .accuracy import AccuracyState, update_accuracy
 from .engine import TIER_NAMES, BatchForecast, forecast_batch
 from .hygiene import as_batch, as_series
 
-__all__ = ["AccuracyState", "Forecast", "ForecastDefaults", "forecast", "forecast_detailed",
-           "forecast_many", "update_accuracy"]
+__all__ = ["AccuracyState", "Forecast", "ForecastDefaults", "Forecasts", "forecast", "forecast_detailed",
+           "forecast_many", "forecast_many_detailed", "update_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,28 @@ class Forecast:
         return self.values[self.quantiles.index(quantile)]
 
 
+@dataclass(frozen=True)
+class Forecasts:
+    """Quantile forecasts of a batch of series and where each came from."""
+
+    values: np.ndarray  # [n, len(quantiles), horizon]
+    quantiles: tuple[float, ...]
+    step_seconds: float
+    tier: list[str]  # [n] "model" | "robust" | "default"
+    model: list[str]  # [n] the model, or models joined by "+", that produced each row
+    confidence: np.ndarray  # [n] in [0, 1], from recent measured accuracy
+
+    def at(self, quantile: float) -> np.ndarray:
+        """The forecasts [n, horizon] for one of the requested quantiles."""
+        return self.values[:, self.quantiles.index(quantile)]
+
+    def series(self, index: int) -> Forecast:
+        """Row ``index`` as the forecast of one series."""
+        return Forecast(values=self.values[index], quantiles=self.quantiles, step_seconds=self.step_seconds,
+                        tier=self.tier[index], model=self.model[index],
+                        confidence=float(self.confidence[index]))
+
+
 def forecast(history, step_seconds, horizon, quantiles) -> np.ndarray:
     """Quantile forecast [len(quantiles), horizon] of one series."""
     return forecast_detailed(history, step_seconds, horizon, quantiles).values
@@ -90,10 +116,19 @@ def forecast_many(histories, step_seconds, horizon, quantiles) -> np.ndarray:
 def forecast_detailed(history, step_seconds, horizon, quantiles,
                       defaults: ForecastDefaults = ForecastDefaults()) -> Forecast:
     """Quantile forecast of one series with its tier, model name and confidence."""
-    result = _run(as_series(history)[None, :], step_seconds, horizon, quantiles, defaults)
-    return Forecast(values=result.values[0], quantiles=tuple(float(q) for q in quantiles),
-                    step_seconds=float(step_seconds), tier=TIER_NAMES[result.tier[0]],
-                    model=result.model[0], confidence=float(result.confidence[0]))
+    return forecast_many_detailed(as_series(history)[None, :], step_seconds, horizon, quantiles,
+                                  defaults).series(0)
+
+
+def forecast_many_detailed(histories, step_seconds, horizon, quantiles,
+                           defaults: ForecastDefaults = ForecastDefaults()) -> Forecasts:
+    """Quantile forecasts of a batch of series [n, T], each with its tier, model name and
+    confidence: what the control cycle needs to forecast every workload at once and still
+    gate each decision on its own series' confidence."""
+    result = _run(as_batch(histories), step_seconds, horizon, quantiles, defaults)
+    return Forecasts(values=result.values, quantiles=tuple(float(q) for q in quantiles),
+                     step_seconds=float(step_seconds), tier=[TIER_NAMES[code] for code in result.tier],
+                     model=result.model, confidence=result.confidence)
 
 
 def _run(batch: np.ndarray, step_seconds, horizon, quantiles, defaults: ForecastDefaults) -> BatchForecast:

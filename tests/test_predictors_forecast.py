@@ -152,3 +152,23 @@ def test_any_series_gives_finite_non_decreasing_quantiles(history, horizon, quan
     assert np.all(np.isfinite(out))
     ordered = out[np.argsort(quantiles, kind="stable")]
     assert np.all(np.diff(ordered, axis=0) >= 0)
+
+
+def test_batch_with_details_matches_one_detailed_forecast_per_series():
+    from quartermaster.predictors import forecast_many_detailed
+    # a model-tier sine, a model-tier constant, a too-short series (robust), one with no sample (default)
+    batch = np.stack([sine(3, noise=2.0), np.full(3 * DAY, 5.0),
+                      np.r_[np.full(3 * DAY - 20, np.nan), sine(20 / DAY, noise=1.0)], np.full(3 * DAY, np.nan)])
+    quantiles = (0.9, 0.5)
+    defaults = ForecastDefaults(value=4.0)
+    many = forecast_many_detailed(batch, STEP, 12, quantiles, defaults=defaults)
+    assert many.values.shape == (4, 2, 12) and many.confidence.shape == (4,)
+    assert many.tier == ["model", "model", "robust", "default"]
+    for i, series in enumerate(batch):
+        one = forecast_detailed(series, STEP, 12, quantiles, defaults=defaults)
+        assert (many.tier[i], many.model[i]) == (one.tier, one.model)
+        # the same up to float32 rounding (the backtest runs in float32)
+        np.testing.assert_allclose(many.values[i], one.values, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(many.confidence[i], one.confidence, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(many.at(0.5)[i], many.values[i, 1])
+    assert np.all(many.values[3] == 4.0)
