@@ -51,7 +51,11 @@ then its message names the constraint, the instance and/or resource and the amou
 reason (not expected for a validated problem). No allocation is ever returned when
 anything is raised.
 
-Modules: `model` (problem, validation, objective), `separable` (fast exact solver),
+Pool decisions (`pools`, imported as `quartermaster.planner.pools`): the strategy's
+quantile, horizon and buffer, pressure on the largest of requested, used and forecast, and
+when the daily peaks' trend (or a growth scenario) reaches capacity.
+
+Modules: `pools` (pool figures), `model` (problem, validation, objective), `separable` (fast exact solver),
 `generic` (HiGHS LP/MILP with extended constraints), `antithrash`, `swaps` (allocations
 to transfers), `risk`, `priority`, `planning` (the entry points).
 """
