@@ -67,3 +67,12 @@ def test_an_invalid_spec_gives_a_condition_naming_the_field_and_no_figures():
     assert decision.events == [("InvalidSpec", ready["message"], True)]
     again = decide(p, message, None, 0, None, None, decision.status, NOW)
     assert again.events == [], "an Event per transition, not per cycle"
+
+
+def test_the_status_fits_the_crd_schema():
+    from quartermaster.operator.models import ResourcePoolStatus
+
+    status = decided({}, usage(cpu_used=2.0, cpu_forecast=3.0)).status
+    parsed = ResourcePoolStatus.model_validate(status)
+    assert parsed.used.cpu == "2" and parsed.forecast_details[0].tier == "model"
+    assert {p.resource for p in parsed.capacity_plan} == {"cpu", "memory"}
