@@ -100,11 +100,13 @@ class UsageObserver:
     histories: dict[str, UsageHistory] = field(init=False)
     state: UsageState = field(default_factory=UsageState)
     _covered: dict[str, set[str]] = field(init=False)  # namespaces whose history each signal holds
+    _pulled_until: dict[str, float] = field(init=False)  # the end of each signal's last good pull
 
     def __post_init__(self) -> None:
         step, window = self.settings.step_seconds, self.settings.history_seconds
         self.histories = {s: UsageHistory(step, window) for s in SIGNALS}
         self._covered = {s: set() for s in SIGNALS}
+        self._pulled_until = {}
 
     def templates(self) -> dict[str, str]:
         return {"cpu": self.settings.cpu_query, "memory": self.settings.memory_query}
@@ -124,17 +126,17 @@ class UsageObserver:
                 history = self.histories[signal]
                 fresh = [ns for ns in wanted if ns not in self._covered[signal]]
                 known = [ns for ns in wanted if ns in self._covered[signal]]
-                pulled_until = history.end
                 history.advance(end)
                 if known:
-                    # from a few steps before the last pull: Prometheus may have filled them since
+                    # from a few steps before the last good pull: Prometheus may have filled them since
                     overlap = self.settings.max_age_steps * step
-                    start = max(pulled_until - overlap, history.timestamps[0])
+                    start = max(self._pulled_until[signal] - overlap, history.timestamps[0])
                     self._pull_into(history, template, known, resolver, start, end, cold=False)
                 if fresh:
                     self._pull_into(history, template, fresh, resolver, history.timestamps[0], end, cold=True)
                 # a namespace that leaves and comes back is pulled whole again
                 self._covered[signal] = set(wanted)
+                self._pulled_until[signal] = end
                 history.forget(workloads)
         except MetricsUnavailable as error:
             self.state.error = error

@@ -163,3 +163,14 @@ def test_live_accuracy_is_scored_once_new_samples_arrive(prometheus):
     status = cycle.compute(snapshot(), now=END + 10).pools[0].decision.status
     cpu = next(a for a in status["forecastAccuracy"] if a["resource"] == "cpu")
     assert cpu["samples"] == 6 and 0 <= cpu["coverage"] <= 1 and not math.isnan(cpu["scaledError"])
+
+
+def test_after_an_outage_the_missed_steps_are_pulled(prometheus):
+    cycle = ControlCycle(settings(prometheus.url))
+    cycle.compute(snapshot(), now=END - 10 * STEP + 10)
+    cycle.usage.reader, reader = None, cycle.usage.reader  # Prometheus "down" for six steps
+    cycle.compute(snapshot(), now=END - 4 * STEP + 10)
+    cycle.usage.reader = reader
+    cycle.compute(snapshot(), now=END + 10)
+    cpu = cycle.usage.histories["cpu"].matrix([WorkloadKey(NAMESPACE, "StatefulSet", "db")])[0]
+    assert np.isfinite(cpu[-11:]).all(), "no hole where the outage was"
