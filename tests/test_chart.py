@@ -1,19 +1,28 @@
-"""The Helm chart: renders, installs the CRDs, runs the operator as non-root with a narrow role."""
+"""The Helm chart: renders, installs the CRDs, runs the operator as non-root with a narrow role,
+passes its values to the operator's flags and serves /metrics through a Service."""
 import subprocess
 
-from conftest import RELEASE
-from quartermaster.testbed.processes import REPO
+import pytest
+import yaml
+
+from conftest import OPERATOR_NAMESPACE, RELEASE
+from quartermaster.operator.cli import _parser
+from quartermaster.operator.settings import OperatorSettings
+from quartermaster.testbed import processes  # by module: pytest would collect a TestbedError
+
+REPO = processes.REPO
+CHART = REPO / "charts" / "quartermaster"
 
 
 def test_chart_lints(testbed_bin):
-    result = subprocess.run([str(testbed_bin / "helm"), "lint", str(REPO / "charts" / "quartermaster")],
+    result = subprocess.run([str(testbed_bin / "helm"), "lint", "--strict", str(CHART)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 chart(s) failed" in result.stdout
 
 
 def test_chart_ships_the_generated_crds(testbed_bin):
-    result = subprocess.run([str(testbed_bin / "helm"), "show", "crds", str(REPO / "charts" / "quartermaster")],
+    result = subprocess.run([str(testbed_bin / "helm"), "show", "crds", str(CHART)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     for path in (REPO / "crds").glob("*.yaml"):
@@ -63,3 +72,84 @@ def test_role_grants_exactly_the_verbs_the_operator_uses(helm_template):
         return [(r["apiGroups"], r["resources"], r["verbs"]) for r in role["rules"]]
     assert rules() == EXPECTED_RULES
     assert rules("peering=quartermaster") == EXPECTED_RULES + [PEERING_RULE]
+
+
+def operator_args(docs: list[dict]) -> list[str]:
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    return deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+# Each differs from the chart's default, so a value the Deployment does not pass fails.
+USER_VALUES = {
+    "prometheus": {
+        "url": "http://prometheus-server.monitoring:80",
+        "timeoutSeconds": 12.5,
+        "stepSeconds": 60,
+        "historySeconds": 1_209_600,  # a values file's numbers reach templates as floats: 1.2096e+06
+        "rateWindow": "5m",
+        "queries": {
+            "cpu": 'sum by (namespace, pod) (rate(cpu_seconds_total{ns=~"${namespaces}", c!=""}[${window}]))',
+            "memory": "sum by (namespace, pod) (rss_bytes{ns=~'${namespaces}'}) # working set",
+        },
+    },
+    "metrics": {"port": 9102},
+}
+
+
+def test_deployment_passes_the_values_as_the_operators_flags(testbed_bin, tmp_path):
+    """A values file, as users write one, rendered and parsed by `quartermaster run`'s own parser."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(USER_VALUES))
+    result = subprocess.run([str(testbed_bin / "helm"), "template", RELEASE, str(CHART), "--namespace",
+                             OPERATOR_NAMESPACE, "--values", str(values)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    options = _parser().parse_args(operator_args(list(yaml.safe_load_all(result.stdout))))
+    prometheus = USER_VALUES["prometheus"]
+    assert options.prometheus_url == prometheus["url"]
+    assert options.prometheus_timeout == prometheus["timeoutSeconds"]
+    assert options.metrics_step_seconds == prometheus["stepSeconds"]
+    assert options.history_seconds == prometheus["historySeconds"]
+    assert options.rate_window == prometheus["rateWindow"]
+    assert options.cpu_query == prometheus["queries"]["cpu"]
+    assert options.memory_query == prometheus["queries"]["memory"]
+    assert options.metrics_port == USER_VALUES["metrics"]["port"]
+
+
+def test_chart_defaults_are_the_operators(helm_template):
+    """Empty url and queries pass no flag, so the operator's own defaults apply; the numbers match them."""
+    args = operator_args(helm_template())
+    assert not [a for a in args if a.startswith(("--prometheus-url", "--cpu-query", "--memory-query"))]
+    options, defaults = _parser().parse_args(args), OperatorSettings().metrics
+    assert options.prometheus_url is None
+    assert (options.prometheus_timeout, options.metrics_step_seconds, options.history_seconds, options.rate_window,
+            options.cpu_query, options.memory_query) == (
+        defaults.timeout_seconds, defaults.step_seconds, defaults.history_seconds, defaults.rate_window,
+        defaults.cpu_query, defaults.memory_query)
+    assert options.metrics_port == 8081
+
+
+def test_metrics_service_targets_the_metrics_port(helm_template):
+    docs = helm_template("metrics.port=9102")
+    service = next(d for d in docs if d["kind"] == "Service")
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]
+    (port,) = service["spec"]["ports"]
+    container_port = next(p for p in pod["spec"]["containers"][0]["ports"] if p["name"] == port["targetPort"])
+    assert container_port["containerPort"] == port["port"] == 9102
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "prometheus.io/port": "9102", "prometheus.io/path": "/metrics"}
+    quiet = next(d for d in helm_template("metrics.scrapeAnnotations=false") if d["kind"] == "Service")
+    assert "annotations" not in quiet["metadata"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("prometheus.stepSeconds=five", "stepSeconds"),
+    ("prometheus.rateWindow=10 minutes", "rateWindow"),
+    ("prometheus.url=prometheus:9090", "url"),
+    ("metrics.port=70000", "port"),
+    ("prometheus.queries.cpuu=x", "cpuu"),
+    ("metrics.port=8080", "must differ"),
+])
+def test_chart_rejects_wrong_values_by_name(helm_template, value, message):
+    with pytest.raises(processes.TestbedError, match=message):
+        helm_template(value)
