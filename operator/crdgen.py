@@ -4,6 +4,7 @@
 Pydantic emits JSON Schema 2020-12; the apiserver wants a structural OpenAPI v3 schema:
 references inlined, no `null` branches, boolean `exclusiveMinimum`, no `title`, and no
 `additionalProperties: false` beside `properties` (unknown fields are pruned instead).
+The models' cross-field rules (`x-kubernetes-validations`, CEL) stay where they are.
 """
 from __future__ import annotations
 

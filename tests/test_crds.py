@@ -1,4 +1,5 @@
-"""The CRDs: generated from the models without drift, and enforced by a real apiserver."""
+"""The CRDs: generated from the models without drift, and enforced by a real apiserver;
+the models reject what it rejects, naming the same field."""
 import json
 import re
 
