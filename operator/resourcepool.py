@@ -31,7 +31,10 @@ USAGE_RESOURCES = ("cpu", "memory")
 
 
 def validation_message(error: ValidationError) -> str:
-    return "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+    """Each error with its field written as kubectl writes it (`spec.a.b[0].c`)."""
+    def path(loc) -> str:
+        return "spec" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return "; ".join(f"{path(e['loc'])}: {e['msg']}" for e in error.errors())
 
 
 # ---- Kopf: the index the cycle reads, and its wake-up --------------------------------

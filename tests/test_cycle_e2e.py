@@ -112,5 +112,5 @@ def test_operator_serves_its_own_metrics(usage_pool, kubectl, operator_metrics_p
     with urllib.request.urlopen(f"http://127.0.0.1:{operator_metrics_port}/metrics", timeout=5) as response:
         text = response.read().decode()
     assert re.search(r'^quartermaster_cycle_duration_seconds_count [1-9]', text, re.M), text[:2000]
-    assert re.search(r'^quartermaster_cycle_stage_duration_seconds_bucket\{stage="forecast",le="[^"]+"\}', text, re.M)
+    assert re.search(r'^quartermaster_cycle_stage_duration_seconds_bucket\{le="[^"]+",stage="forecast"\}', text, re.M)
     assert re.search(r"^quartermaster_workloads_observed [1-9]", text, re.M)

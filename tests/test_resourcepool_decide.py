@@ -76,3 +76,9 @@ def test_the_status_fits_the_crd_schema():
     parsed = ResourcePoolStatus.model_validate(status)
     assert parsed.used.cpu == "2" and parsed.forecast_details[0].tier == "model"
     assert {p.resource for p in parsed.capacity_plan} == {"cpu", "memory"}
+
+
+def test_a_bad_list_item_is_named_as_kubectl_names_it():
+    message = parse_spec(pool({"workloads": {"selector": {"matchExpressions": [
+        {"key": "a", "operator": "Exists"}, {"key": "b", "operator": "In"}]}}}))
+    assert "spec.workloads.selector.matchExpressions[1].values" in message, message
