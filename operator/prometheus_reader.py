@@ -46,8 +46,9 @@ class PrometheusReader:
             raise ValueError("no Prometheus URL configured")
         self.settings = settings
         self.url = settings.prometheus_url.rstrip("/")
-        # No retries here: the cycle retries on its next run and says so in the meantime.
-        self._client = PrometheusConnect(self.url, disable_ssl=False, retry=Retry(total=0),
+        # No retries here: the cycle retries on its next run and says so in the meantime. (A
+        # read that is not retried at all raises as a timeout, not as "retries exhausted".)
+        self._client = PrometheusConnect(self.url, disable_ssl=False, retry=Retry(total=0, read=False),
                                          timeout=settings.timeout_seconds)
 
     def count(self, promql: str, at: float) -> int:

@@ -174,3 +174,23 @@ def test_after_an_outage_the_missed_steps_are_pulled(prometheus):
     cycle.compute(snapshot(), now=END + 10)
     cpu = cycle.usage.histories["cpu"].matrix([WorkloadKey(NAMESPACE, "StatefulSet", "db")])[0]
     assert np.isfinite(cpu[-11:]).all(), "no hole where the outage was"
+
+
+def test_a_slow_prometheus_is_a_timeout():
+    import socket
+
+    with socket.socket() as silent:  # accepts connections and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        status = ControlCycle(settings(url, timeout_seconds=1)).compute(snapshot(), now=END + 10).pools[0]
+    metrics = condition(status.decision.status, "MetricsAvailable")
+    assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusTimeout")
+    assert "no answer within 1s" in metrics["message"] and url in metrics["message"]
+
+
+def test_a_query_prometheus_refuses_is_a_query_error(prometheus):
+    cycle = ControlCycle(settings(prometheus.url, cpu_query="sum(rate(container_cpu_usage_seconds_total[${window}])"))
+    metrics = condition(cycle.compute(snapshot(), now=END + 10).pools[0].decision.status, "MetricsAvailable")
+    assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusQueryError")
+    assert "bad_data" in metrics["message"] and "parse error" in metrics["message"]
