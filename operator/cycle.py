@@ -82,6 +82,7 @@ class ControlCycle:
         # pool uid -> the status last written: what transitions are decided against, so a
         # write that failed is decided (and its Events filed) again by the next cycle
         self._written: dict[str, dict] = {}
+        self._forecast_cache: Optional[tuple] = None  # (what was asked, forecasts, upper rows)
 
     # ---- compute: observe, forecast, decide (no Kubernetes I/O) ---------------------
 
@@ -163,13 +164,20 @@ class ControlCycle:
         history = self.usage.histories[SIGNALS[0]]
         timestamps, end = history.timestamps, history.end
 
-        self.tracker.score(keys, timestamps, series)
         horizon = max(math.ceil(p.horizon_seconds / step) for p in params.values()) if params else 1
         quantiles = sorted({MEDIAN, WORKLOAD_UPPER, *(p.quantile for p in params.values())})
-        forecasts = forecast_many_detailed(series, step, horizon, quantiles)
-        level = {q: i for i, q in enumerate(quantiles)}
-        upper = forecasts.values[np.arange(len(keys)), [level[q] for q in upper_levels]]
-        self.tracker.remember(end, step, forecasts.values[:, level[MEDIAN]], upper)
+        # A forecast changes only with a new grid step (or other series): cycles between
+        # steps (resyncs, pod events) reuse the last one.
+        asked = (end, tuple(keys), tuple(upper_levels), horizon, tuple(quantiles))
+        if self._forecast_cache is not None and self._forecast_cache[0] == asked:
+            forecasts, upper = self._forecast_cache[1:]
+        else:
+            self.tracker.score(keys, timestamps, series)
+            forecasts = forecast_many_detailed(series, step, horizon, quantiles)
+            level = {q: i for i, q in enumerate(quantiles)}
+            upper = forecasts.values[np.arange(len(keys)), [level[q] for q in upper_levels]]
+            self.tracker.remember(end, step, forecasts.values[:, level[MEDIAN]], upper)
+            self._forecast_cache = (asked, forecasts, upper)
 
         now_values, age = latest(series, self.settings.metrics.max_age_steps)
         row_of = {k: i for i, k in enumerate(keys)}

@@ -194,3 +194,17 @@ def test_a_query_prometheus_refuses_is_a_query_error(prometheus):
     metrics = condition(cycle.compute(snapshot(), now=END + 10).pools[0].decision.status, "MetricsAvailable")
     assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusQueryError")
     assert "bad_data" in metrics["message"] and "parse error" in metrics["message"]
+
+
+def test_cycles_between_grid_steps_reuse_the_forecast(prometheus, monkeypatch):
+    from quartermaster.operator import cycle as cycle_module
+
+    calls = []
+    real = cycle_module.forecast_many_detailed
+    monkeypatch.setattr(cycle_module, "forecast_many_detailed", lambda *a: calls.append(1) or real(*a))
+    cycle = ControlCycle(settings(prometheus.url))
+    first = cycle.compute(snapshot(), now=END - STEP + 10).pools[0].decision.status
+    again = cycle.compute(snapshot(), now=END - STEP + 200).pools[0].decision.status
+    assert len(calls) == 1 and again["forecast"] == first["forecast"]
+    cycle.compute(snapshot(), now=END + 10)
+    assert len(calls) == 2, "a new step, a new forecast"
