@@ -157,7 +157,7 @@ class UsageObserver:
 def by_workload(result: RangeResult, resolver: PodResolver) -> tuple[list[WorkloadKey], np.ndarray]:
     """Per-pod series summed per workload; a workload's value is NaN only where none of its
     pods has a sample. Series of pods no workload claims are left out."""
-    owners = [resolver.workload(m.get("namespace", ""), m.get("pod", "")) for m in result.labels]
+    owners = [resolver.workload(m.get("namespace", ""), m.get("pod", ""), m) for m in result.labels]
     keys = list(dict.fromkeys(o for o in owners if o is not None))
     if not keys:
         return [], np.zeros((0, result.timestamps.size), dtype=np.float32)

@@ -6,7 +6,8 @@ per pod: pods come and go with every rollout, a workload's history outlives them
 Deployment's pods are owned by a ReplicaSet named `<deployment>-<pod-template-hash>`, so
 the Deployment is read from the ReplicaSet's name and the pod's hash label, with no need to
 watch ReplicaSets. Pods that have gone (their samples are still in Prometheus) are matched
-by the names their controller gives its pods.
+by the names their controller gives its pods, or by the owner labels of a query joined
+with kube-state-metrics' `kube_pod_owner`.
 """
 from __future__ import annotations
 
@@ -53,9 +54,10 @@ class PodResolver:
 
     def __init__(self, live: Mapping[tuple[str, str], WorkloadKey]) -> None:
         self._live = dict(live)
+        self._workloads = set(live.values())
         patterns: dict[str, list[str]] = {}
         self._kind_of: dict[tuple[str, str], WorkloadKey] = {}
-        for key in set(live.values()):
+        for key in self._workloads:
             template = _POD_NAME_PATTERNS.get(key.kind)
             if template:
                 group = f"w{len(self._kind_of)}"
@@ -64,10 +66,17 @@ class PodResolver:
                     f"(?P<{group}>{template.format(name=re.escape(key.name))})")
         self._patterns = {ns: re.compile("|".join(p)) for ns, p in patterns.items()}
 
-    def workload(self, namespace: str, pod: str) -> Optional[WorkloadKey]:
+    def workload(self, namespace: str, pod: str, labels: Mapping[str, str] | None = None) -> Optional[WorkloadKey]:
+        """The pod's workload; for a gone pod, from `owner_kind`/`owner_name` labels (a
+        query joined with kube-state-metrics' `kube_pod_owner`) where present, else by name."""
         key = self._live.get((namespace, pod))
         if key is not None:
             return key
+        kind, name = (labels or {}).get("owner_kind"), (labels or {}).get("owner_name")
+        if kind and name:
+            deployment = WorkloadKey(namespace, "Deployment", name.rpartition("-")[0])
+            return deployment if kind == "ReplicaSet" and deployment in self._workloads else \
+                WorkloadKey(namespace, kind, name)
         pattern = self._patterns.get(namespace)
         match = pattern.fullmatch(pod) if pattern else None
         return self._kind_of[(namespace, match.lastgroup)] if match else None

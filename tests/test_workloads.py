@@ -41,3 +41,11 @@ def test_pods_sum_per_workload_and_a_gap_stays_a_gap_only_where_every_pod_has_on
     keys, values = by_workload(result, resolver)
     assert keys == [web]
     np.testing.assert_array_equal(values, [[3, 3, nan]])
+
+
+def test_owner_labels_from_kube_pod_owner_name_a_gone_pods_workload():
+    web = WorkloadKey("ns", "Deployment", "web")
+    resolver = PodResolver({("ns", "web-aaa-bbbbb"): web})
+    assert resolver.workload("ns", "renamed-x", {"owner_kind": "ReplicaSet", "owner_name": "web-7f7f7"}) == web
+    assert resolver.workload("ns", "job-x", {"owner_kind": "Job", "owner_name": "nightly"}) == \
+        WorkloadKey("ns", "Job", "nightly")
