@@ -119,8 +119,8 @@ class ControlCycle:
         timings["decide"] = time.perf_counter() - clock
 
         self.telemetry.workloads.set(len(workloads))
-        if self.usage.state.last_success is not None:
-            self.telemetry.metrics_age.set(now - self.usage.state.last_success)
+        if self.usage.last_success is not None:
+            self.telemetry.metrics_age.set(now - self.usage.last_success)
         return CycleResult(outcomes, len(workloads), error, timings)
 
     def _parse(self, pool: PoolObject) -> ResourcePoolSpec | str:
@@ -205,7 +205,7 @@ class ControlCycle:
         return min(known) if known else None
 
     def _unavailable_message(self, error: MetricsUnavailable, now: float) -> str:
-        last = self.usage.state.last_success
+        last = self.usage.last_success
         kept = "no usage figures yet" if last is None else f"last good figures from {_age(now - last)} ago kept"
         return f"{error}; {kept}; no action is taken on them"
 

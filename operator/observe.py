@@ -83,21 +83,13 @@ def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index) ->
 
 
 @dataclass
-class UsageState:
-    """What the last pull left: when it succeeded, and the error since, if any."""
-
-    last_success: Optional[float] = None
-    error: Optional[MetricsUnavailable] = None
-
-
-@dataclass
 class UsageObserver:
     """Keeps each signal's history per workload up to date from Prometheus."""
 
     settings: MetricsSettings
     reader: Optional[PrometheusReader]
     histories: dict[str, UsageHistory] = field(init=False)
-    state: UsageState = field(default_factory=UsageState)
+    last_success: Optional[float] = None  # when a pull last brought every signal up to date
     _covered: dict[str, set[str]] = field(init=False)  # namespaces whose history each signal holds
     _pulled_until: dict[str, float] = field(init=False)  # the end of each signal's last good pull
 
@@ -120,27 +112,23 @@ class UsageObserver:
         resolver = PodResolver({(p.namespace, p.name): p.owner for p in pods if p.owner is not None})
         step = self.settings.step_seconds
         end = aligned(now, step)
-        try:
-            for signal, template in self.templates().items():
-                history = self.histories[signal]
-                fresh = [ns for ns in wanted if ns not in self._covered[signal]]
-                known = [ns for ns in wanted if ns in self._covered[signal]]
-                history.advance(end)
-                if known:
-                    # from a few steps before the last good pull: Prometheus may have filled them since
-                    overlap = self.settings.max_age_steps * step
-                    start = max(self._pulled_until[signal] - overlap, history.timestamps[0])
-                    self._pull_into(history, template, known, resolver, start, end, cold=False)
-                if fresh:
-                    self._pull_into(history, template, fresh, resolver, history.timestamps[0], end, cold=True)
-                # a namespace that leaves and comes back is pulled whole again
-                self._covered[signal] = set(wanted)
-                self._pulled_until[signal] = end
-                history.forget(workloads)
-        except MetricsUnavailable as error:
-            self.state.error = error
-            raise
-        self.state = UsageState(last_success=now)
+        for signal, template in self.templates().items():
+            history = self.histories[signal]
+            fresh = [ns for ns in wanted if ns not in self._covered[signal]]
+            known = [ns for ns in wanted if ns in self._covered[signal]]
+            history.advance(end)
+            if known:
+                # from a few steps before the last good pull: Prometheus may have filled them since
+                overlap = self.settings.max_age_steps * step
+                start = max(self._pulled_until[signal] - overlap, history.timestamps[0])
+                self._pull_into(history, template, known, resolver, start, end, cold=False)
+            if fresh:
+                self._pull_into(history, template, fresh, resolver, history.timestamps[0], end, cold=True)
+            # a namespace that leaves and comes back is pulled whole again
+            self._covered[signal] = set(wanted)
+            self._pulled_until[signal] = end
+            history.forget(workloads)
+        self.last_success = now
 
     def _pull_into(self, history: UsageHistory, template: str, namespaces: list[str],
                    resolver: PodResolver, start: float, end: float, cold: bool) -> None:
