@@ -88,7 +88,7 @@ def test_a_gone_pods_history_counts_for_its_deployment(prometheus):
     cpu = cycle.usage.histories["cpu"]
     history = cpu.matrix([WorkloadKey(NAMESPACE, "Deployment", "web")])[0]
     at = END - 5 * 86400  # the gone pod ran beside today's two then
-    pods = prometheus.query('rate(container_cpu_usage_seconds_total{{pod=~"web-.*"}}[10m])', at=at)
+    pods = prometheus.query('rate(container_cpu_usage_seconds_total{pod=~"web-.*"}[10m])', at=at)
     assert len(pods) == 3
     column = int(np.flatnonzero(cpu.timestamps == at)[0])
     assert history[column] == pytest.approx(sum(float(p["value"][1]) for p in pods), rel=1e-4)
