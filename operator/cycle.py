@@ -27,7 +27,7 @@ from quartermaster.operator import report
 from quartermaster.operator.accounting import PoolSummary, summarise
 from quartermaster.operator.forecast_tracking import ForecastTracker
 from quartermaster.operator.models import ResourcePoolSpec
-from quartermaster.operator.observe import SIGNALS, ClusterSnapshot, PoolObject, UsageObserver
+from quartermaster.operator.observe import SIGNALS, ClusterSnapshot, CustomObject, UsageObserver
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader
 from quartermaster.operator.resourcepool import PoolDecision, ResourceFigures, UsageFigures, decide, parse_spec
 from quartermaster.operator.settings import OperatorSettings
@@ -44,7 +44,7 @@ WORKLOAD_UPPER = 0.9  # the quantile workloads' live accuracy is scored on
 
 @dataclass(frozen=True)
 class PoolOutcome:
-    pool: PoolObject
+    pool: CustomObject
     decision: PoolDecision
 
 
@@ -123,7 +123,7 @@ class ControlCycle:
             self.telemetry.metrics_age.set(now - self.usage.last_success)
         return CycleResult(outcomes, len(workloads), error, timings)
 
-    def _parse(self, pool: PoolObject) -> ResourcePoolSpec | str:
+    def _parse(self, pool: CustomObject) -> ResourcePoolSpec | str:
         key = (pool.uid, pool.generation)
         if key not in self._specs:
             self._specs[key] = parse_spec(pool)

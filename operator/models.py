@@ -394,6 +394,12 @@ class ScalingMode(str, Enum):
     VERTICAL = "Vertical"
 
 
+class UpdateMode(str, Enum):
+    OFF = "Off"
+    AUTO = "Auto"
+    IN_PLACE = "InPlace"
+
+
 class ScaleTargetReference(Model):
     kind: Literal["Deployment", "StatefulSet", "NodePool"]
     name: str = Field(min_length=1)
@@ -436,6 +442,9 @@ class ScalingPolicySpec(Model):
     scale_down: ScalingStep = Field(default_factory=ScalingStep)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     confidence_threshold: Fraction = 0.7
+    update_mode: UpdateMode = Field(default=UpdateMode.AUTO, description=(
+        "Off: recommend only. Auto: act (the HPA's bounds; for Vertical, the pod template's "
+        "requests). InPlace: as Auto, resizing running pods where the cluster supports it."))
 
 
 class Recommendation(Model):
@@ -449,6 +458,7 @@ class LastAction(Model):
 
 
 class ScalingPolicyStatus(Status):
+    current_replicas: Optional[NonNegativeInt] = None
     recommendation: Optional[Recommendation] = None
     confidence: Optional[Fraction] = None
     reasoning: Optional[str] = None
@@ -464,8 +474,10 @@ class ScalingPolicy(Model):
     printer_columns: ClassVar[list[dict]] = kind_columns(
         {"name": "Target", "type": "string", "jsonPath": ".spec.targetRef.name"},
         {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+        {"name": "Current", "type": "integer", "jsonPath": ".status.currentReplicas"},
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.recommendation.replicas"},
         {"name": "Confidence", "type": "number", "jsonPath": ".status.confidence"},
+        {"name": "Update", "type": "string", "jsonPath": ".spec.updateMode", "priority": 1},
     )
     spec: ScalingPolicySpec
     status: Optional[ScalingPolicyStatus] = None

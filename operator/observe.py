@@ -24,25 +24,27 @@ SIGNALS = ("cpu", "memory")
 
 
 @dataclass(frozen=True)
-class PoolObject:
-    """A ResourcePool as the cycle needs it: its spec, the status last seen, and the
+class CustomObject:
+    """One of our resources as the cycle needs it: its spec, the status last seen, and the
     reference Events name."""
 
     name: str
+    namespace: Optional[str]  # None for cluster-scoped kinds
     uid: str
     generation: int
     spec: Mapping
     status: Mapping
-    reference: Mapping  # apiVersion, kind, metadata {name, uid, resourceVersion}
+    reference: Mapping  # apiVersion, kind, metadata {name, namespace, uid, resourceVersion}
 
 
-def pool_object(body: Mapping) -> PoolObject:
+def custom_object(body: Mapping) -> CustomObject:
     meta = body.get("metadata") or {}
-    return PoolObject(
-        name=meta["name"], uid=meta.get("uid", ""), generation=int(meta.get("generation") or 0),
+    return CustomObject(
+        name=meta["name"], namespace=meta.get("namespace"), uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 0),
         spec=dict(body.get("spec") or {}), status=dict(body.get("status") or {}),
         reference={"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-                   "metadata": {k: meta.get(k) for k in ("name", "uid", "resourceVersion")}})
+                   "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}})
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class ClusterSnapshot:
     nodes: list[NodeRecord]
     pods: list[PodRecord]
     namespace_labels: dict[str, dict[str, str]]
-    pools: list[PoolObject]
+    pools: list[CustomObject]
 
 
 def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping] = (),
@@ -68,7 +70,7 @@ def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping]
                for n in nodes],
         pods=[r for r in records if r is not None],
         namespace_labels={meta(ns)["name"]: dict(meta(ns).get("labels") or {}) for ns in namespaces},
-        pools=[pool_object(p) for p in pools])
+        pools=[custom_object(p) for p in pools])
 
 
 def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index) -> ClusterSnapshot:

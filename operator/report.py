@@ -9,7 +9,7 @@ from kubernetes.client import ApiException
 
 from quartermaster.operator import events
 from quartermaster.operator.kube import patch_cluster_status
-from quartermaster.operator.observe import PoolObject
+from quartermaster.operator.observe import CustomObject
 from quartermaster.operator.resourcepool import PLURAL, PoolDecision
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def _without_timestamps(status: Mapping) -> dict:
     return {**status, "conditions": conditions}
 
 
-async def publish_pool(pool: PoolObject, decision: PoolDecision, written: dict[str, dict]) -> None:
+async def publish_pool(pool: CustomObject, decision: PoolDecision, written: dict[str, dict]) -> None:
     """Patch the pool's status if it differs from what was last written (or, after a
     restart, from what the object holds), then file its Events. A failed write is logged
     and retried by the next cycle, which still finds the difference."""

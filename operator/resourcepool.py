@@ -21,7 +21,7 @@ from quartermaster.operator.accounting import PoolSummary, threshold_for
 from quartermaster.operator.conditions import set_condition
 from quartermaster.operator.forecast_tracking import Accuracy
 from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec
-from quartermaster.operator.observe import PoolObject, pool_object
+from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, format_resources, to_float
 from quartermaster.operator.wake import cycle_wanted
 from quartermaster.planner import pools as decisions
@@ -41,7 +41,7 @@ def validation_message(error: ValidationError) -> str:
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def pool_index(name, body, **_):
-    return {name: pool_object(body)}
+    return {name: custom_object(body)}
 
 
 def spec_not_yet_observed(body, **_) -> bool:
@@ -89,7 +89,7 @@ class PoolDecision:
     events: list[tuple[str, str, bool]]  # (reason, message, warning)
 
 
-def parse_spec(pool: PoolObject) -> ResourcePoolSpec | str:
+def parse_spec(pool: CustomObject) -> ResourcePoolSpec | str:
     """The parsed spec, or the message saying what is wrong with it."""
     try:
         return ResourcePoolSpec.model_validate(pool.spec)
@@ -97,7 +97,7 @@ def parse_spec(pool: PoolObject) -> ResourcePoolSpec | str:
         return validation_message(error)
 
 
-def decide(pool: PoolObject, spec: ResourcePoolSpec | str, summary: Optional[PoolSummary],
+def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[PoolSummary],
            workloads: int, usage: Optional[UsageFigures], metrics_problem: Optional[tuple[str, str]],
            previous: Mapping, now: float) -> PoolDecision:
     """The pool's new status and the Events its changes call for.

@@ -2,7 +2,7 @@
 import numpy as np
 
 from quartermaster.operator.accounting import NodeRecord, summarise
-from quartermaster.operator.observe import pool_object
+from quartermaster.operator.observe import custom_object
 from quartermaster.operator.resourcepool import ResourceFigures, UsageFigures, decide, parse_spec
 
 NOW = 1_800_000_000.0
@@ -10,7 +10,7 @@ STEP = 300
 
 
 def pool(spec: dict, generation: int = 3):
-    return pool_object({"apiVersion": "quartermaster.dev/v1alpha1", "kind": "ResourcePool",
+    return custom_object({"apiVersion": "quartermaster.dev/v1alpha1", "kind": "ResourcePool",
                         "metadata": {"name": "p", "uid": "u", "generation": generation}, "spec": spec})
 
 
