@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-planner
+.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-planner bench-cycle
 
 install: $(VENV)/.installed
 
@@ -31,10 +31,15 @@ demo: install testbed
 demo-down:
 	$(PY) hack/demo.py down
 
-bench: bench-forecast bench-planner
+bench: bench-forecast bench-planner bench-cycle
 
 bench-forecast: install
 	$(PY) benchmarks/forecast.py --shared $(SHARED)
 
 bench-planner: install
 	$(PY) benchmarks/planner.py --shared $(SHARED)
+
+# A real Prometheus (from the test bed) backfilled with 1,000 and 10,000 workloads' history,
+# cached under ~/.cache/quartermaster/bench-cycle/: the first run builds it (minutes).
+bench-cycle: install testbed
+	$(PY) benchmarks/cycle.py
