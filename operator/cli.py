@@ -5,6 +5,8 @@
                       [--prometheus-url URL] [--prometheus-timeout S] [--metrics-step-seconds N]
                       [--history-seconds N] [--rate-window W] [--cpu-query PROMQL] [--memory-query PROMQL]
     quartermaster crds [FOLDER]
+    quartermaster replay [--csv FILE ...] [--target-per-replica CORES] [--policy POLICY.yaml]
+                         [--json OUT] [--plot OUT.png]
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from quartermaster.operator import crdgen, settings
+from quartermaster.operator import crdgen, replay, settings
 from quartermaster.operator.settings import MetricsSettings, OperatorSettings
 
 
@@ -53,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true")
     crds = commands.add_parser("crds", help="write the CRD manifests generated from the models")
     crds.add_argument("folder", nargs="?", default="crds")
+    replay.add_arguments(commands.add_parser(
+        "replay", help="replay a horizontal ScalingPolicy on recorded demand (CSV), offline"))
     return parser
 
 
@@ -93,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in crdgen.write_all(Path(options.folder)):
             print(path)
         return 0
+    if options.command == "replay":
+        return replay.run(options)
     return run(options)
 
 
