@@ -2,14 +2,16 @@
 
 One cycle per resync (and when the cluster or an object changes, debounced) does for all
 objects at once what per-object loops would each redo: one Prometheus pull per signal for
-every workload any pool needs, one `forecast_many` over every series, then each kind's
+every workload any object needs, one `forecast_many` over every series, then each kind's
 pure decide step. `compute` is synchronous and does no Kubernetes I/O (the operator runs
 it on a thread, so the event loop and the liveness probe stay responsive); `run` adds the
-report stage: status patches when something changed, and Events.
+report and act stages: status patches when something changed (an action is recorded in
+status before it is taken), Events, then the actions through providers.
 
-Series forecast each cycle: every member workload's cpu and memory, and each pool's
-aggregate (its member workloads' usage summed, a workload counted by the share of its
-pods in the pool). A pool's forecast is its aggregate's own: quantiles do not add up.
+Series forecast each cycle: the cpu and memory of every workload a pool or a policy
+needs, and each pool's aggregate (its member workloads' usage summed, a workload counted
+by the share of its pods in the pool). A pool's forecast is its aggregate's own:
+quantiles do not add up.
 """
 from __future__ import annotations
 
@@ -22,20 +24,24 @@ from dataclasses import dataclass, field
 from typing import Hashable, Optional
 
 import numpy as np
+from kubernetes.client import ApiException
 
-from quartermaster.operator import report
-from quartermaster.operator.accounting import PoolSummary, summarise
+from quartermaster.operator import report, resourcepool, scalingpolicy
+from quartermaster.operator.accounting import PodRecord, PoolSummary, summarise
 from quartermaster.operator.forecast_tracking import ForecastTracker
-from quartermaster.operator.models import ResourcePoolSpec
+from quartermaster.operator.kube import api_client
+from quartermaster.operator.models import ResourcePool, ResourcePoolSpec, ScalingPolicy, ScalingPolicySpec
 from quartermaster.operator.observe import SIGNALS, ClusterSnapshot, CustomObject, UsageObserver
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader
-from quartermaster.operator.resourcepool import PoolDecision, ResourceFigures, UsageFigures, decide, parse_spec
+from quartermaster.operator.resourcepool import ResourceFigures, UsageFigures
+from quartermaster.operator.scalingpolicy import Ownership, PolicyFigures, SignalFigures
 from quartermaster.operator.settings import OperatorSettings
 from quartermaster.operator.telemetry import Telemetry
 from quartermaster.operator.usage_history import latest
 from quartermaster.operator.workloads import WorkloadKey
 from quartermaster.planner.pools import strategy_parameters
-from quartermaster.predictors import forecast_many_detailed
+from quartermaster.predictors import Forecasts, forecast_many_detailed
+from quartermaster.providers.hpa import HorizontalPodAutoscalers
 
 logger = logging.getLogger(__name__)
 MEDIAN = 0.5
@@ -43,30 +49,62 @@ WORKLOAD_UPPER = 0.9  # the quantile workloads' live accuracy is scored on
 
 
 @dataclass(frozen=True)
-class PoolOutcome:
-    pool: CustomObject
-    decision: PoolDecision
+class Outcome:
+    """One object's decision: its new status, the Events to file, and the action (if any)."""
+
+    plural: str
+    obj: CustomObject
+    decision: object  # resourcepool.PoolDecision | scalingpolicy.PolicyDecision
 
 
 @dataclass
 class CycleResult:
-    pools: list[PoolOutcome]
+    pools: list[Outcome]
+    policies: list[Outcome]
     workloads: int
     metrics_error: Optional[MetricsUnavailable]
     timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
-class _Membership:
-    """Which workloads draw on each valid pool, and by what share of their pods."""
+class _Observed:
+    """What each object needs of the cluster: pools' members (and each workload's share of
+    its pods in the pool), policies' targets and who owns their HPA."""
 
-    specs: dict[str, ResourcePoolSpec | str]
+    pool_specs: dict[str, ResourcePoolSpec | str]
     summaries: dict[str, PoolSummary]
     shares: dict[str, dict[WorkloadKey, float]]
+    policy_specs: dict[str, ScalingPolicySpec | str]
+    targets: dict[str, WorkloadKey]  # valid policies' targets
+    owners: dict[str, Ownership]
+    pods_of: Counter
+    pod_requests: dict[WorkloadKey, dict[str, float]]
 
     @property
     def workloads(self) -> list[WorkloadKey]:
-        return sorted({w for shares in self.shares.values() for w in shares})
+        return sorted({w for shares in self.shares.values() for w in shares} | set(self.targets.values()))
+
+
+@dataclass(frozen=True)
+class _ForecastBook:
+    """Every series of the cycle, its latest value and its forecast, by key."""
+
+    keys: list[Hashable]
+    series: np.ndarray  # [n, T]
+    timestamps: np.ndarray
+    end: float
+    step: int
+    forecasts: Forecasts
+    now_values: np.ndarray
+    age: np.ndarray  # steps back to the latest value, -1 when stale
+    rows: dict[Hashable, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", {k: i for i, k in enumerate(self.keys)})
+
+    def current(self, key: Hashable) -> Optional[float]:
+        i = self.rows[key]
+        return None if self.age[i] < 0 else float(self.now_values[i])
 
 
 class ControlCycle:
@@ -78,11 +116,12 @@ class ControlCycle:
         self.usage = UsageObserver(settings.metrics, reader)
         self.tracker = ForecastTracker()
         self.telemetry = telemetry or Telemetry()
-        self._specs: dict[tuple[str, int], ResourcePoolSpec | str] = {}  # parsed once per generation
-        # pool uid -> the status last written: what transitions are decided against, so a
+        self._specs: dict[tuple[str, int], object] = {}  # parsed once per (uid, generation)
+        # uid -> the status last written: what transitions are decided against, so a
         # write that failed is decided (and its Events filed) again by the next cycle
         self._written: dict[str, dict] = {}
-        self._forecast_cache: Optional[tuple] = None  # (what was asked, forecasts, upper rows)
+        self._scaling_state: dict[str, object] = {}  # policy uid -> planner.scaling.ScalingState
+        self._forecast_cache: Optional[tuple] = None  # (what was asked, forecasts)
 
     # ---- compute: observe, forecast, decide (no Kubernetes I/O) ---------------------
 
@@ -90,8 +129,8 @@ class ControlCycle:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
-        membership = self._membership(snapshot)
-        workloads = membership.workloads
+        observed = self._observe(snapshot)
+        workloads = observed.workloads
         error = None
         if workloads:
             try:
@@ -103,55 +142,68 @@ class ControlCycle:
         timings["observe"], clock = time.perf_counter() - clock, time.perf_counter()
 
         names = {p.uid: p.name for p in snapshot.pools}
-        usage = None if error or not workloads else self._forecast(membership, workloads, names)
+        book = None if error or not workloads else self._forecast(observed, workloads, snapshot.policies)
         timings["forecast"], clock = time.perf_counter() - clock, time.perf_counter()
 
         problem = None if error is None else (error.reason, self._unavailable_message(error, now))
-        outcomes = []
-        for pool in snapshot.pools:
-            spec = membership.specs[pool.uid]
-            previous = self._written.get(pool.uid, pool.status)
-            shares = membership.shares.get(pool.uid, {})
-            decision = decide(pool, spec, membership.summaries.get(pool.uid), len(shares),
-                              None if usage is None else usage.get(pool.uid), problem, previous, now)
-            outcomes.append(PoolOutcome(pool, decision))
-        self._forget_pools(set(names), set(names.values()))
+        pools = [Outcome(ResourcePool.plural, pool, resourcepool.decide(
+            pool, observed.pool_specs[pool.uid], observed.summaries.get(pool.uid),
+            len(observed.shares.get(pool.uid, {})),
+            None if book is None or pool.uid not in observed.shares else self._pool_figures(book, observed, pool, names),
+            problem, self._written.get(pool.uid, pool.status), now)) for pool in snapshot.pools]
+        policies = []
+        for policy in snapshot.policies:
+            decision = scalingpolicy.decide(
+                policy, observed.policy_specs[policy.uid],
+                None if book is None else self._policy_figures(book, observed, policy),
+                problem, observed.owners.get(policy.uid, Ownership(None)),
+                self._scaling_state.get(policy.uid), self._written.get(policy.uid, policy.status), now)
+            if decision.state is not None:
+                self._scaling_state[policy.uid] = decision.state
+            policies.append(Outcome(ScalingPolicy.plural, policy, decision))
+        self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies)}, set(names.values()))
         timings["decide"] = time.perf_counter() - clock
 
         self.telemetry.workloads.set(len(workloads))
         if self.usage.last_success is not None:
             self.telemetry.metrics_age.set(now - self.usage.last_success)
-        return CycleResult(outcomes, len(workloads), error, timings)
+        return CycleResult(pools, policies, len(workloads), error, timings)
 
-    def _parse(self, pool: CustomObject) -> ResourcePoolSpec | str:
-        key = (pool.uid, pool.generation)
+    def _parse(self, obj: CustomObject, parse) -> object:
+        key = (obj.uid, obj.generation)
         if key not in self._specs:
-            self._specs[key] = parse_spec(pool)
+            self._specs[key] = parse(obj)
         return self._specs[key]
 
-    def _membership(self, snapshot: ClusterSnapshot) -> _Membership:
+    def _observe(self, snapshot: ClusterSnapshot) -> _Observed:
         pods_of = Counter(p.owner for p in snapshot.pods if p.owner is not None)
-        specs, summaries, shares = {}, {}, {}
+        pool_specs, summaries, shares = {}, {}, {}
         for pool in snapshot.pools:
-            spec = specs[pool.uid] = self._parse(pool)
+            spec = pool_specs[pool.uid] = self._parse(pool, resourcepool.parse_spec)
             if isinstance(spec, str):
                 continue
             summary = summaries[pool.uid] = summarise(spec, snapshot.nodes, snapshot.pods, snapshot.namespace_labels)
             members = Counter(p.owner for p in summary.member_pods if p.owner is not None)
             shares[pool.uid] = {w: n / pods_of[w] for w, n in members.items()}
-        return _Membership(specs, summaries, shares)
+        policy_specs = {p.uid: self._parse(p, scalingpolicy.parse_spec) for p in snapshot.policies}
+        valid = [(p, policy_specs[p.uid]) for p in snapshot.policies if not isinstance(policy_specs[p.uid], str)]
+        owners = {p.uid: scalingpolicy.ownership(p, spec, valid, snapshot.hpas) for p, spec in valid}
+        targets = {p.uid: scalingpolicy.target_of(p, spec) for p, spec in valid}
+        return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, pods_of,
+                         _requests_per_pod(snapshot.pods))
 
-    def _forecast(self, membership: _Membership, workloads: list[WorkloadKey],
-                  names: dict[str, str]) -> dict[str, UsageFigures]:
-        """One forecast over every workload's and every pool's series; the pools' figures."""
+    def _forecast(self, observed: _Observed, workloads: list[WorkloadKey],
+                  policies: list[CustomObject]) -> _ForecastBook:
+        """One forecast over every workload's and every pool's series."""
         step = self.settings.metrics.step_seconds
-        pools = list(membership.shares)
-        params = {uid: strategy_parameters(membership.specs[uid].strategy.value,
+        pools = list(observed.shares)
+        params = {uid: strategy_parameters(observed.pool_specs[uid].strategy.value,
                                            self._lowest_coverage(uid)) for uid in pools}
+        policy_specs = [s for s in observed.policy_specs.values() if not isinstance(s, str)]
         column = {w: i for i, w in enumerate(workloads)}
         shares = np.zeros((len(pools), len(workloads)))
         for row, uid in enumerate(pools):
-            for w, share in membership.shares[uid].items():
+            for w, share in observed.shares[uid].items():
                 shares[row, column[w]] = share
         keys: list[Hashable] = []
         rows, upper_levels = [], []
@@ -164,40 +216,61 @@ class ControlCycle:
         history = self.usage.histories[SIGNALS[0]]
         timestamps, end = history.timestamps, history.end
 
-        horizon = max(math.ceil(p.horizon_seconds / step) for p in params.values()) if params else 1
-        quantiles = sorted({MEDIAN, WORKLOAD_UPPER, *(p.quantile for p in params.values())})
+        horizons = [p.horizon_seconds for p in params.values()] + [s.forecast.horizon_seconds for s in policy_specs]
+        horizon = max((math.ceil(h / step) for h in horizons), default=1)
+        quantiles = sorted({MEDIAN, WORKLOAD_UPPER, *(p.quantile for p in params.values()),
+                            *(s.forecast.quantile for s in policy_specs)})
         # A forecast changes only with a new grid step (or other series): cycles between
         # steps (resyncs, pod events) reuse the last one.
         asked = (end, tuple(keys), tuple(upper_levels), horizon, tuple(quantiles))
         if self._forecast_cache is not None and self._forecast_cache[0] == asked:
-            forecasts, upper = self._forecast_cache[1:]
+            forecasts = self._forecast_cache[1]
         else:
             self.tracker.score(keys, timestamps, series)
             forecasts = forecast_many_detailed(series, step, horizon, quantiles)
             level = {q: i for i, q in enumerate(quantiles)}
             upper = forecasts.values[np.arange(len(keys)), [level[q] for q in upper_levels]]
-            self.tracker.remember(end, step, forecasts.values[:, level[MEDIAN]], upper)
-            self._forecast_cache = (asked, forecasts, upper)
-
+            self.tracker.remember(end, step, forecasts.at(MEDIAN), upper)
+            self._forecast_cache = (asked, forecasts)
         now_values, age = latest(series, self.settings.metrics.max_age_steps)
-        row_of = {k: i for i, k in enumerate(keys)}
-        figures = {}
-        for row, uid in enumerate(pools):
-            resources = {}
-            for signal in SIGNALS:
-                i = row_of[("pool", uid, signal)]
-                resources[signal] = ResourceFigures(
-                    used=None if age[i] < 0 else float(now_values[i]), history=series[i], forecast=upper[i],
-                    tier=forecasts.tier[i], model=forecasts.model[i], confidence=float(forecasts.confidence[i]),
-                    accuracy=self.tracker.accuracy(("pool", uid, signal)))
-                accuracy = resources[signal].accuracy
-                if accuracy.coverage is not None:
-                    self.telemetry.forecast_coverage.labels(names[uid], signal).set(accuracy.coverage)
-                    self.telemetry.forecast_scaled_error.labels(names[uid], signal).set(accuracy.scaled_error)
-            missing = tuple(str(w) for w in membership.shares[uid]
-                            if age[row_of[("workload", w, SIGNALS[0])]] < 0)
-            figures[uid] = UsageFigures(resources, timestamps, step, end, missing)
-        return figures
+        return _ForecastBook(keys, series, timestamps, end, step, forecasts, now_values, age)
+
+    def _pool_figures(self, book: _ForecastBook, observed: _Observed, pool: CustomObject,
+                      names: dict[str, str]) -> UsageFigures:
+        uid = pool.uid
+        params = strategy_parameters(observed.pool_specs[uid].strategy.value, self._lowest_coverage(uid))
+        resources = {}
+        for signal in SIGNALS:
+            key = ("pool", uid, signal)
+            i = book.rows[key]
+            accuracy = self.tracker.accuracy(key)
+            resources[signal] = ResourceFigures(
+                used=book.current(key), history=book.series[i], forecast=book.forecasts.at(params.quantile)[i],
+                tier=book.forecasts.tier[i], model=book.forecasts.model[i],
+                confidence=float(book.forecasts.confidence[i]), accuracy=accuracy)
+            if accuracy.coverage is not None:
+                self.telemetry.forecast_coverage.labels(names[uid], signal).set(accuracy.coverage)
+                self.telemetry.forecast_scaled_error.labels(names[uid], signal).set(accuracy.scaled_error)
+        missing = tuple(str(w) for w in observed.shares[uid]
+                        if book.current(("workload", w, SIGNALS[0])) is None)
+        return UsageFigures(resources, book.timestamps, book.step, book.end, missing)
+
+    def _policy_figures(self, book: _ForecastBook, observed: _Observed,
+                        policy: CustomObject) -> Optional[PolicyFigures]:
+        spec = observed.policy_specs[policy.uid]
+        if isinstance(spec, str):
+            return None
+        target = observed.targets[policy.uid]
+        requests = observed.pod_requests.get(target, {})
+        signals = []
+        for signal in dict.fromkeys(s.type for s in spec.signals if s.type in SIGNALS):
+            i = book.rows[("workload", target, signal)]
+            signals.append(SignalFigures(
+                signal=signal, demand=book.current(("workload", target, signal)),
+                forecast=book.forecasts.at(spec.forecast.quantile)[i], confidence=float(book.forecasts.confidence[i]),
+                tier=book.forecasts.tier[i],
+                target_per_replica=scalingpolicy.target_per_replica(signal, spec, requests.get(signal))))
+        return PolicyFigures(observed.pods_of.get(target, 0), tuple(signals), book.step, book.end)
 
     def _lowest_coverage(self, uid: str) -> Optional[float]:
         known = [a.coverage for a in (self.tracker.accuracy(("pool", uid, s)) for s in SIGNALS)
@@ -209,27 +282,54 @@ class ControlCycle:
         kept = "no usage figures yet" if last is None else f"last good figures from {_age(now - last)} ago kept"
         return f"{error}; {kept}; no action is taken on them"
 
-    def _forget_pools(self, uids: set[str], names: set[str]) -> None:
-        for uid in [u for u in self._written if u not in uids]:
-            del self._written[uid]
+    def _forget(self, uids: set[str], pool_names: set[str]) -> None:
+        """Drop what the cycle keeps of objects that are gone."""
+        for cache in (self._written, self._scaling_state):
+            for uid in [u for u in cache if u not in uids]:
+                del cache[uid]
         self._specs = {k: v for k, v in self._specs.items() if k[0] in uids}
         for gauge in (self.telemetry.forecast_coverage, self.telemetry.forecast_scaled_error):
-            for labels in [labels for labels in _label_sets(gauge) if labels[0] not in names]:
+            for labels in [labels for labels in _label_sets(gauge) if labels[0] not in pool_names]:
                 gauge.remove(*labels)
 
-    # ---- run: compute off the event loop, then report -------------------------------
+    # ---- run: compute off the event loop, then report and act -----------------------
 
     async def run(self, snapshot: ClusterSnapshot) -> CycleResult:
         started = time.perf_counter()
         result = await asyncio.to_thread(self.compute, snapshot, time.time())
         clock = time.perf_counter()
-        for outcome in result.pools:
-            await report.publish_pool(outcome.pool, outcome.decision, self._written)
-        result.timings["report"] = time.perf_counter() - clock
+        actions = []
+        for outcome in (*result.pools, *result.policies):
+            written = await report.publish(outcome.plural, outcome.obj, outcome.decision.status,
+                                           outcome.decision.events, self._written)
+            # an action is taken only once its record is in status
+            if written and getattr(outcome.decision, "action", None) is not None:
+                actions.append(outcome)
+        result.timings["report"], clock = time.perf_counter() - clock, time.perf_counter()
+        await self._act(actions)
+        result.timings["act"] = time.perf_counter() - clock
         for stage, seconds in result.timings.items():
             self.telemetry.stage_seconds.labels(stage).observe(seconds)
         self.telemetry.cycle_seconds.observe(time.perf_counter() - started)
         return result
+
+    async def _act(self, outcomes: list[Outcome]) -> None:
+        hpas = HorizontalPodAutoscalers(api_client())
+        for outcome in outcomes:
+            try:
+                await hpas.apply(outcome.decision.action)
+                self.telemetry.actions.labels("hpa", "applied").inc()
+            except ApiException as error:
+                self.telemetry.actions.labels("hpa", "failed").inc()
+                logger.warning("%s: HPA not applied (%s %s)", outcome.obj.name, error.status, error.reason)
+                await report.event(outcome.obj, "ActionFailed",
+                                   f"HPA {outcome.decision.action.hpa_name} not applied: {error.status} "
+                                   f"{error.reason}; the next cycle tries again", warning=True)
+
+
+def _requests_per_pod(pods: list[PodRecord]) -> dict[WorkloadKey, dict[str, float]]:
+    """One pod's requests per workload (its pods share a template)."""
+    return {p.owner: dict(p.requests) for p in pods if p.owner is not None}
 
 
 def _weighted_sum(shares: np.ndarray, history: np.ndarray) -> np.ndarray:

@@ -24,10 +24,15 @@ def api_client() -> client.ApiClient:
     return client.ApiClient()
 
 
-async def patch_cluster_status(plural: str, name: str, status: dict[str, Any]) -> None:
-    """Merge-patch a cluster-scoped object's status subresource (the operator never writes spec)."""
+async def patch_status(plural: str, name: str, namespace: str | None, status: dict[str, Any]) -> None:
+    """Merge-patch an object's status subresource (the operator never writes spec)."""
     api = client.CustomObjectsApi(api_client())
-    await asyncio.to_thread(api.patch_cluster_custom_object_status, GROUP, VERSION, plural, name, {"status": status})
+    body = {"status": status}
+    if namespace is None:
+        await asyncio.to_thread(api.patch_cluster_custom_object_status, GROUP, VERSION, plural, name, body)
+    else:
+        await asyncio.to_thread(api.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, plural,
+                                name, body)
 
 
 async def create_event(event: client.CoreV1Event) -> None:

@@ -53,10 +53,13 @@ class ClusterSnapshot:
     pods: list[PodRecord]
     namespace_labels: dict[str, dict[str, str]]
     pools: list[CustomObject]
+    policies: list[CustomObject] = field(default_factory=list)
+    hpas: list = field(default_factory=list)  # scalingpolicy.HpaRecord
 
 
 def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping] = (),
-                          namespaces: Iterable[Mapping] = (), pools: Iterable[Mapping] = ()) -> ClusterSnapshot:
+                          namespaces: Iterable[Mapping] = (), pools: Iterable[Mapping] = (),
+                          policies: Iterable[Mapping] = ()) -> ClusterSnapshot:
     """A snapshot from Kubernetes-shaped objects (as `kubectl get -o json` lists them), for
     benchmarks, replays and tests; the operator's own comes from its indices."""
     def meta(obj):
@@ -70,10 +73,11 @@ def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping]
                for n in nodes],
         pods=[r for r in records if r is not None],
         namespace_labels={meta(ns)["name"]: dict(meta(ns).get("labels") or {}) for ns in namespaces},
-        pools=[custom_object(p) for p in pools])
+        pools=[custom_object(p) for p in pools], policies=[custom_object(p) for p in policies])
 
 
-def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index) -> ClusterSnapshot:
+def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, policy_index,
+                          hpa_index) -> ClusterSnapshot:
     """A snapshot of Kopf's indices (each keeps a store of values per key: take them all)."""
     def values(index):
         return [value for store in index.values() for value in store]
@@ -81,7 +85,7 @@ def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index) ->
     return ClusterSnapshot(
         nodes=values(node_index), pods=values(pod_index),
         namespace_labels={ns: labels for ns, store in namespace_index.items() for labels in store},
-        pools=values(pool_index))
+        pools=values(pool_index), policies=values(policy_index), hpas=values(hpa_index))
 
 
 @dataclass

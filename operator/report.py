@@ -3,14 +3,13 @@ every decision and transition the decide step named."""
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from kubernetes.client import ApiException
 
 from quartermaster.operator import events
-from quartermaster.operator.kube import patch_cluster_status
+from quartermaster.operator.kube import patch_status
 from quartermaster.operator.observe import CustomObject
-from quartermaster.operator.resourcepool import PLURAL, PoolDecision
 
 logger = logging.getLogger(__name__)
 
@@ -21,17 +20,27 @@ def _without_timestamps(status: Mapping) -> dict:
     return {**status, "conditions": conditions}
 
 
-async def publish_pool(pool: CustomObject, decision: PoolDecision, written: dict[str, dict]) -> None:
-    """Patch the pool's status if it differs from what was last written (or, after a
+async def publish(plural: str, obj: CustomObject, status: Mapping, decided_events: Iterable[tuple[str, str, bool]],
+                  written: dict[str, dict]) -> bool:
+    """Patch the object's status if it differs from what was last written (or, after a
     restart, from what the object holds), then file its Events. A failed write is logged
-    and retried by the next cycle, which still finds the difference."""
-    held = written.get(pool.uid, pool.status)
-    status = decision.status
+    and retried by the next cycle, which still finds the difference; False then."""
+    held = written.get(obj.uid, obj.status)
     try:
         if _without_timestamps(status) != _without_timestamps({k: held.get(k) for k in status}):
-            await patch_cluster_status(PLURAL, pool.name, status)
-            written[pool.uid] = {**held, **status}
-        for reason, message, warning in decision.events:
-            await events.record(pool.reference, reason, message, warning=warning)
+            await patch_status(plural, obj.name, obj.namespace, dict(status))
+            written[obj.uid] = {**held, **status}
+        for reason, message, warning in decided_events:
+            await events.record(obj.reference, reason, message, warning=warning)
     except ApiException as error:
-        logger.warning("pool %s: status or event not written (%s %s)", pool.name, error.status, error.reason)
+        logger.warning("%s %s: status or event not written (%s %s)", plural, obj.name, error.status, error.reason)
+        return False
+    return True
+
+
+async def event(obj: CustomObject, reason: str, message: str, warning: bool = False) -> None:
+    """An Event outside a decision (an action's failure); a failure to file it is logged."""
+    try:
+        await events.record(obj.reference, reason, message, warning=warning)
+    except ApiException as error:
+        logger.warning("%s: event %s not filed (%s %s)", obj.name, reason, error.status, error.reason)

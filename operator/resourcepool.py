@@ -23,7 +23,7 @@ from quartermaster.operator.forecast_tracking import Accuracy
 from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec
 from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, format_resources, to_float
-from quartermaster.operator.wake import cycle_wanted
+from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.planner import pools as decisions
 
 PLURAL = ResourcePool.plural
@@ -42,14 +42,6 @@ def validation_message(error: ValidationError) -> str:
 @kopf.index(GROUP, VERSION, PLURAL)
 def pool_index(name, body, **_):
     return {name: custom_object(body)}
-
-
-def spec_not_yet_observed(body, **_) -> bool:
-    """True unless the status already reflects the spec: the cycle's own status patches
-    come back as watch events with `observedGeneration == generation`, and must not wake
-    it again. A spec change raises `generation`, so it passes; a new pool has no status yet."""
-    generation = body.get("metadata", {}).get("generation")
-    return generation is None or (body.get("status") or {}).get("observedGeneration") != generation
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, when=spec_not_yet_observed)

@@ -27,3 +27,12 @@ class ChangeSignal:
 
 
 cycle_wanted = ChangeSignal()
+
+
+def spec_not_yet_observed(body, **_) -> bool:
+    """A Kopf filter for our kinds' events: true unless the status already reflects the
+    spec. The cycle's own status patches come back as watch events with
+    `observedGeneration == generation` and must not wake it again; a spec change raises
+    `generation`, so it passes; a new object has no status yet, so it passes too."""
+    generation = body.get("metadata", {}).get("generation")
+    return generation is None or (body.get("status") or {}).get("observedGeneration") != generation

@@ -119,8 +119,8 @@ def test_pods_count_only_where_they_run_or_may_land():
     assert fixed.members == 5, "a fixed-capacity pool has no nodes to place pods on"
 
 
-def test_only_unobserved_specs_wake_the_pool_reconcilers():
-    from quartermaster.operator.resourcepool import spec_not_yet_observed
+def test_only_unobserved_specs_wake_the_cycle():
+    from quartermaster.operator.wake import spec_not_yet_observed
 
     assert spec_not_yet_observed({"metadata": {"generation": 1}}), "a new pool, no status yet"
     assert spec_not_yet_observed({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}})

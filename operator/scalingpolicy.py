@@ -1,0 +1,251 @@
+"""ScalingPolicy: the Kopf handlers (an index of policies, one of HPAs, waking the cycle)
+and the policy's decide step, which turns its target's usage and forecast into a replica
+recommendation, its reasoning, and the bounds its HPA should have.
+
+Horizontal policies (Reactive, Predictive) act through an `autoscaling/v2` HPA the policy
+owns: the recommendation becomes the HPA's `minReplicas` (a floor raised ahead of
+demand), the spec's maximum its `maxReplicas`, and the HPA controller scales the target.
+A policy acts only when its metrics are fresh, its confidence clears the threshold (else
+it recommends reactively and says so), no cooldown runs, no other object scales the same
+target, and `updateMode` is not Off.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Iterable, Mapping, Optional
+
+import kopf
+import numpy as np
+from pydantic import ValidationError
+
+from quartermaster.operator.conditions import set_condition
+from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode
+from quartermaster.operator.observe import CustomObject, custom_object
+from quartermaster.operator.quantities import to_float
+from quartermaster.operator.resourcepool import validation_message
+from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
+from quartermaster.operator.workloads import WorkloadKey
+from quartermaster.planner import scaling
+from quartermaster.providers.hpa import ADOPT_ANNOTATION, POLICY_LABEL, ReplicaBounds
+
+PLURAL = ScalingPolicy.plural
+HORIZONTAL = (ScalingMode.REACTIVE, ScalingMode.PREDICTIVE)
+FORECAST_POINTS = 6  # the compact forecast in status: quantile values at this many horizons
+
+
+@dataclass(frozen=True)
+class HpaRecord:
+    namespace: str
+    name: str
+    target_kind: str
+    target_name: str
+    policy: Optional[str]  # the ScalingPolicy that owns it, by its label
+    adoptable: bool  # a user's HPA annotated quartermaster.dev/adopt: "true"
+    min_replicas: Optional[int]
+    max_replicas: Optional[int]
+
+    @property
+    def target(self) -> WorkloadKey:
+        return WorkloadKey(self.namespace, self.target_kind, self.target_name)
+
+
+def hpa_record(namespace: str, name: str, spec: Mapping, labels: Mapping, annotations: Mapping) -> HpaRecord:
+    target = spec.get("scaleTargetRef") or {}
+    return HpaRecord(namespace, name, target.get("kind", ""), target.get("name", ""),
+                     labels.get(POLICY_LABEL), annotations.get(ADOPT_ANNOTATION) == "true",
+                     spec.get("minReplicas"), spec.get("maxReplicas"))
+
+
+# ---- Kopf: the indices the cycle reads, and its wake-up ------------------------------
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def policy_index(namespace, name, body, **_):
+    return {(namespace, name): custom_object(body)}
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
+def hpa_index(namespace, name, spec, labels, annotations, **_):
+    return {(namespace, name): hpa_record(namespace, name, spec, labels, annotations)}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=spec_not_yet_observed)
+async def on_policy_event(**_):
+    await cycle_wanted.notify()
+
+
+# ---- decide ----------------------------------------------------------------------------
+
+def parse_spec(policy: CustomObject) -> ScalingPolicySpec | str:
+    try:
+        return ScalingPolicySpec.model_validate(policy.spec)
+    except ValidationError as error:
+        return validation_message(error)
+
+
+def target_of(policy: CustomObject, spec: ScalingPolicySpec) -> WorkloadKey:
+    return WorkloadKey(policy.namespace, spec.target_ref.kind, spec.target_ref.name)
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Which HPA a policy manages (and what it holds now), or what it conflicts with."""
+
+    hpa_name: Optional[str]
+    hpa: Optional[HpaRecord] = None  # None: not created yet
+    conflict: Optional[str] = None
+
+
+def ownership(policy: CustomObject, spec: ScalingPolicySpec,
+              policies: Iterable[tuple[CustomObject, ScalingPolicySpec]], hpas: Iterable[HpaRecord]) -> Ownership:
+    """One owner per target: another horizontal policy on the same target (the first by
+    name keeps it), or an HPA this policy does not own and may not adopt, is a conflict."""
+    target = target_of(policy, spec)
+    for other, other_spec in policies:
+        if (other.uid != policy.uid and other.namespace == policy.namespace and other_spec.mode in HORIZONTAL
+                and target_of(other, other_spec) == target and other.name < policy.name):
+            return Ownership(None, conflict=f"ScalingPolicy {other.namespace}/{other.name} already scales "
+                                            f"{target.kind} {target.name}")
+    for hpa in hpas:
+        if hpa.target != target:
+            continue
+        if hpa.policy == policy.name or hpa.adoptable:
+            return Ownership(hpa.name, hpa)
+        return Ownership(None, conflict=(
+            f"HorizontalPodAutoscaler {hpa.namespace}/{hpa.name} already scales {target.kind} {target.name} "
+            f"(annotate it {ADOPT_ANNOTATION}=true to let this policy adopt it)"))
+    return Ownership(policy.name)
+
+
+@dataclass(frozen=True)
+class SignalFigures:
+    """One signal of the policy's target, as observed and forecast this cycle."""
+
+    signal: str  # cpu | memory
+    demand: Optional[float]  # the target's total usage now (cores, bytes), None if stale
+    forecast: np.ndarray  # [H] the policy's quantile over the horizon, total demand
+    confidence: float
+    tier: str
+    target_per_replica: Optional[float]  # from the spec, else the pod's request
+
+
+@dataclass(frozen=True)
+class PolicyFigures:
+    replicas: int  # the target's pods now
+    signals: tuple[SignalFigures, ...]
+    step_seconds: int
+    metrics_time: float
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    status: dict
+    events: list[tuple[str, str, bool]]
+    action: Optional[ReplicaBounds]
+    state: Optional[scaling.ScalingState]
+
+
+def _rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optional[PolicyFigures],
+           problem: Optional[tuple[str, str]], owner: Ownership,
+           state: Optional[scaling.ScalingState], previous: Mapping, now: float) -> PolicyDecision:
+    before = list(previous.get("conditions") or [])
+    generation = policy.generation
+
+    def finish(conditions, extra=None, action=None, new_state=state):
+        status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
+        events = _transitions(before, conditions)
+        if action is not None:
+            status["lastAction"] = {"action": _describe(action), "time": _rfc3339(now)}
+            events.append(("ScaledHPA", status["lastAction"]["action"], False))
+        return PolicyDecision(status, events, action, new_state)
+
+    if isinstance(spec, str):
+        return finish(set_condition(before, "Ready", False, "InvalidSpec", spec, generation))
+    if spec.mode not in HORIZONTAL:
+        return finish(set_condition(before, "Ready", False, "NotImplemented",
+                                    "Vertical policies only recommend in a later release", generation))
+    unsupported = [s.type for s in spec.signals if s.type not in ("cpu", "memory")]
+    if unsupported:
+        return finish(set_condition(before, "Ready", False, "UnsupportedSignal",
+                                    f"{', '.join(unsupported)} signals are not read yet; use cpu or memory",
+                                    generation))
+    if owner.conflict is not None:
+        return finish(set_condition(before, "Ready", False, "Conflict", owner.conflict, generation))
+    if problem is not None or figures is None:
+        reason, message = problem or ("NoSamples", "no usage of the target yet")
+        conditions = set_condition(before, "MetricsAvailable", False, reason, message, generation)
+        return finish(set_condition(conditions, "Ready", False, "WaitingForMetrics",
+                                    "no recommendation and no action without fresh metrics", generation))
+    stale = [s.signal for s in figures.signals if s.demand is None]
+    conditions = set_condition(before, "MetricsAvailable", not stale,
+                               "SamplesFresh" if not stale else "NoSamples",
+                               f"usage up to {_rfc3339(figures.metrics_time)}" if not stale
+                               else f"no fresh sample of {', '.join(stale)} for {spec.target_ref.name}", generation)
+    if stale:
+        return finish(set_condition(conditions, "Ready", False, "WaitingForMetrics",
+                                    "no recommendation and no action without fresh metrics", generation))
+
+    untargeted = [s.signal for s in figures.signals if not s.target_per_replica]
+    if untargeted:
+        return finish(set_condition(conditions, "Ready", False, "NoTarget",
+                                    f"no per-replica target for {', '.join(untargeted)}: set the signal's "
+                                    f"target or the pods' requests", generation))
+    rules = scaling.ScalingRules.from_spec(spec.model_dump(by_alias=True, mode="json"),
+                                           step_seconds=figures.step_seconds)
+    # the replicas in place are what the cluster runs now, whatever the last decision said
+    state = replace(state or scaling.ScalingState.initial(figures.replicas), replicas=figures.replicas)
+    decisions = [scaling.decide_replicas(rules, state, now, s.demand, s.target_per_replica, s.forecast,
+                                         s.confidence, signal=s.signal) for s in figures.signals]
+    chosen = max(decisions, key=lambda d: d.replicas)  # the signal that needs most replicas rules
+    main = figures.signals[decisions.index(chosen)]
+    horizon = max(1, math.ceil(spec.forecast.horizon_seconds / figures.step_seconds))
+    picks = np.unique(np.linspace(0, horizon - 1, min(FORECAST_POINTS, horizon)).round().astype(int))
+    extra = {
+        "currentReplicas": figures.replicas,
+        "recommendation": {"replicas": chosen.replicas},
+        "confidence": round(float(main.confidence), 3),
+        "reasoning": chosen.reasoning,
+        "forecast": [float(f"{v:.4g}") for v in main.forecast[:horizon][picks]],
+    }
+    conditions = set_condition(conditions, "Ready", True, "Recommending",
+                               f"{chosen.basis}: {chosen.replicas} replicas", generation)
+    action = None
+    if spec.update_mode is not UpdateMode.OFF and chosen.basis != "held":
+        bounds = ReplicaBounds(
+            namespace=policy.namespace, hpa_name=owner.hpa_name, target_kind=spec.target_ref.kind,
+            target_name=spec.target_ref.name, min_replicas=max(chosen.replicas, spec.min_replicas, 1),
+            max_replicas=spec.max_replicas, cpu_utilization=100, owner=policy.reference)
+        held = owner.hpa
+        # desired against observed: an HPA that holds these bounds needs nothing
+        if held is None or held.policy != policy.name or (held.min_replicas, held.max_replicas) != (
+                bounds.min_replicas, bounds.max_replicas):
+            action = bounds
+    return finish(conditions, extra, action, chosen.state)
+
+
+def _describe(bounds: ReplicaBounds) -> str:
+    return (f"HPA {bounds.namespace}/{bounds.hpa_name}: minReplicas {bounds.min_replicas}, "
+            f"maxReplicas {bounds.max_replicas} for {bounds.target_kind} {bounds.target_name}")
+
+
+def _transitions(before: list[dict], after: list[dict]) -> list:
+    old = {c["type"]: c for c in before}
+    events = []
+    for condition in after:
+        was = old.get(condition["type"])
+        if was and (was["status"], was["reason"]) == (condition["status"], condition["reason"]):
+            continue
+        events.append((condition["reason"], condition["message"], condition["status"] != "True"))
+    return events
+
+
+def target_per_replica(signal: str, spec: ScalingPolicySpec, request: Optional[float]) -> Optional[float]:
+    """The spec's per-replica target for the signal, else one pod's request of it."""
+    configured = next((s.target for s in spec.signals if s.type == signal and s.target is not None), None)
+    return to_float(configured) if configured is not None else request
+

@@ -1,0 +1,110 @@
+"""ScalingPolicy end to end: a Deployment whose usage follows a trace, a policy that owns an
+HPA, and the real HPA controller in kube-controller-manager scaling the Deployment to the
+floor the policy sets; a second policy on the same target, and a user's HPA, conflict."""
+import json
+
+import pytest
+from kubernetes import client
+
+from conftest import wait_for
+from quartermaster.operator.models import GROUP, VERSION
+from quartermaster.testbed.traces import TRACES
+from quartermaster.testbed.usage import UsageDrive
+
+NAMESPACE = "e2e-scaling"
+
+
+def deployment(name: str, replicas: int) -> client.V1Deployment:
+    labels = {"app": name}
+    container = client.V1Container(name="app", image=f"registry.example/{name}:1",
+                                   resources=client.V1ResourceRequirements(requests={"cpu": "200m"}))
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1DeploymentSpec(replicas=replicas, selector=client.V1LabelSelector(match_labels=labels),
+                                     template=client.V1PodTemplateSpec(
+                                         metadata=client.V1ObjectMeta(labels=labels),
+                                         spec=client.V1PodSpec(containers=[container],
+                                                               node_selector={"pool": "scaling"}))))
+
+
+def policy(name: str, target: str, **spec) -> str:
+    return json.dumps({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ScalingPolicy",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"targetRef": {"kind": "Deployment", "name": target}, "signals": [{"type": "cpu", "target": "100m"}],
+                 "minReplicas": 1, "maxReplicas": 4, "scaleUp": {"step": 4, "cooldownSeconds": 0}, **spec}})
+
+
+@pytest.fixture(scope="module")
+def apps(sim_cluster, control_plane, operator_process, usage_exporter, prometheus):
+    sim_cluster.add_node("e2e-scaling-1", "16", "64Gi", pods=40, labels={"pool": "scaling"})
+    control_plane.create_namespace(NAMESPACE, timeout=60)
+    # ~1 core of demand at its quietest: at 100m a replica, more than the maximum of 4
+    for app in ("shop", "watched"):
+        usage_exporter.add(UsageDrive(NAMESPACE, {"app": app}, TRACES / "ec2_cpu_utilization_5f5533.csv",
+                                      peak_cores=8))
+    with control_plane.api_client() as api:
+        apps = client.AppsV1Api(api)
+        apps.create_namespaced_deployment(NAMESPACE, deployment("shop", 1))
+        apps.create_namespaced_deployment(NAMESPACE, deployment("legacy", 1))
+        apps.create_namespaced_deployment(NAMESPACE, deployment("watched", 1))
+        yield api
+
+
+def status(kubectl, name: str) -> dict:
+    return json.loads(kubectl("get", "scalingpolicy", "-n", NAMESPACE, name, "-o", "json").stdout).get("status") or {}
+
+
+def ready(kubectl, name: str) -> dict:
+    return next((c for c in status(kubectl, name).get("conditions") or [] if c["type"] == "Ready"), {})
+
+
+def test_the_hpa_controller_scales_the_target_to_the_policys_floor(apps, kubectl):
+    kubectl("apply", "-f", "-", input=policy("shop", "shop", mode="Predictive"))
+    hpas = client.AutoscalingV2Api(apps)
+    hpa = wait_for(lambda: next(iter(hpas.list_namespaced_horizontal_pod_autoscaler(NAMESPACE).items), None),
+                   120, "the policy's HPA")
+    assert hpa.metadata.name == "shop" and hpa.spec.scale_target_ref.name == "shop"
+    assert hpa.metadata.owner_references[0].kind == "ScalingPolicy"
+    assert wait_for(lambda: hpas.read_namespaced_horizontal_pod_autoscaler("shop", NAMESPACE).spec.min_replicas == 4,
+                    60, "minReplicas raised to the recommendation")
+    # the HPA controller, not the operator, moves the Deployment's replicas
+    wait_for(lambda: client.AppsV1Api(apps).read_namespaced_deployment("shop", NAMESPACE).spec.replicas == 4,
+             120, "the HPA controller to scale the Deployment to 4")
+    final = status(kubectl, "shop")
+    assert final["recommendation"]["replicas"] == 4 and "replica" in final["reasoning"]
+    assert final["lastAction"]["action"].startswith(f"HPA {NAMESPACE}/shop: minReplicas 4")
+    assert ready(kubectl, "shop")["status"] == "True"
+
+
+def test_a_second_policy_on_the_same_target_is_a_conflict(apps, kubectl):
+    kubectl("apply", "-f", "-", input=policy("shop", "shop", mode="Predictive"))
+    kubectl("apply", "-f", "-", input=policy("shop-too", "shop", mode="Reactive"))
+    condition = wait_for(lambda: (c := ready(kubectl, "shop-too")).get("reason") == "Conflict" and c, 60,
+                         "a Conflict condition")
+    assert condition["status"] == "False" and "ScalingPolicy e2e-scaling/shop" in condition["message"]
+
+
+def test_a_users_hpa_is_not_taken_over_without_the_adopt_annotation(apps, kubectl):
+    client.AutoscalingV2Api(apps).create_namespaced_horizontal_pod_autoscaler(NAMESPACE, client.V2HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="users-own"),
+        spec=client.V2HorizontalPodAutoscalerSpec(
+            scale_target_ref=client.V2CrossVersionObjectReference(api_version="apps/v1", kind="Deployment",
+                                                                  name="legacy"),
+            min_replicas=1, max_replicas=3)))
+    kubectl("apply", "-f", "-", input=policy("legacy", "legacy", mode="Reactive"))
+    condition = wait_for(lambda: (c := ready(kubectl, "legacy")).get("reason") == "Conflict" and c, 60,
+                         "a Conflict condition")
+    assert "HorizontalPodAutoscaler e2e-scaling/users-own" in condition["message"]
+    users = client.AutoscalingV2Api(apps).read_namespaced_horizontal_pod_autoscaler("users-own", NAMESPACE)
+    assert users.spec.min_replicas == 1 and users.spec.max_replicas == 3, "left as the user set it"
+
+
+def test_update_mode_off_recommends_and_touches_nothing(apps, kubectl):
+    kubectl("apply", "-f", "-", input=policy("watch-only", "watched", mode="Reactive", updateMode="Off"))
+    recommended = wait_for(lambda: (s := status(kubectl, "watch-only")).get("recommendation") and s, 90,
+                           "a recommendation")
+    assert recommended["recommendation"]["replicas"] == 4 and "lastAction" not in recommended
+    names = [h.metadata.name for h in client.AutoscalingV2Api(apps).list_namespaced_horizontal_pod_autoscaler(
+        NAMESPACE).items]
+    assert "watch-only" not in names
