@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-planner bench-cycle
+.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-planner bench-cycle bench-scaling
 
 install: $(VENV)/.installed
 
@@ -31,7 +31,7 @@ demo: install testbed
 demo-down:
 	$(PY) hack/demo.py down
 
-bench: bench-forecast bench-planner bench-cycle
+bench: bench-forecast bench-planner bench-cycle bench-scaling
 
 bench-forecast: install
 	$(PY) benchmarks/forecast.py --shared $(SHARED)
@@ -43,3 +43,8 @@ bench-planner: install
 # cached under ~/.cache/quartermaster/bench-cycle/: the first run builds it (minutes).
 bench-cycle: install testbed
 	$(PY) benchmarks/cycle.py
+
+# Predictive replayed through `quartermaster replay` beside HPA-like, VPA-like, static and
+# oracle references on SHARED/data/traces (a minute or two); prints the goal beside it.
+bench-scaling: install
+	$(PY) benchmarks/scaling.py --shared $(SHARED)

@@ -19,18 +19,23 @@ The model, in the order it is applied:
 2. Predictive recommendation: ceil(peak of the forecast quantile over the horizon /
    target), never below the reactive one (a forecast only raises the floor, as AWS
    predictive scaling and Crane do: it cannot see a surge that is already under way).
-   Hysteresis: the forecast moves replicas only when its need leaves the band of
-   ``hysteresis`` (25 %) around the current count; inside it, a wiggle of the forecast
-   keeps the current count. Below ``confidence_threshold`` (or with no forecast) the
-   forecast is not used: the decision is the reactive one, and the reasoning says so.
+   Hysteresis: the forecast raises replicas only when it needs more than
+   ``hysteresis_up`` (30 %) above the current count, and lowers them only when it needs
+   more than ``hysteresis_down`` (20 %) below it; inside that band a wiggle of the
+   forecast keeps the current count. The band is wider upwards because the reactive floor
+   still follows demand as it rises, and narrower downwards because capacity held above
+   a forecast that has eased is pure cost. Below ``confidence_threshold`` (or with no
+   forecast) the forecast is not used: the decision is the reactive one, and the
+   reasoning says so.
 3. Stabilisation (scale-down only; scale-up is immediate): replicas come down no lower
    than the highest recommendation within a window, as the HPA's
    ``stabilizationWindowSeconds`` does. The window is ``stabilisation_seconds`` (300 s, the
    HPA's default) for Reactive. A Predictive policy gives capacity back more slowly: over
    ``scale_down_delay_seconds`` (the strategy's reaction speed, 600 s for Balanced) while
    the forecast is trusted, since the forecast already looks ``horizon_seconds`` ahead;
-   over that delay plus the horizon when it is not, the last horizon's demand standing in
-   for the next one's that the forecast would have covered.
+   over ``fallback_stabilisation_seconds`` (an hour) when it is not, since then the recent
+   past is the only guide to the next horizon, and a noisy series (the kind whose
+   forecasts are not trusted) needs the longer memory to keep its bursts covered.
 4. Step limits: at most ``scale_up_step`` replicas more, ``scale_down_step`` fewer, per
    decision (None: no limit).
 5. Cooldowns: no scale-up within ``scale_up_cooldown_seconds`` of the last scale-up; no
@@ -78,7 +83,9 @@ class ScalingRules:
     step_seconds: float = 300.0  # the forecast's step: forecast[k] is for now + (k + 1) x step
     confidence_threshold: float = 0.7  # below it, Predictive decides reactively
     scale_down_delay_seconds: float = 600.0  # predictive scale-down window (the strategy's)
-    hysteresis: float = 0.25  # the forecast moves replicas only beyond this fraction of current
+    fallback_stabilisation_seconds: float = 3600.0  # the window when the forecast is not trusted
+    hysteresis_up: float = 0.3  # the forecast raises replicas only beyond this fraction above current
+    hysteresis_down: float = 0.2  # and lowers them only beyond this fraction below
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -92,7 +99,8 @@ class ScalingRules:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 (or None for no limit), got {getattr(self, name)}")
         for name in ("scale_up_cooldown_seconds", "scale_down_cooldown_seconds", "tolerance",
-                     "stabilisation_seconds", "scale_down_delay_seconds", "hysteresis"):
+                     "stabilisation_seconds", "scale_down_delay_seconds", "fallback_stabilisation_seconds",
+                     "hysteresis_up", "hysteresis_down"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be a non-negative number, got {getattr(self, name)!r}")
         if not 0 < self.quantile < 1:
@@ -111,7 +119,7 @@ class ScalingRules:
     @property
     def memory_seconds(self) -> float:
         """How far back the stabilisation may look: the longest of its windows."""
-        return max(self.stabilisation_seconds, self.scale_down_delay_seconds + self.horizon_seconds)
+        return max(self.stabilisation_seconds, self.scale_down_delay_seconds, self.fallback_stabilisation_seconds)
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], strategy: StrategyParameters | None = None,
@@ -204,7 +212,7 @@ def decide_replicas(rules: ScalingRules, state: ScalingState, now: float, demand
         distrust = _distrust(rules, forecast, confidence)
         if distrust is not None:
             clauses.insert(0, f"{distrust}: reactive")
-            window = rules.scale_down_delay_seconds + rules.horizon_seconds
+            window = rules.fallback_stabilisation_seconds
         else:
             window = rules.scale_down_delay_seconds
             horizon = np.asarray(forecast, dtype=np.float64)[:rules.horizon_steps]
@@ -213,10 +221,10 @@ def decide_replicas(rules: ScalingRules, state: ScalingState, now: float, demand
             needed = peak / target
             outlook = (f"{signal} p{quantile_label(rules.quantile)} forecast peaks at {amount(signal, peak)} at "
                        f"{_clock(peak_time)} (in {round((peak_time - now) / 60)} min)")
-            if current > 0 and current * (1 - rules.hysteresis) <= needed <= current * (1 + rules.hysteresis):
+            if current > 0 and current * (1 - rules.hysteresis_down) <= needed <= current * (1 + rules.hysteresis_up):
                 predictive = current
-                outlook += (f"; {per_replica} → {needed:.3g} replicas, within {rules.hysteresis:.0%} of "
-                            f"{current}: {current} replicas")
+                outlook += (f"; {per_replica} → {needed:.3g} replicas, within -{rules.hysteresis_down:.0%}/"
+                            f"+{rules.hysteresis_up:.0%} of {current}: {current} replicas")
             else:
                 predictive = math.ceil(needed - 1e-9)
                 outlook += f"; {per_replica} → {predictive} replicas"
