@@ -188,6 +188,9 @@ def decide_replicas(rules: ScalingRules, state: ScalingState, now: float, demand
     the forecast. Raises ValueError for a demand that is negative or not finite, a target
     that is not positive, or a forecast that is not a 1-D array of finite numbers.
     """
+    if demand_now is None or target_per_replica is None:
+        raise ValueError(f"demand_now and target_per_replica are needed, got {demand_now!r} and "
+                         f"{target_per_replica!r}")
     demand_now, target = float(demand_now), float(target_per_replica)
     if not (math.isfinite(demand_now) and demand_now >= 0):
         raise ValueError(f"demand_now must be a finite non-negative number, got {demand_now!r}")

@@ -144,6 +144,7 @@ def test_rules_from_a_spec_override_the_strategy():
     (-1.0, 0.4, None, "demand_now"),
     (1.0, 0.0, None, "target_per_replica"),
     (1.0, 0.4, np.array([1.0, np.nan]), "forecast"),
+    (1.0, None, None, "target_per_replica"),
 ])
 def test_bad_figures_are_named(demand, target, forecast, message):
     with pytest.raises(ValueError, match=message):

@@ -78,7 +78,8 @@ def test_predictive_decisions_depend_only_on_earlier_samples():
 
 
 @pytest.mark.parametrize("manifest, named", [
-    (REACTIVE_POLICY.replace("minReplicas: 1", "minReplicas: 80"), "spec.minReplicas: must not be greater than maxReplicas"),
+    (REACTIVE_POLICY.replace("minReplicas: 1", "minReplicas: 80"),
+     "spec.minReplicas: must not be greater than maxReplicas"),
     (REACTIVE_POLICY.replace("mode: Reactive", "mode: Sideways"), "spec.mode"),
     (REACTIVE_POLICY.replace("kind: ScalingPolicy", "kind: Deployment"), "kind: must be ScalingPolicy"),
     (REACTIVE_POLICY.replace("mode: Reactive", "mode: Vertical"), "spec.mode: the replay replays horizontal"),
