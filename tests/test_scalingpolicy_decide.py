@@ -1,0 +1,64 @@
+"""The ScalingPolicy's decide step and who owns a target: figures in, status, Events and an
+HPA's bounds out (no I/O)."""
+import numpy as np
+
+from quartermaster.operator.observe import custom_object
+from quartermaster.operator.scalingpolicy import (HpaRecord, Ownership, PolicyFigures, SignalFigures, decide,
+                                                  ownership, parse_spec)
+
+NOW = 1_800_000_000.0
+
+
+def policy(name="web", uid="u1", **spec):
+    return custom_object({"apiVersion": "quartermaster.dev/v1alpha1", "kind": "ScalingPolicy",
+                          "metadata": {"name": name, "namespace": "shop", "uid": uid, "generation": 2},
+                          "spec": {"targetRef": {"kind": "Deployment", "name": "web"},
+                                   "signals": [{"type": "cpu", "target": "500m"}], "maxReplicas": 10,
+                                   "scaleUp": {"step": 10, "cooldownSeconds": 0}, **spec}})
+
+
+def figures(demand=2.0, peak=4.0, confidence=0.9, replicas=2):
+    forecast = np.full(12, demand)
+    forecast[1] = peak  # within the default 15-minute horizon (3 steps)
+    return PolicyFigures(replicas, (SignalFigures("cpu", demand, forecast, confidence, "model", 0.5),), 300, NOW)
+
+
+def decided(obj, figs, owner=Ownership("web"), problem=None, previous=None):
+    return decide(obj, parse_spec(obj), figs, problem, owner, None, previous or {}, NOW)
+
+
+def test_a_trusted_forecast_raises_the_floor_ahead_of_demand():
+    decision = decided(policy(mode="Predictive"), figures(demand=2.0, peak=4.0))
+    assert decision.status["recommendation"]["replicas"] == 8, "4 cores at the peak / 0.5 per replica"
+    assert decision.action.min_replicas == 8 and decision.action.max_replicas == 10
+    assert "8 replicas" in decision.status["reasoning"] and decision.status["currentReplicas"] == 2
+    assert decision.status["lastAction"]["action"].startswith("HPA shop/web: minReplicas 8")
+
+
+def test_below_the_confidence_threshold_it_scales_on_now_and_says_so():
+    decision = decided(policy(mode="Predictive"), figures(demand=2.0, peak=4.0, confidence=0.3))
+    assert decision.status["recommendation"]["replicas"] == 4
+    assert "confidence" in decision.status["reasoning"]
+
+
+def test_no_action_on_missing_metrics_or_in_off_mode_or_when_the_hpa_holds_the_bounds():
+    down = decided(policy(mode="Predictive"), None, problem=("PrometheusUnreachable", "cannot connect"))
+    assert down.action is None and "recommendation" not in down.status
+    assert {c["type"]: c["reason"] for c in down.status["conditions"]}["Ready"] == "WaitingForMetrics"
+    off = decided(policy(mode="Predictive", updateMode="Off"), figures())
+    assert off.action is None and off.status["recommendation"]["replicas"] == 8
+    held = HpaRecord("shop", "web", "Deployment", "web", "web", False, 8, 10)
+    assert decided(policy(mode="Predictive"), figures(), owner=Ownership("web", held)).action is None
+
+
+def test_one_owner_per_target():
+    first, second = policy("a-first", "u1", mode="Predictive"), policy("b-second", "u2", mode="Reactive")
+    specs = [(first, parse_spec(first)), (second, parse_spec(second))]
+    assert ownership(first, specs[0][1], specs, []).conflict is None
+    assert "ScalingPolicy shop/a-first" in ownership(second, specs[1][1], specs, []).conflict
+    users = HpaRecord("shop", "theirs", "Deployment", "web", None, False, 1, 3)
+    assert "HorizontalPodAutoscaler shop/theirs" in ownership(first, specs[0][1], specs[:1], [users]).conflict
+    adoptable = HpaRecord("shop", "theirs", "Deployment", "web", None, True, 1, 3)
+    assert ownership(first, specs[0][1], specs[:1], [adoptable]) == Ownership("theirs", adoptable)
+    conflicted = decided(second, figures(), owner=ownership(second, specs[1][1], specs, []))
+    assert conflicted.action is None and conflicted.events[0][0] == "Conflict"
