@@ -85,16 +85,16 @@ class Replay:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--csv", type=Path, action="append", default=[],
+    parser.add_argument("--csv", type=Path, action="append", default=[], metavar="FILE",
                         help="timestamp,value: a workload's total cpu demand in cores (repeatable); "
                              "default: the bundled traces")
-    parser.add_argument("--target-per-replica", type=float,
+    parser.add_argument("--target-per-replica", type=float, metavar="CORES",
                         help="cores one replica should carry (needed with --csv)")
-    parser.add_argument("--policy", type=Path, help="a ScalingPolicy manifest (default: Predictive, "
-                                                    "quantile 0.9, horizon 30 min)")
-    parser.add_argument("--json", type=Path, help="write the replicas per timestamp here")
-    parser.add_argument("--plot", type=Path, help="write a PNG of demand against provisioned capacity here")
-
+    parser.add_argument("--policy", type=Path, metavar="POLICY.yaml",
+                        help="a ScalingPolicy manifest (default: Predictive, quantile 0.9, horizon 30 min)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the replicas per timestamp here")
+    parser.add_argument("--plot", type=Path, metavar="OUT.png",
+                        help="write a PNG of demand against provisioned capacity here")
 
 def run(options: argparse.Namespace) -> int:
     try:
@@ -106,7 +106,7 @@ def run(options: argparse.Namespace) -> int:
             target, json_path, plot_path = options.target_per_replica, options.json, options.plot
         else:
             series = bundled_series()
-            target = options.target_per_replica or BUNDLED_TARGET_PER_REPLICA
+            target = BUNDLED_TARGET_PER_REPLICA if options.target_per_replica is None else options.target_per_replica
             json_path, plot_path = options.json or Path("replay.json"), options.plot or Path("replay.png")
         if not (math.isfinite(target) and target > 0):
             raise ReplayError(f"--target-per-replica must be a positive number of cores, got {target}")
