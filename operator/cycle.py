@@ -201,20 +201,22 @@ class ControlCycle:
                                            self._lowest_coverage(uid)) for uid in pools}
         policy_specs = [s for s in observed.policy_specs.values() if not isinstance(s, str)]
         column = {w: i for i, w in enumerate(workloads)}
-        shares = np.zeros((len(pools), len(workloads)))
-        for row, uid in enumerate(pools):
-            for w, share in observed.shares[uid].items():
-                shares[row, column[w]] = share
-        keys: list[Hashable] = []
-        rows, upper_levels = [], []
-        for signal in SIGNALS:
-            history = self.usage.histories[signal].matrix(workloads)
-            rows += [history, _weighted_sum(shares, history)]
-            keys += [("workload", w, signal) for w in workloads] + [("pool", uid, signal) for uid in pools]
-            upper_levels += [WORKLOAD_UPPER] * len(workloads) + [params[uid].quantile for uid in pools]
-        series = np.concatenate(rows).astype(np.float64)
+        members = [(np.array([column[w] for w in observed.shares[uid]], dtype=np.int64),
+                    np.array(list(observed.shares[uid].values()))) for uid in pools]
         history = self.usage.histories[SIGNALS[0]]
         timestamps, end = history.timestamps, history.end
+        # every signal's workload rows, then its pool rows, filled in place (10,000
+        # workloads' week is 160 MB a signal in float64: no second copy of it)
+        block = len(workloads) + len(pools)
+        series = np.empty((len(SIGNALS) * block, history.length))
+        keys: list[Hashable] = []
+        upper_levels = []
+        for s, signal in enumerate(SIGNALS):
+            rows = series[s * block:(s + 1) * block]
+            rows[:len(workloads)] = self.usage.histories[signal].matrix(workloads)
+            rows[len(workloads):] = _pool_sums(rows[:len(workloads)], members, history.length)
+            keys += [("workload", w, signal) for w in workloads] + [("pool", uid, signal) for uid in pools]
+            upper_levels += [WORKLOAD_UPPER] * len(workloads) + [params[uid].quantile for uid in pools]
 
         horizons = [p.horizon_seconds for p in params.values()] + [s.forecast.horizon_seconds for s in policy_specs]
         horizon = max((math.ceil(h / step) for h in horizons), default=1)
@@ -332,12 +334,17 @@ def _requests_per_pod(pods: list[PodRecord]) -> dict[WorkloadKey, dict[str, floa
     return {p.owner: dict(p.requests) for p in pods if p.owner is not None}
 
 
-def _weighted_sum(shares: np.ndarray, history: np.ndarray) -> np.ndarray:
-    """shares @ history with NaN for "unknown": NaN only where no contributing row is known."""
-    known = np.isfinite(history)
-    sums = shares @ np.where(known, history, 0.0)
-    counts = (shares > 0).astype(np.float64) @ known
-    return np.where(counts > 0, sums, np.nan)
+def _pool_sums(history: np.ndarray, members: list[tuple[np.ndarray, np.ndarray]], length: int) -> np.ndarray:
+    """Each pool's usage: its members' rows of `history` times their shares, summed; NaN
+    only where none of its members is known."""
+    sums = np.full((len(members), length), np.nan)
+    for row, (indices, shares) in enumerate(members):
+        if indices.size:
+            part = history[indices]
+            known = np.isfinite(part)
+            total = np.einsum("i,it->t", shares, np.where(known, part, 0.0))
+            sums[row] = np.where(known.any(axis=0), total, np.nan)
+    return sums
 
 
 def _label_sets(metric) -> list[tuple[str, ...]]:

@@ -78,6 +78,13 @@ class Rule:
                 **({"reason": self.reason} if self.reason else {})}
 
 
+def validation_message(error: ValidationError) -> str:
+    """Each error of a spec with its field written as kubectl writes it (`spec.a.b[0].c`)."""
+    def path(loc) -> str:
+        return "spec" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return "; ".join(f"{path(e['loc'])}: {e['msg']}" for e in error.errors())
+
+
 class Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
     rules: ClassVar[tuple[Rule, ...]] = ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -59,43 +60,31 @@ class PrometheusReader:
 
     def range(self, promql: str, start: float, end: float, step: int, expected_series: int = 1) -> RangeResult:
         """`promql` at start, start + step, ..., end (aligned by the caller), in as many
-        requests as the limits ask for. Series that appear in only some requests are NaN in the others."""
+        requests as the limits ask for, each fetched while the one before is converted.
+        Series that appear in only some requests are NaN in the others."""
         points = int(round((end - start) / step)) + 1
         per_request = max(1, min(self.settings.max_points_per_series,
                                  self.settings.max_samples_per_query // max(expected_series, 1)))
         timestamps = start + step * np.arange(points, dtype=np.float64)
-        rows: dict[tuple, int] = {}
-        labels: list[dict[str, str]] = []
-        chunks: list[tuple[int, list[int], list[np.ndarray]]] = []
-        for first in range(0, points, per_request):
+        firsts = range(0, points, per_request)
+
+        def fetch(first: int) -> list[dict]:
             last = min(first + per_request, points) - 1
-            series = self._call(
+            return self._call(
                 self._client.custom_query_range, query=promql,
                 start_time=datetime.fromtimestamp(timestamps[first], timezone.utc),
                 end_time=datetime.fromtimestamp(timestamps[last], timezone.utc), step=str(step))
-            indices, columns = [], []
-            for item in series:
-                key = tuple(sorted(item["metric"].items()))
-                if key not in rows:
-                    rows[key] = len(labels)
-                    labels.append(dict(item["metric"]))
-                pairs = item["values"]
-                # Prometheus sends [time, "value"] pairs; two flat conversions are ~3x faster
-                # than one over the pairs.
-                times = np.fromiter((p[0] for p in pairs), np.float64, len(pairs))
-                samples = np.array([p[1] for p in pairs], dtype=np.float64)
-                column = np.rint((times - timestamps[first]) / step).astype(np.int64)
-                chunk = np.full(last - first + 1, np.nan, dtype=np.float32)
-                inside = (column >= 0) & (column < chunk.size)
-                chunk[column[inside]] = samples[inside]
-                indices.append(rows[key])
-                columns.append(chunk)
-            chunks.append((first, indices, columns))
-        values = np.full((len(labels), points), np.nan, dtype=np.float32)
-        for first, indices, columns in chunks:
-            for row, chunk in zip(indices, columns):
-                values[row, first:first + chunk.size] = chunk
-        return RangeResult(labels, timestamps, values)
+
+        grid = _Grid(points, max(expected_series, 1))
+        # Prometheus evaluates the next request while this thread converts the last one; at
+        # most two answers are held at once.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prometheus") as pool:
+            pending = pool.submit(fetch, firsts[0]) if firsts else None
+            for index, first in enumerate(firsts):
+                series = pending.result()
+                pending = pool.submit(fetch, firsts[index + 1]) if index + 1 < len(firsts) else None
+                grid.add(series, (timestamps[first], step), first)
+        return RangeResult(grid.labels, timestamps, grid.values[:len(grid.labels)])
 
     def _call(self, method, **kwargs):
         try:
@@ -133,3 +122,40 @@ def _api_error(text: str) -> str:
 def aligned(timestamp: float, step: int) -> float:
     """The last grid time at or before `timestamp` (grids are multiples of the step)."""
     return math.floor(timestamp / step) * step
+
+
+class _Grid:
+    """Rows of series (by their labels) over a range's points, filled answer by answer."""
+
+    def __init__(self, points: int, expected_series: int) -> None:
+        self.labels: list[dict[str, str]] = []
+        self._rows: dict[tuple, int] = {}
+        self.values = np.full((expected_series, points), np.nan, dtype=np.float32)
+
+    def add(self, series: list[dict], origin: tuple[float, int], offset: int) -> None:
+        """One answer's series; `origin` is (its first grid time, the step), `offset` that
+        time's column in the grid."""
+        if not series:
+            return
+        rows = [self._row(item["metric"]) for item in series]
+        lengths = [len(item["values"]) for item in series]
+        # Prometheus sends [time, "value"] pairs: flat conversions over the whole answer
+        # cost a fraction of one per pair or per series.
+        times = np.fromiter((p[0] for item in series for p in item["values"]), np.float64, sum(lengths))
+        samples = np.array([p[1] for item in series for p in item["values"]], dtype=np.float64)
+        first_time, step = origin
+        columns = offset + np.rint((times - first_time) / step).astype(np.int64)
+        inside = (columns >= 0) & (columns < self.values.shape[1])
+        self.values[np.repeat(rows, lengths)[inside], columns[inside]] = samples[inside]
+
+    def _row(self, metric: dict[str, str]) -> int:
+        key = tuple(sorted(metric.items()))
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = len(self.labels)
+            self.labels.append(dict(metric))
+            if row >= self.values.shape[0]:
+                grown = np.full((2 * self.values.shape[0], self.values.shape[1]), np.nan, dtype=np.float32)
+                grown[:row] = self.values[:row]
+                self.values = grown
+        return row

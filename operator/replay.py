@@ -46,7 +46,7 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
-from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicySpec
+from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicySpec, validation_message
 from quartermaster.operator.settings import MetricsSettings
 from quartermaster.planner.scaling import ScalingRules, ScalingState, decide_replicas
 from quartermaster.predictors import forecast_many_detailed
@@ -189,8 +189,6 @@ def bundled_series() -> list[Series]:
 
 def read_policy(path: Path) -> ScalingPolicySpec:
     """A horizontal ScalingPolicy's spec from a manifest, validated as the apiserver would."""
-    from quartermaster.operator.resourcepool import validation_message  # brings Kopf: only when needed
-
     try:
         manifest = yaml.safe_load(path.read_text())
     except OSError as error:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from quartermaster.operator.accounting import PoolSummary, threshold_for
 from quartermaster.operator.conditions import set_condition
 from quartermaster.operator.forecast_tracking import Accuracy
-from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec
+from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec, validation_message
 from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, format_resources, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
@@ -28,13 +28,6 @@ from quartermaster.planner import pools as decisions
 
 PLURAL = ResourcePool.plural
 USAGE_RESOURCES = ("cpu", "memory")
-
-
-def validation_message(error: ValidationError) -> str:
-    """Each error with its field written as kubectl writes it (`spec.a.b[0].c`)."""
-    def path(loc) -> str:
-        return "spec" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-    return "; ".join(f"{path(e['loc'])}: {e['msg']}" for e in error.errors())
 
 
 # ---- Kopf: the index the cycle reads, and its wake-up --------------------------------

@@ -21,10 +21,10 @@ import numpy as np
 from pydantic import ValidationError
 
 from quartermaster.operator.conditions import set_condition
-from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode
+from quartermaster.operator.models import (GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode,
+                                           validation_message)
 from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import to_float
-from quartermaster.operator.resourcepool import validation_message
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import WorkloadKey
 from quartermaster.planner import scaling

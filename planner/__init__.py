@@ -55,7 +55,10 @@ Pool decisions (`pools`, imported as `quartermaster.planner.pools`): the strateg
 quantile, horizon and buffer, pressure on the largest of requested, used and forecast, and
 when the daily peaks' trend (or a growth scenario) reaches capacity.
 
-Modules: `pools` (pool figures), `model` (problem, validation, objective), `separable` (fast exact solver),
+Scaling decisions (`scaling`, `vertical`): a ScalingPolicy's replicas (Reactive,
+Predictive) and a container's requests (Vertical); `quartermaster replay` runs them offline.
+
+Modules: `pools` (pool figures), `scaling` (replicas), `vertical` (requests), `model` (problem, validation, objective), `separable` (fast exact solver),
 `generic` (HiGHS LP/MILP with extended constraints), `antithrash`, `swaps` (allocations
 to transfers), `risk`, `priority`, `planning` (the entry points).
 """
