@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,6 +22,9 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from quartermaster.operator.settings import MetricsSettings
+
+
+IN_FLIGHT = 2  # range requests Prometheus works on at once during one pull
 
 
 class MetricsUnavailable(Exception):
@@ -76,13 +80,15 @@ class PrometheusReader:
                 end_time=datetime.fromtimestamp(timestamps[last], timezone.utc), step=str(step))
 
         grid = _Grid(points, max(expected_series, 1))
-        # Prometheus evaluates the next request while this thread converts the last one; at
-        # most two answers are held at once.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prometheus") as pool:
-            pending = pool.submit(fetch, firsts[0]) if firsts else None
+        # Evaluating a query costs Prometheus about twice what converting its answer costs
+        # here, and one query runs on one core: keep IN_FLIGHT requests going while this
+        # thread converts the answers in order (at most IN_FLIGHT + 1 answers held at once).
+        with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="prometheus") as pool:
+            pending = deque(pool.submit(fetch, first) for first in firsts[:IN_FLIGHT])
             for index, first in enumerate(firsts):
-                series = pending.result()
-                pending = pool.submit(fetch, firsts[index + 1]) if index + 1 < len(firsts) else None
+                series = pending.popleft().result()
+                if index + IN_FLIGHT < len(firsts):
+                    pending.append(pool.submit(fetch, firsts[index + IN_FLIGHT]))
                 grid.add(series, (timestamps[first], step), first)
         return RangeResult(grid.labels, timestamps, grid.values[:len(grid.labels)])
 

@@ -31,7 +31,7 @@ class MetricsSettings(BaseModel):
     # Prometheus refuses more than 11,000 points per series in one range query.
     max_points_per_series: int = Field(default=11_000, ge=2)
     # Bounds the JSON of one range query (series x points), and so the operator's memory.
-    max_samples_per_query: int = Field(default=500_000, ge=1_000)
+    max_samples_per_query: int = Field(default=350_000, ge=1_000)
 
 
 class OperatorSettings(BaseModel):
