@@ -152,16 +152,23 @@ def by_workload(result: RangeResult, resolver: PodResolver) -> tuple[list[Worklo
     """Per-pod series summed per workload; a workload's value is NaN only where none of its
     pods has a sample. Series of pods no workload claims are left out."""
     owners = [resolver.workload(m.get("namespace", ""), m.get("pod", ""), m) for m in result.labels]
-    keys = list(dict.fromkeys(o for o in owners if o is not None))
-    if not keys:
-        return [], np.zeros((0, result.timestamps.size), dtype=np.float32)
-    row_of = {k: i for i, k in enumerate(keys)}
     claimed = [i for i, o in enumerate(owners) if o is not None]
-    rows = np.array([row_of[owners[i]] for i in claimed])
-    values = result.values[claimed]
-    sums = np.zeros((len(keys), values.shape[1]), dtype=np.float64)
-    counts = np.zeros_like(sums)
-    np.add.at(sums, rows, np.nan_to_num(values, nan=0.0))
-    np.add.at(counts, rows, np.isfinite(values))
-    sums[counts == 0] = np.nan
-    return keys, sums.astype(np.float32)
+    keys = list(dict.fromkeys(owners[i] for i in claimed))
+    values = result.values if len(claimed) == len(owners) else result.values[claimed]
+    if len(keys) == len(claimed):  # one series per workload: nothing to add up
+        return keys, values
+    row_of = {k: i for i, k in enumerate(keys)}
+    rows = np.array([row_of[owners[i]] for i in claimed], dtype=np.int64)
+    sums = np.full((len(keys), values.shape[1]), np.nan, dtype=np.float32)
+    # a slice of columns at a time, so the float64 sums stay small whatever the range
+    for first in range(0, values.shape[1], _SUM_COLUMNS):
+        part = values[:, first:first + _SUM_COLUMNS]
+        total = np.zeros((len(keys), part.shape[1]))
+        known = np.zeros((len(keys), part.shape[1]), dtype=np.int32)
+        np.add.at(total, rows, np.nan_to_num(part, nan=0.0))
+        np.add.at(known, rows, np.isfinite(part))
+        sums[:, first:first + part.shape[1]] = np.where(known > 0, total, np.nan)
+    return keys, sums
+
+
+_SUM_COLUMNS = 256
