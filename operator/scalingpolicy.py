@@ -212,10 +212,18 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         "reasoning": chosen.reasoning,
         "forecast": [float(f"{v:.4g}") for v in main.forecast[:horizon][picks]],
     }
-    conditions = set_condition(conditions, "Ready", True, "Recommending",
-                               f"{chosen.basis}: {chosen.replicas} replicas", generation)
+    # A Predictive policy acts on its forecast only: below the threshold it recommends
+    # reactively and leaves the HPA as it is, which keeps scaling on cpu by itself.
+    distrusted = spec.mode is ScalingMode.PREDICTIVE and main.confidence < spec.confidence_threshold
+    if distrusted:
+        conditions = set_condition(conditions, "Ready", True, "LowConfidence", (
+            f"forecast confidence {main.confidence:.2f} below {spec.confidence_threshold:.2f}: "
+            f"{chosen.replicas} replicas recommended reactively, no action"), generation)
+    else:
+        conditions = set_condition(conditions, "Ready", True, "Recommending",
+                                   f"{chosen.basis}: {chosen.replicas} replicas", generation)
     action = None
-    if spec.update_mode is not UpdateMode.OFF and chosen.basis != "held":
+    if spec.update_mode is not UpdateMode.OFF and chosen.basis != "held" and not distrusted:
         bounds = ReplicaBounds(
             namespace=policy.namespace, hpa_name=owner.hpa_name, target_kind=spec.target_ref.kind,
             target_name=spec.target_ref.name, min_replicas=max(chosen.replicas, spec.min_replicas, 1),

@@ -137,6 +137,10 @@ USAGE_DRIVES = [
     UsageDrive("e2e-usage", {"app": "api"}, TRACES / "ec2_cpu_utilization_24ae8d.csv", peak_cores=2,
                backfill_pods=("api-0", "api-1")),
     UsageDrive("e2e-usage", {"app": "web"}, TRACES / "rds_cpu_utilization_cc0c53.csv", peak_cores=2),
+    # test_scalingpolicy_e2e.py: StatefulSet `shop` (pod shop-0, label app=shop) in
+    # e2e-scaling, with history, so that its forecast is trusted.
+    UsageDrive("e2e-scaling", {"app": "shop"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=8,
+               backfill_pods=("shop-0",)),
     # test_prometheus_testbed.py: pod probe-0 in testbed-usage, backfilled, later run live.
     UsageDrive("testbed-usage", {"app": "probe"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=4,
                backfill_pods=("probe-0",)),

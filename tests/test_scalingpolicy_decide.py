@@ -35,10 +35,15 @@ def test_a_trusted_forecast_raises_the_floor_ahead_of_demand():
     assert decision.status["lastAction"]["action"].startswith("HPA shop/web: minReplicas 8")
 
 
-def test_below_the_confidence_threshold_it_scales_on_now_and_says_so():
+def test_below_the_confidence_threshold_it_recommends_on_now_says_so_and_does_not_act():
     decision = decided(policy(mode="Predictive"), figures(demand=2.0, peak=4.0, confidence=0.3))
     assert decision.status["recommendation"]["replicas"] == 4
     assert "confidence" in decision.status["reasoning"]
+    assert decision.action is None
+    ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "LowConfidence" and "0.30 below 0.70" in ready["message"]
+    reactive = decided(policy(mode="Reactive"), figures(demand=2.0, peak=4.0, confidence=0.3))
+    assert reactive.action.min_replicas == 4, "a Reactive policy does not depend on the forecast"
 
 
 def test_no_action_on_missing_metrics_or_in_off_mode_or_when_the_hpa_holds_the_bounds():

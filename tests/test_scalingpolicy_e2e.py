@@ -14,24 +14,23 @@ from quartermaster.testbed.usage import UsageDrive
 NAMESPACE = "e2e-scaling"
 
 
-def deployment(name: str, replicas: int) -> client.V1Deployment:
-    labels = {"app": name}
+def template(name: str) -> client.V1PodTemplateSpec:
     container = client.V1Container(name="app", image=f"registry.example/{name}:1",
                                    resources=client.V1ResourceRequirements(requests={"cpu": "200m"}))
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(name=name),
-        spec=client.V1DeploymentSpec(replicas=replicas, selector=client.V1LabelSelector(match_labels=labels),
-                                     template=client.V1PodTemplateSpec(
-                                         metadata=client.V1ObjectMeta(labels=labels),
-                                         spec=client.V1PodSpec(containers=[container],
-                                                               node_selector={"pool": "scaling"}))))
+    return client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels={"app": name}),
+                                    spec=client.V1PodSpec(containers=[container], node_selector={"pool": "scaling"}))
 
 
-def policy(name: str, target: str, **spec) -> str:
+def deployment(name: str, replicas: int) -> client.V1Deployment:
+    return client.V1Deployment(metadata=client.V1ObjectMeta(name=name), spec=client.V1DeploymentSpec(
+        replicas=replicas, selector=client.V1LabelSelector(match_labels={"app": name}), template=template(name)))
+
+
+def policy(name: str, target: str, kind: str = "Deployment", **spec) -> str:
     return json.dumps({
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "ScalingPolicy",
         "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"targetRef": {"kind": "Deployment", "name": target}, "signals": [{"type": "cpu", "target": "10m"}],
+        "spec": {"targetRef": {"kind": kind, "name": target}, "signals": [{"type": "cpu", "target": "10m"}],
                  "minReplicas": 1, "maxReplicas": 4, "scaleUp": {"step": 4, "cooldownSeconds": 0}, **spec}})
 
 
@@ -39,16 +38,21 @@ def policy(name: str, target: str, **spec) -> str:
 def apps(sim_cluster, control_plane, operator_process, usage_exporter, prometheus):
     sim_cluster.add_node("e2e-scaling-1", "16", "64Gi", pods=40, labels={"pool": "scaling"})
     control_plane.create_namespace(NAMESPACE, timeout=60)
-    # 2.8 cores at the trace's quietest, 10m a replica: far above the maximum of 4 even while
-    # a new pod's rate over 10 minutes still reads a small part of its usage
-    for app in ("shop", "watched"):
+    # shop (conftest.USAGE_DRIVES: a week of history) and these: 2.8 cores at the trace's
+    # quietest, 10m a replica, far above the maximum of 4 even while a new pod's rate over
+    # 10 minutes still reads a small part of its usage
+    for app in ("watched", "legacy-too"):
         usage_exporter.add(UsageDrive(NAMESPACE, {"app": app}, TRACES / "ec2_cpu_utilization_5f5533.csv",
                                       peak_cores=8))
     with control_plane.api_client() as api:
         apps = client.AppsV1Api(api)
-        apps.create_namespaced_deployment(NAMESPACE, deployment("shop", 1))
+        apps.create_namespaced_stateful_set(NAMESPACE, client.V1StatefulSet(
+            metadata=client.V1ObjectMeta(name="shop"),
+            spec=client.V1StatefulSetSpec(replicas=1, service_name="shop", template=template("shop"),
+                                          selector=client.V1LabelSelector(match_labels={"app": "shop"}))))
         apps.create_namespaced_deployment(NAMESPACE, deployment("legacy", 1))
         apps.create_namespaced_deployment(NAMESPACE, deployment("watched", 1))
+        apps.create_namespaced_deployment(NAMESPACE, deployment("legacy-too", 1))
         yield api
 
 
@@ -61,7 +65,8 @@ def ready(kubectl, name: str) -> dict:
 
 
 def test_the_hpa_controller_scales_the_target_to_the_policys_floor(apps, kubectl):
-    kubectl("apply", "-f", "-", input=policy("shop", "shop", mode="Predictive"))
+    kubectl("apply", "-f", "-", input=policy("shop", "shop", "StatefulSet", mode="Predictive",
+                                             confidenceThreshold=0.5))
     hpas = client.AutoscalingV2Api(apps)
     hpa = wait_for(lambda: next(iter(hpas.list_namespaced_horizontal_pod_autoscaler(NAMESPACE).items), None),
                    120, "the policy's HPA")
@@ -70,17 +75,20 @@ def test_the_hpa_controller_scales_the_target_to_the_policys_floor(apps, kubectl
     assert wait_for(lambda: hpas.read_namespaced_horizontal_pod_autoscaler("shop", NAMESPACE).spec.min_replicas == 4,
                     90, "minReplicas raised to the recommendation")
     # the HPA controller, not the operator, moves the Deployment's replicas
-    wait_for(lambda: client.AppsV1Api(apps).read_namespaced_deployment("shop", NAMESPACE).spec.replicas == 4,
-             120, "the HPA controller to scale the Deployment to 4")
+    wait_for(lambda: client.AppsV1Api(apps).read_namespaced_stateful_set("shop", NAMESPACE).spec.replicas == 4,
+             120, "the HPA controller to scale the StatefulSet to 4")
     final = status(kubectl, "shop")
     assert final["recommendation"]["replicas"] == 4 and "replica" in final["reasoning"]
     assert final["lastAction"]["action"].startswith(f"HPA {NAMESPACE}/shop: minReplicas 4")
+    assert next(c for c in final["conditions"] if c["type"] == "Ready")["reason"] == "Recommending", \
+        "the forecast, with a week of history, is trusted"
     assert ready(kubectl, "shop")["status"] == "True"
 
 
 def test_a_second_policy_on_the_same_target_is_a_conflict(apps, kubectl):
-    kubectl("apply", "-f", "-", input=policy("shop", "shop", mode="Predictive"))
-    kubectl("apply", "-f", "-", input=policy("shop-too", "shop", mode="Reactive"))
+    kubectl("apply", "-f", "-", input=policy("shop", "shop", "StatefulSet", mode="Predictive",
+                                             confidenceThreshold=0.5))
+    kubectl("apply", "-f", "-", input=policy("shop-too", "shop", "StatefulSet", mode="Reactive"))
     condition = wait_for(lambda: (c := ready(kubectl, "shop-too")).get("reason") == "Conflict" and c, 60,
                          "a Conflict condition")
     assert condition["status"] == "False" and "ScalingPolicy e2e-scaling/shop" in condition["message"]
@@ -109,3 +117,14 @@ def test_update_mode_off_recommends_and_touches_nothing(apps, kubectl):
     names = [h.metadata.name for h in client.AutoscalingV2Api(apps).list_namespaced_horizontal_pod_autoscaler(
         NAMESPACE).items]
     assert "watch-only" not in names
+
+
+def test_below_the_confidence_threshold_nothing_moves_and_the_reason_says_why(apps, kubectl):
+    kubectl("apply", "-f", "-", input=policy("doubtful", "legacy-too", mode="Predictive", confidenceThreshold=1.0))
+    condition = wait_for(lambda: (c := ready(kubectl, "doubtful")).get("reason") == "LowConfidence" and c, 90,
+                         "a LowConfidence condition")
+    assert "below 1.00" in condition["message"] and "no action" in condition["message"]
+    names = [h.metadata.name for h in client.AutoscalingV2Api(apps).list_namespaced_horizontal_pod_autoscaler(
+        NAMESPACE).items]
+    assert "doubtful" not in names
+    assert client.AppsV1Api(apps).read_namespaced_deployment("legacy-too", NAMESPACE).spec.replicas == 1
