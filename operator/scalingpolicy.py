@@ -198,7 +198,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
     rules = scaling.ScalingRules.from_spec(spec.model_dump(by_alias=True, mode="json"),
                                            step_seconds=figures.step_seconds)
     # the replicas in place are what the cluster runs now, whatever the last decision said
-    state = replace(state or scaling.ScalingState.initial(figures.replicas), replicas=figures.replicas)
+    state = replace(state or _restored_state(previous, figures.replicas), replicas=figures.replicas)
     decisions = [scaling.decide_replicas(rules, state, now, s.demand, s.target_per_replica, s.forecast,
                                          s.confidence, signal=s.signal) for s in figures.signals]
     chosen = max(decisions, key=lambda d: d.replicas)  # the signal that needs most replicas rules
@@ -234,6 +234,16 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
                 bounds.min_replicas, bounds.max_replicas):
             action = bounds
     return finish(conditions, extra, action, chosen.state)
+
+
+def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:
+    """After a restart: the last recorded action starts both cooldowns (which way it went
+    is not recorded), so a restarted operator does not act again at once."""
+    last = (previous.get("lastAction") or {}).get("time")
+    if last is None:
+        return scaling.ScalingState.initial(replicas)
+    at = datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return scaling.ScalingState(replicas, last_scale_up=at, last_scale_down=at)
 
 
 def _describe(bounds: ReplicaBounds) -> str:

@@ -67,3 +67,13 @@ def test_one_owner_per_target():
     assert ownership(first, specs[0][1], specs[:1], [adoptable]) == Ownership("theirs", adoptable)
     conflicted = decided(second, figures(), owner=ownership(second, specs[1][1], specs, []))
     assert conflicted.action is None and conflicted.events[0][0] == "Conflict"
+
+
+def test_a_restarted_operator_keeps_the_cooldown_of_the_last_recorded_action():
+    cooling = policy(mode="Reactive", scaleUp={"step": 10, "cooldownSeconds": 600})
+    # NOW is 2027-01-15T08:00:00Z: five minutes after the recorded action
+    recorded = {"lastAction": {"action": "HPA shop/web: minReplicas 3", "time": "2027-01-15T07:55:00Z"}}
+    after_restart = decided(cooling, figures(demand=2.0), previous=recorded)
+    assert after_restart.action is None and after_restart.status["recommendation"]["replicas"] == 2
+    fresh = decided(cooling, figures(demand=2.0))
+    assert fresh.action.min_replicas == 4
