@@ -4,8 +4,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"  # as Kubernetes writes times, to the second, in UTC
+
+
+def rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime(RFC3339)
+
+
+def from_rfc3339(text: str) -> float:
+    return datetime.strptime(text, RFC3339).replace(tzinfo=timezone.utc).timestamp()
+
+
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime(RFC3339)
 
 
 def set_condition(conditions: list[dict], type_: str, status: bool, reason: str, message: str,

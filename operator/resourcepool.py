@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Mapping, Optional
 
 import kopf
@@ -18,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from quartermaster.operator.accounting import PoolSummary, threshold_for
-from quartermaster.operator.conditions import set_condition
+from quartermaster.operator.conditions import rfc3339, set_condition
 from quartermaster.operator.forecast_tracking import Accuracy
 from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec, validation_message
 from quartermaster.operator.observe import CustomObject, custom_object
@@ -143,9 +142,6 @@ def _coverage(usage: Optional[UsageFigures]) -> Optional[float]:
     return min(known) if known else None
 
 
-def _rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def _amount(resource: str, value: float) -> str:
     """Usage as a quantity: cpu to the millicore, memory to the MiB."""
@@ -165,7 +161,7 @@ def _usage_status(usage: UsageFigures, summary: PoolSummary, params: decisions.S
             forecast[resource] = _amount(resource, float(window[peak]))
             details.append({
                 "resource": resource, "quantile": params.quantile, "horizonSeconds": params.horizon_seconds,
-                "peak": forecast[resource], "peakAt": _rfc3339(usage.metrics_time + (peak + 1) * usage.step_seconds),
+                "peak": forecast[resource], "peakAt": rfc3339(usage.metrics_time + (peak + 1) * usage.step_seconds),
                 "tier": figures.tier, "model": figures.model,
                 **({"confidence": round(figures.confidence, 3)} if figures.confidence is not None else {}),
             })
@@ -183,7 +179,7 @@ def _usage_status(usage: UsageFigures, summary: PoolSummary, params: decisions.S
             **({"scaledError": round(figures.accuracy.scaled_error, 3)}
                if figures.accuracy.scaled_error is not None else {}),
         })
-    return {"used": used, "forecast": forecast, "metricsTime": _rfc3339(usage.metrics_time),
+    return {"used": used, "forecast": forecast, "metricsTime": rfc3339(usage.metrics_time),
             "forecastDetails": details, "capacityPlan": plan, "forecastAccuracy": accuracy}
 
 
@@ -192,7 +188,7 @@ def _rounded(value: float) -> float:
 
 
 def _exhaustion(at: Optional[float], days: Optional[float]) -> dict:
-    return {**({"exhaustsAt": _rfc3339(at)} if at is not None else {}),
+    return {**({"exhaustsAt": rfc3339(at)} if at is not None else {}),
             **({"daysLeft": round(days, 1)} if days is not None else {})}
 
 
@@ -213,7 +209,7 @@ def _metrics_condition(usage: Optional[UsageFigures], problem: Optional[tuple[st
     if len(usage.missing) == workloads:
         return "NoSamples", (f"no fresh usage sample for any of the {workloads} member workloads "
                              f"(e.g. {usage.missing[0]})"), False
-    message = f"usage of {workloads - len(usage.missing)} workloads up to {_rfc3339(usage.metrics_time)}"
+    message = f"usage of {workloads - len(usage.missing)} workloads up to {rfc3339(usage.metrics_time)}"
     if usage.missing:
         message += f"; none yet for {len(usage.missing)}: {', '.join(usage.missing[:3])}"
     return "SamplesFresh", message, True

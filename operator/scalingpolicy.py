@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from typing import Iterable, Mapping, Optional
 
 import kopf
 import numpy as np
 from pydantic import ValidationError
 
-from quartermaster.operator.conditions import set_condition
+from quartermaster.operator.conditions import from_rfc3339, rfc3339, set_condition
 from quartermaster.operator.models import (GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode,
                                            validation_message)
 from quartermaster.operator.observe import CustomObject, custom_object
@@ -146,9 +145,6 @@ class PolicyDecision:
     state: Optional[scaling.ScalingState]
 
 
-def _rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optional[PolicyFigures],
            problem: Optional[tuple[str, str]], owner: Ownership,
@@ -160,7 +156,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
         events = _transitions(before, conditions)
         if action is not None:
-            status["lastAction"] = {"action": _describe(action), "time": _rfc3339(now)}
+            status["lastAction"] = {"action": _describe(action), "time": rfc3339(now)}
             events.append(("ScaledHPA", status["lastAction"]["action"], False))
         return PolicyDecision(status, events, action, new_state)
 
@@ -184,7 +180,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
     stale = [s.signal for s in figures.signals if s.demand is None]
     conditions = set_condition(before, "MetricsAvailable", not stale,
                                "SamplesFresh" if not stale else "NoSamples",
-                               f"usage up to {_rfc3339(figures.metrics_time)}" if not stale
+                               f"usage up to {rfc3339(figures.metrics_time)}" if not stale
                                else f"no fresh sample of {', '.join(stale)} for {spec.target_ref.name}", generation)
     if stale:
         return finish(set_condition(conditions, "Ready", False, "WaitingForMetrics",
@@ -242,7 +238,7 @@ def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:
     last = (previous.get("lastAction") or {}).get("time")
     if last is None:
         return scaling.ScalingState.initial(replicas)
-    at = datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    at = from_rfc3339(last)
     return scaling.ScalingState(replicas, last_scale_up=at, last_scale_down=at)
 
 

@@ -119,7 +119,7 @@ def test_a_drive_added_at_runtime_serves_only_its_running_pods(prometheus, usage
     time.sleep(11)
     assert live_samples(prometheus, usage_exporter, "probe-live")[-1][1] > first[1]
     assert not live_samples(prometheus, usage_exporter, "probe-pending")
-    history = prometheus.query(f'container_memory_working_set_bytes{{pod="probe-live"}}', usage_exporter.session_start)
+    history = prometheus.query('container_memory_working_set_bytes{pod="probe-live"}', usage_exporter.session_start)
     assert not history, "a drive added at runtime has no backfill"
 
 
