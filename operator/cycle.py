@@ -30,7 +30,7 @@ from quartermaster.operator import report, resourcepool, scalingpolicy
 from quartermaster.operator.accounting import PodRecord, PoolSummary, summarise
 from quartermaster.operator.forecast_tracking import ForecastTracker
 from quartermaster.operator.kube import api_client
-from quartermaster.operator.models import ResourcePool, ResourcePoolSpec, ScalingPolicy, ScalingPolicySpec
+from quartermaster.operator.models import ResourcePool, ResourcePoolSpec, ScalingMode, ScalingPolicy, ScalingPolicySpec
 from quartermaster.operator.observe import SIGNALS, ClusterSnapshot, CustomObject, UsageObserver
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader
 from quartermaster.operator.resourcepool import ResourceFigures, UsageFigures
@@ -264,14 +264,19 @@ class ControlCycle:
             return None
         target = observed.targets[policy.uid]
         requests = observed.pod_requests.get(target, {})
+        # a Vertical policy sizes both; a horizontal one scales on the signals it names
+        wanted = SIGNALS if spec.mode is ScalingMode.VERTICAL else [s.type for s in spec.signals if s.type in SIGNALS]
+        day = max(1, 86400 // book.step)
         signals = []
-        for signal in dict.fromkeys(s.type for s in spec.signals if s.type in SIGNALS):
+        for signal in dict.fromkeys(wanted):
             i = book.rows[("workload", target, signal)]
+            recent = book.series[i, -day:]
             signals.append(SignalFigures(
                 signal=signal, demand=book.current(("workload", target, signal)),
                 forecast=book.forecasts.at(spec.forecast.quantile)[i], confidence=float(book.forecasts.confidence[i]),
                 tier=book.forecasts.tier[i],
-                target_per_replica=scalingpolicy.target_per_replica(signal, spec, requests.get(signal))))
+                target_per_replica=scalingpolicy.target_per_replica(signal, spec, requests.get(signal)),
+                recent_peak=float(np.nanmax(recent)) if np.isfinite(recent).any() else None))
         return PolicyFigures(observed.pods_of.get(target, 0), tuple(signals), book.step, book.end)
 
     def _lowest_coverage(self, uid: str) -> Optional[float]:

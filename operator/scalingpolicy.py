@@ -23,10 +23,10 @@ from quartermaster.operator.conditions import from_rfc3339, rfc3339, set_conditi
 from quartermaster.operator.models import (GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode,
                                            validation_message)
 from quartermaster.operator.observe import CustomObject, custom_object
-from quartermaster.operator.quantities import to_float
+from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import WorkloadKey
-from quartermaster.planner import scaling
+from quartermaster.planner import scaling, vertical
 from quartermaster.providers.hpa import ADOPT_ANNOTATION, POLICY_LABEL, ReplicaBounds
 
 PLURAL = ScalingPolicy.plural
@@ -127,6 +127,7 @@ class SignalFigures:
     confidence: float
     tier: str
     target_per_replica: Optional[float]  # from the spec, else the pod's request
+    recent_peak: Optional[float] = None  # the target's highest total usage over the last day
 
 
 @dataclass(frozen=True)
@@ -162,15 +163,12 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
 
     if isinstance(spec, str):
         return finish(set_condition(before, "Ready", False, "InvalidSpec", spec, generation))
-    if spec.mode not in HORIZONTAL:
-        return finish(set_condition(before, "Ready", False, "NotImplemented",
-                                    "Vertical policies only recommend in a later release", generation))
     unsupported = [s.type for s in spec.signals if s.type not in ("cpu", "memory")]
-    if unsupported:
+    if unsupported and spec.mode in HORIZONTAL:
         return finish(set_condition(before, "Ready", False, "UnsupportedSignal",
                                     f"{', '.join(unsupported)} signals are not read yet; use cpu or memory",
                                     generation))
-    if owner.conflict is not None:
+    if owner.conflict is not None and spec.mode in HORIZONTAL:
         return finish(set_condition(before, "Ready", False, "Conflict", owner.conflict, generation))
     if problem is not None or figures is None:
         reason, message = problem or ("NoSamples", "no usage of the target yet")
@@ -186,6 +184,8 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         return finish(set_condition(conditions, "Ready", False, "WaitingForMetrics",
                                     "no recommendation and no action without fresh metrics", generation))
 
+    if spec.mode is ScalingMode.VERTICAL:
+        return finish(*_vertical(spec, figures, conditions, generation))
     untargeted = [s.signal for s in figures.signals if not s.target_per_replica]
     if untargeted:
         return finish(set_condition(conditions, "Ready", False, "NoTarget",
@@ -230,6 +230,33 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
                 bounds.min_replicas, bounds.max_replicas):
             action = bounds
     return finish(conditions, extra, action, chosen.state)
+
+
+def _vertical(spec: ScalingPolicySpec, figures: PolicyFigures, conditions: list[dict],
+              generation: int) -> tuple[list[dict], dict]:
+    """Per-pod requests from the per-pod share of the target's forecast and recent peak
+    (its pods share a template); recommended, not applied yet."""
+    rules = vertical.RequestRules(quantile=spec.forecast.quantile)
+    pods = max(figures.replicas, 1)
+    horizon = max(1, math.ceil(spec.forecast.horizon_seconds / figures.step_seconds))
+    decisions = [vertical.decide_request(
+        rules, s.signal, s.forecast[:horizon] / pods, None if s.recent_peak is None else s.recent_peak / pods)
+        for s in figures.signals]
+    extra = {"currentReplicas": figures.replicas,
+             "recommendation": {"requests": {d.resource: _request(d.resource, d.request) for d in decisions}},
+             "confidence": round(min(float(s.confidence) for s in figures.signals), 3),
+             "reasoning": "; ".join(d.reasoning for d in decisions)}
+    conditions = set_condition(conditions, "Ready", True, "RecommendOnly", (
+        "requests are recommended per pod; applying them (a rolling update or an in-place resize) "
+        "comes in a later release"), generation)
+    return conditions, extra
+
+
+def _request(resource: str, amount: float) -> str:
+    """A request as Kubernetes writes one: cpu to the millicore (up), memory to the MiB (up)."""
+    if resource == "cpu":
+        return format_quantity("cpu", math.ceil(amount * 1000) / 1000)
+    return format_quantity("memory", math.ceil(amount / 2**20) * 2**20)
 
 
 def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:

@@ -77,3 +77,16 @@ def test_a_restarted_operator_keeps_the_cooldown_of_the_last_recorded_action():
     assert after_restart.action is None and after_restart.status["recommendation"]["replicas"] == 2
     fresh = decided(cooling, figures(demand=2.0))
     assert fresh.action.min_replicas == 4
+
+
+def test_a_vertical_policy_recommends_per_pod_requests_and_takes_no_action():
+    vertical = policy(mode="Vertical")
+    gib = 2.0**30
+    signals = (SignalFigures("cpu", 2.0, np.full(12, 2.0), 0.9, "model", None, recent_peak=2.2),
+               SignalFigures("memory", 3 * gib, np.full(12, 3 * gib), 0.9, "model", None, recent_peak=4 * gib))
+    decision = decided(vertical, PolicyFigures(2, signals, 300, NOW))
+    requests = decision.status["recommendation"]["requests"]
+    assert requests["cpu"] == "1100m", "1 core per pod forecast, plus the 10 % buffer"
+    assert requests["memory"] == "2253Mi", "never below the recent peak per pod (2 GiB) plus the buffer"
+    assert decision.action is None
+    assert next(c for c in decision.status["conditions"] if c["type"] == "Ready")["reason"] == "RecommendOnly"

@@ -128,3 +128,12 @@ def test_below_the_confidence_threshold_nothing_moves_and_the_reason_says_why(ap
         NAMESPACE).items]
     assert "doubtful" not in names
     assert client.AppsV1Api(apps).read_namespaced_deployment("legacy-too", NAMESPACE).spec.replicas == 1
+
+
+def test_a_vertical_policy_shows_per_pod_requests(apps, kubectl):
+    kubectl("apply", "-f", "-", input=policy("sizes", "watched", mode="Vertical", updateMode="Off"))
+    recommended = wait_for(lambda: (s := status(kubectl, "sizes")).get("recommendation") and s, 90,
+                           "a requests recommendation")
+    requests = recommended["recommendation"]["requests"]
+    assert set(requests) == {"cpu", "memory"} and "cpu" in recommended["reasoning"]
+    assert ready(kubectl, "sizes")["reason"] == "RecommendOnly"
