@@ -53,7 +53,7 @@ from quartermaster.predictors import forecast_many_detailed
 from quartermaster.testbed.traces import TRACES
 
 DAY_SECONDS = 86400.0
-# The bundled traces are in their own units (CPU %, requests); as ../shared/bench/scaling_eval.py
+# The bundled traces are in their own units (CPU %, requests); as the shared scaling benchmark
 # does, each is scaled so that its 95th percentile needs this many replicas of this many cores.
 BUNDLED_TARGET_PER_REPLICA = 0.5
 BUNDLED_P95_REPLICAS = 10

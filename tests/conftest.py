@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from quartermaster.testbed.cluster import ControlPlane, SimulatedCluster
 from quartermaster.testbed.operator import install_chart_rbac, render_chart, start_operator
@@ -44,6 +45,16 @@ def testbed_bin() -> Path:
         return testbed_binaries()
     except TestbedError as error:
         unavailable(str(error))
+
+
+def app_workload(kind: str, name: str, replicas: int, template: client.V1PodTemplateSpec):
+    """A Deployment or a StatefulSet of `template`'s pods, which carry the label app=name."""
+    selector = client.V1LabelSelector(match_labels={"app": name})
+    if kind == "StatefulSet":
+        return client.V1StatefulSet(metadata=client.V1ObjectMeta(name=name), spec=client.V1StatefulSetSpec(
+            replicas=replicas, service_name=name, template=template, selector=selector))
+    return client.V1Deployment(metadata=client.V1ObjectMeta(name=name), spec=client.V1DeploymentSpec(
+        replicas=replicas, template=template, selector=selector))
 
 
 def running(server):

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from kubernetes import client
 
-from conftest import wait_for
+from conftest import app_workload, wait_for
 from quartermaster.operator.models import GROUP, VERSION
 from quartermaster.operator.quantities import to_float
 
@@ -34,14 +34,8 @@ def usage_pool(sim_cluster, control_plane, operator_process, kubectl):
     control_plane.create_namespace(NAMESPACE, timeout=60)
     with control_plane.api_client() as api:
         apps = client.AppsV1Api(api)
-        apps.create_namespaced_stateful_set(NAMESPACE, client.V1StatefulSet(
-            metadata=client.V1ObjectMeta(name="api"),
-            spec=client.V1StatefulSetSpec(replicas=2, service_name="api", template=template("api"),
-                                          selector=client.V1LabelSelector(match_labels={"app": "api"}))))
-        apps.create_namespaced_deployment(NAMESPACE, client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="web"),
-            spec=client.V1DeploymentSpec(replicas=2, template=template("web"),
-                                         selector=client.V1LabelSelector(match_labels={"app": "web"}))))
+        apps.create_namespaced_stateful_set(NAMESPACE, app_workload("StatefulSet", "api", 2, template("api")))
+        apps.create_namespaced_deployment(NAMESPACE, app_workload("Deployment", "web", 2, template("web")))
     kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourcePool", "metadata": {"name": POOL},
         "spec": {"nodeSelector": {"matchLabels": {"pool": "usage"}}, "workloads": {"namespaces": [NAMESPACE]}}}))
