@@ -19,6 +19,18 @@ def now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime(RFC3339)
 
 
+def changed(before: list[dict], after: list[dict]) -> list[dict]:
+    """The conditions of `after` whose status or reason differs from `before` (or is new):
+    the transitions an Event is filed for."""
+    old = {c["type"]: (c["status"], c["reason"]) for c in before}
+    return [c for c in after if old.get(c["type"]) != (c["status"], c["reason"])]
+
+
+def as_event(condition: dict) -> tuple[str, str, bool]:
+    """(reason, message, warning): a condition that is not True is a warning."""
+    return condition["reason"], condition["message"], condition["status"] != "True"
+
+
 def set_condition(conditions: list[dict], type_: str, status: bool, reason: str, message: str,
                   generation: int | None) -> list[dict]:
     text = "True" if status else "False"

@@ -142,7 +142,7 @@ class ControlCycle:
         timings["observe"], clock = time.perf_counter() - clock, time.perf_counter()
 
         names = {p.uid: p.name for p in snapshot.pools}
-        book = None if error or not workloads else self._forecast(observed, workloads, snapshot.policies)
+        book = None if error or not workloads else self._forecast(observed, workloads)
         timings["forecast"], clock = time.perf_counter() - clock, time.perf_counter()
 
         problem = None if error is None else (error.reason, self._unavailable_message(error, now))
@@ -192,8 +192,7 @@ class ControlCycle:
         return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, pods_of,
                          _requests_per_pod(snapshot.pods))
 
-    def _forecast(self, observed: _Observed, workloads: list[WorkloadKey],
-                  policies: list[CustomObject]) -> _ForecastBook:
+    def _forecast(self, observed: _Observed, workloads: list[WorkloadKey]) -> _ForecastBook:
         """One forecast over every workload's and every pool's series."""
         step = self.settings.metrics.step_seconds
         pools = list(observed.shares)
@@ -214,7 +213,7 @@ class ControlCycle:
         for s, signal in enumerate(SIGNALS):
             rows = series[s * block:(s + 1) * block]
             rows[:len(workloads)] = self.usage.histories[signal].matrix(workloads)
-            rows[len(workloads):] = _pool_sums(rows[:len(workloads)], members, history.length)
+            rows[len(workloads):] = _pool_sums(rows[:len(workloads)], members)
             keys += [("workload", w, signal) for w in workloads] + [("pool", uid, signal) for uid in pools]
             upper_levels += [WORKLOAD_UPPER] * len(workloads) + [params[uid].quantile for uid in pools]
 
@@ -274,7 +273,6 @@ class ControlCycle:
             signals.append(SignalFigures(
                 signal=signal, demand=book.current(("workload", target, signal)),
                 forecast=book.forecasts.at(spec.forecast.quantile)[i], confidence=float(book.forecasts.confidence[i]),
-                tier=book.forecasts.tier[i],
                 target_per_replica=scalingpolicy.target_per_replica(signal, spec, requests.get(signal)),
                 recent_peak=float(np.nanmax(recent)) if np.isfinite(recent).any() else None))
         return PolicyFigures(observed.pods_of.get(target, 0), tuple(signals), book.step, book.end)
@@ -305,13 +303,11 @@ class ControlCycle:
         started = time.perf_counter()
         result = await asyncio.to_thread(self.compute, snapshot, time.time())
         clock = time.perf_counter()
-        actions = []
-        for outcome in (*result.pools, *result.policies):
-            written = await report.publish(outcome.plural, outcome.obj, outcome.decision.status,
-                                           outcome.decision.events, self._written)
-            # an action is taken only once its record is in status
-            if written and getattr(outcome.decision, "action", None) is not None:
-                actions.append(outcome)
+        for outcome in result.pools:
+            await self._publish(outcome)
+        # an action (only policies take them) is taken only once its record is in status
+        actions = [outcome for outcome in result.policies
+                   if await self._publish(outcome) and outcome.decision.action is not None]
         result.timings["report"], clock = time.perf_counter() - clock, time.perf_counter()
         await self._act(actions)
         result.timings["act"] = time.perf_counter() - clock
@@ -319,6 +315,10 @@ class ControlCycle:
             self.telemetry.stage_seconds.labels(stage).observe(seconds)
         self.telemetry.cycle_seconds.observe(time.perf_counter() - started)
         return result
+
+    async def _publish(self, outcome: Outcome) -> bool:
+        return await report.publish(outcome.plural, outcome.obj, outcome.decision.status,
+                                    outcome.decision.events, self._written)
 
     async def _act(self, outcomes: list[Outcome]) -> None:
         hpas = HorizontalPodAutoscalers(api_client())
@@ -352,10 +352,10 @@ def _forecast_in_slices(series: np.ndarray, step: int, horizon: int, quantiles: 
                    confidence=np.concatenate([p.confidence for p in parts]))
 
 
-def _pool_sums(history: np.ndarray, members: list[tuple[np.ndarray, np.ndarray]], length: int) -> np.ndarray:
+def _pool_sums(history: np.ndarray, members: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Each pool's usage: its members' rows of `history` times their shares, summed; NaN
     only where none of its members is known."""
-    sums = np.full((len(members), length), np.nan)
+    sums = np.full((len(members), history.shape[1]), np.nan)
     for row, (indices, shares) in enumerate(members):
         if indices.size:
             part = history[indices]

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from quartermaster.operator.accounting import PoolSummary, threshold_for
-from quartermaster.operator.conditions import rfc3339, set_condition
+from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
 from quartermaster.operator.forecast_tracking import Accuracy
 from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec, validation_message
 from quartermaster.operator.observe import CustomObject, custom_object
@@ -95,7 +95,7 @@ def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[P
     if isinstance(spec, str):
         conditions = set_condition(before, "Ready", False, "InvalidSpec", spec, generation)
         status = {"observedGeneration": generation, "conditions": conditions}
-        return PoolDecision(status, _transitions(before, conditions, status, previous))
+        return PoolDecision(status, _transitions(before, conditions, status))
     params = decisions.strategy_parameters(spec.strategy.value, _coverage(usage))
     status = {
         "observedGeneration": generation,
@@ -129,7 +129,7 @@ def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[P
     reason, message, available = _metrics_condition(usage, metrics_problem, workloads)
     conditions = set_condition(conditions, "MetricsAvailable", available, reason, message, generation)
     status["conditions"] = conditions
-    events = _transitions(before, conditions, status, previous)
+    events = _transitions(before, conditions, status)
     events += _pressure_changes(previous.get("pressure") or {}, pressure, spec.strategy.value, params)
     return PoolDecision(status, events)
 
@@ -219,14 +219,11 @@ def _listing(amounts: Mapping[str, str]) -> str:
     return ", ".join(f"{resource} {amount}" for resource, amount in amounts.items())
 
 
-def _transitions(before: list[dict], after: list[dict], status: Mapping, previous: Mapping) -> list:
-    """Events for each condition whose status or reason changed."""
+def _transitions(before: list[dict], after: list[dict], status: Mapping) -> list:
+    """An Event for each condition whose status or reason changed; a pool turning Ready
+    says what it holds."""
     events = []
-    old = {c["type"]: c for c in before}
-    for condition in after:
-        was = old.get(condition["type"])
-        if was and (was["status"], was["reason"]) == (condition["status"], condition["reason"]):
-            continue
+    for condition in changed(before, after):
         if condition["type"] == "Ready" and condition["status"] == "True":
             message = (f"pool ready with {status['nodes']} nodes and {status['members']} member pods: "
                        f"capacity {_listing(status['capacity'])}; requested {_listing(status['requested'])}")
@@ -234,7 +231,7 @@ def _transitions(before: list[dict], after: list[dict], status: Mapping, previou
         elif condition["type"] == "MetricsAvailable" and condition["status"] == "True":
             events.append(("MetricsAvailable", condition["message"], False))
         else:
-            events.append((condition["reason"], condition["message"], condition["status"] != "True"))
+            events.append(as_event(condition))
     return events
 
 

@@ -19,7 +19,7 @@ import kopf
 import numpy as np
 from pydantic import ValidationError
 
-from quartermaster.operator.conditions import from_rfc3339, rfc3339, set_condition
+from quartermaster.operator.conditions import as_event, changed, from_rfc3339, rfc3339, set_condition
 from quartermaster.operator.models import (GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode,
                                            validation_message)
 from quartermaster.operator.observe import CustomObject, custom_object
@@ -125,7 +125,6 @@ class SignalFigures:
     demand: Optional[float]  # the target's total usage now (cores, bytes), None if stale
     forecast: np.ndarray  # [H] the policy's quantile over the horizon, total demand
     confidence: float
-    tier: str
     target_per_replica: Optional[float]  # from the spec, else the pod's request
     recent_peak: Optional[float] = None  # the target's highest total usage over the last day
 
@@ -155,7 +154,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
 
     def finish(conditions, extra=None, action=None, new_state=state):
         status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
-        events = _transitions(before, conditions)
+        events = [as_event(c) for c in changed(before, conditions)]
         if action is not None:
             status["lastAction"] = {"action": _describe(action), "time": rfc3339(now)}
             events.append(("ScaledHPA", status["lastAction"]["action"], False))
@@ -223,7 +222,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         bounds = ReplicaBounds(
             namespace=policy.namespace, hpa_name=owner.hpa_name, target_kind=spec.target_ref.kind,
             target_name=spec.target_ref.name, min_replicas=max(chosen.replicas, spec.min_replicas, 1),
-            max_replicas=spec.max_replicas, cpu_utilization=100, owner=policy.reference)
+            max_replicas=spec.max_replicas, owner=policy.reference)
         held = owner.hpa
         # desired against observed: an HPA that holds these bounds needs nothing
         if held is None or held.policy != policy.name or (held.min_replicas, held.max_replicas) != (
@@ -272,17 +271,6 @@ def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:
 def _describe(bounds: ReplicaBounds) -> str:
     return (f"HPA {bounds.namespace}/{bounds.hpa_name}: minReplicas {bounds.min_replicas}, "
             f"maxReplicas {bounds.max_replicas} for {bounds.target_kind} {bounds.target_name}")
-
-
-def _transitions(before: list[dict], after: list[dict]) -> list:
-    old = {c["type"]: c for c in before}
-    events = []
-    for condition in after:
-        was = old.get(condition["type"])
-        if was and (was["status"], was["reason"]) == (condition["status"], condition["reason"]):
-            continue
-        events.append((condition["reason"], condition["message"], condition["status"] != "True"))
-    return events
 
 
 def target_per_replica(signal: str, spec: ScalingPolicySpec, request: Optional[float]) -> Optional[float]:

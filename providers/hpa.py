@@ -19,6 +19,9 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 POLICY_LABEL = "quartermaster.dev/scaling-policy"
 # An HPA a user made is adopted only when it carries this annotation set to "true".
 ADOPT_ANNOTATION = "quartermaster.dev/adopt"
+# What the HPA controller itself scales on between the policy's bounds: pods busy up to
+# their cpu request. The policy's own target per replica works through minReplicas.
+CPU_UTILIZATION = 100
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,6 @@ class ReplicaBounds:
     target_name: str
     min_replicas: int
     max_replicas: int
-    cpu_utilization: int  # the HPA's own target, % of requests, between the bounds
     owner: Mapping  # the policy: apiVersion, kind, metadata {name, uid}
 
 
@@ -50,7 +52,7 @@ def hpa_manifest(bounds: ReplicaBounds) -> dict:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": bounds.target_kind, "name": bounds.target_name},
             "minReplicas": bounds.min_replicas, "maxReplicas": bounds.max_replicas,
             "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": bounds.cpu_utilization}}}],
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": CPU_UTILIZATION}}}],
         },
     }
 

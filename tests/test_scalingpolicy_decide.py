@@ -20,7 +20,7 @@ def policy(name="web", uid="u1", **spec):
 def figures(demand=2.0, peak=4.0, confidence=0.9, replicas=2):
     forecast = np.full(12, demand)
     forecast[1] = peak  # within the default 15-minute horizon (3 steps)
-    return PolicyFigures(replicas, (SignalFigures("cpu", demand, forecast, confidence, "model", 0.5),), 300, NOW)
+    return PolicyFigures(replicas, (SignalFigures("cpu", demand, forecast, confidence, 0.5),), 300, NOW)
 
 
 def decided(obj, figs, owner=Ownership("web"), problem=None, previous=None):
@@ -82,8 +82,8 @@ def test_a_restarted_operator_keeps_the_cooldown_of_the_last_recorded_action():
 def test_a_vertical_policy_recommends_per_pod_requests_and_takes_no_action():
     vertical = policy(mode="Vertical")
     gib = 2.0**30
-    signals = (SignalFigures("cpu", 2.0, np.full(12, 2.0), 0.9, "model", None, recent_peak=2.2),
-               SignalFigures("memory", 3 * gib, np.full(12, 3 * gib), 0.9, "model", None, recent_peak=4 * gib))
+    signals = (SignalFigures("cpu", 2.0, np.full(12, 2.0), 0.9, None, recent_peak=2.2),
+               SignalFigures("memory", 3 * gib, np.full(12, 3 * gib), 0.9, None, recent_peak=4 * gib))
     decision = decided(vertical, PolicyFigures(2, signals, 300, NOW))
     requests = decision.status["recommendation"]["requests"]
     assert requests["cpu"] == "1100m", "1 core per pod forecast, plus the 10 % buffer"
