@@ -10,7 +10,7 @@ from typing import Iterable, Mapping, Optional
 from quartermaster.operator.models import PressureThreshold, PressureThresholds, ResourcePoolSpec
 from quartermaster.operator.quantities import RESOURCES, to_float
 from quartermaster.operator.selectors import matches
-from quartermaster.operator.workloads import WorkloadKey, owner_of
+from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, container_requests, owner_of
 
 # Nodes of a provider's node pool carry this label (to be set by the node-pool providers,
 # which are planned: only their protocol exists so far).
@@ -37,6 +37,8 @@ class PodRecord:
     requests: Mapping[str, float]
     owner: Optional[WorkloadKey] = None
     node_selector: Mapping[str, str] = field(default_factory=dict)  # where a pending pod may land
+    containers: tuple[ContainerRequests, ...] = ()  # each container's own requests
+    oom_killed: tuple[str, ...] = ()  # containers whose last state is an OOMKill
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,11 @@ def pod_record(namespace: str, name: str, labels: Mapping[str, str], spec: Mappi
     """None for pods that no longer hold resources (Succeeded or Failed)."""
     if status.get("phase") in _TERMINAL_PHASES:
         return None
+    oom_killed = tuple(c.get("name", "") for c in status.get("containerStatuses") or []
+                       if ((c.get("lastState") or {}).get("terminated") or {}).get("reason") == "OOMKilled")
     return PodRecord(namespace, name, dict(labels), spec.get("nodeName"), pod_requests(spec),
                      owner_of(namespace, name, labels, owner_references),
-                     dict(spec.get("nodeSelector") or {}))
+                     dict(spec.get("nodeSelector") or {}), container_requests(spec), oom_killed)
 
 
 def pool_nodes(spec: ResourcePoolSpec, nodes: Iterable[NodeRecord]) -> list[NodeRecord]:

@@ -38,10 +38,11 @@ from quartermaster.operator.scalingpolicy import Ownership, PolicyFigures, Signa
 from quartermaster.operator.settings import OperatorSettings
 from quartermaster.operator.telemetry import Telemetry
 from quartermaster.operator.usage_history import latest
-from quartermaster.operator.workloads import WorkloadKey
+from quartermaster.operator.workloads import WorkloadKey, WorkloadTemplate
 from quartermaster.planner.pools import strategy_parameters
 from quartermaster.predictors import Forecasts, forecast_many_detailed
-from quartermaster.providers.hpa import HorizontalPodAutoscalers
+from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
+from quartermaster.providers.requests import PodResize, TemplateRequests, WorkloadRequests
 
 logger = logging.getLogger(__name__)
 MEDIAN = 0.5
@@ -79,6 +80,8 @@ class _Observed:
     owners: dict[str, Ownership]
     pods_of: Counter
     pod_requests: dict[WorkloadKey, dict[str, float]]
+    target_pods: dict[WorkloadKey, list[PodRecord]]
+    templates: dict[WorkloadKey, WorkloadTemplate]
 
     @property
     def workloads(self) -> list[WorkloadKey]:
@@ -189,8 +192,13 @@ class ControlCycle:
         valid = [(p, policy_specs[p.uid]) for p in snapshot.policies if not isinstance(policy_specs[p.uid], str)]
         owners = {p.uid: scalingpolicy.ownership(p, spec, valid, snapshot.hpas) for p, spec in valid}
         targets = {p.uid: scalingpolicy.target_of(p, spec) for p, spec in valid}
+        wanted = set(targets.values())
+        target_pods: dict[WorkloadKey, list[PodRecord]] = {}
+        for pod in snapshot.pods:
+            if pod.owner in wanted:
+                target_pods.setdefault(pod.owner, []).append(pod)
         return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, pods_of,
-                         _requests_per_pod(snapshot.pods))
+                         _requests_per_pod(snapshot.pods), target_pods, snapshot.templates())
 
     def _forecast(self, observed: _Observed, workloads: list[WorkloadKey]) -> _ForecastBook:
         """One forecast over every workload's and every pool's series."""
@@ -275,7 +283,11 @@ class ControlCycle:
                 forecast=book.forecasts.at(spec.forecast.quantile)[i], confidence=float(book.forecasts.confidence[i]),
                 target_per_replica=scalingpolicy.target_per_replica(signal, spec, requests.get(signal)),
                 recent_peak=float(np.nanmax(recent)) if np.isfinite(recent).any() else None))
-        return PolicyFigures(observed.pods_of.get(target, 0), tuple(signals), book.step, book.end)
+        pods = observed.target_pods.get(target, [])
+        return PolicyFigures(observed.pods_of.get(target, 0), tuple(signals), book.step, book.end,
+                             template=observed.templates.get(target),
+                             pods=tuple((p.name, p.containers) for p in sorted(pods, key=lambda p: p.name)),
+                             oom_killed=any(p.oom_killed for p in pods))
 
     def _lowest_coverage(self, uid: str) -> Optional[float]:
         known = [a.coverage for a in (self.tracker.accuracy(("pool", uid, s)) for s in SIGNALS)
@@ -321,17 +333,21 @@ class ControlCycle:
                                     outcome.decision.events, self._written)
 
     async def _act(self, outcomes: list[Outcome]) -> None:
-        hpas = HorizontalPodAutoscalers(api_client())
+        api = api_client()
+        hpas, requests = HorizontalPodAutoscalers(api), WorkloadRequests(api)
+        actuators = {ReplicaBounds: hpas.apply, TemplateRequests: requests.apply, PodResize: requests.apply}
         for outcome in outcomes:
+            action = outcome.decision.action
             try:
-                await hpas.apply(outcome.decision.action)
-                self.telemetry.actions.labels("hpa", "applied").inc()
+                await actuators[type(action)](action)
+                self.telemetry.actions.labels(action.actuator, "applied").inc()
             except ApiException as error:
-                self.telemetry.actions.labels("hpa", "failed").inc()
-                logger.warning("%s: HPA not applied (%s %s)", outcome.obj.name, error.status, error.reason)
+                self.telemetry.actions.labels(action.actuator, "failed").inc()
+                logger.warning("%s: %s not applied (%s %s)", outcome.obj.name, action.actuator, error.status,
+                               error.reason)
                 await report.event(outcome.obj, "ActionFailed",
-                                   f"HPA {outcome.decision.action.hpa_name} not applied: {error.status} "
-                                   f"{error.reason}; the next cycle tries again", warning=True)
+                                   f"{action.describe()}: not applied: {error.status} {error.reason}; "
+                                   f"the next cycle tries again", warning=True)
 
 
 def _requests_per_pod(pods: list[PodRecord]) -> dict[WorkloadKey, dict[str, float]]:

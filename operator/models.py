@@ -454,9 +454,22 @@ class ScalingPolicySpec(Model):
         "requests). InPlace: as Auto, resizing running pods where the cluster supports it."))
 
 
+class ContainerRecommendation(Model):
+    name: str
+    requests: ResourceList
+
+
 class Recommendation(Model):
     replicas: Optional[int] = None
-    requests: Optional[ResourceList] = None
+    requests: Optional[ResourceList] = Field(default=None, description="per pod")
+    containers: list[ContainerRecommendation] = Field(default_factory=list)
+
+
+class OomKill(Model):
+    """The last OOMKill seen in the target's pods: memory stays raised for a day after it."""
+
+    time: str
+    pod_peak: Quantity = Field(description="the per-pod memory peak the raise was made from")
 
 
 class LastAction(Model):
@@ -471,6 +484,7 @@ class ScalingPolicyStatus(Status):
     reasoning: Optional[str] = None
     forecast: list[float] = Field(default_factory=list)
     last_action: Optional[LastAction] = None
+    last_oom_kill: Optional[OomKill] = None
 
 
 class ScalingPolicy(Model):

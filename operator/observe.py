@@ -18,7 +18,7 @@ from quartermaster.operator.accounting import NodeRecord, PodRecord, node_record
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader, RangeResult, aligned
 from quartermaster.operator.settings import MetricsSettings
 from quartermaster.operator.usage_history import UsageHistory
-from quartermaster.operator.workloads import PodResolver, WorkloadKey
+from quartermaster.operator.workloads import PodResolver, WorkloadKey, WorkloadTemplate, workload_template
 
 SIGNALS = ("cpu", "memory")
 
@@ -55,11 +55,15 @@ class ClusterSnapshot:
     pools: list[CustomObject]
     policies: list[CustomObject] = field(default_factory=list)
     hpas: list = field(default_factory=list)  # scalingpolicy.HpaRecord
+    workloads: list[WorkloadTemplate] = field(default_factory=list)  # Deployments' and StatefulSets'
+
+    def templates(self) -> dict[WorkloadKey, WorkloadTemplate]:
+        return {w.key: w for w in self.workloads}
 
 
 def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping] = (),
                           namespaces: Iterable[Mapping] = (), pools: Iterable[Mapping] = (),
-                          policies: Iterable[Mapping] = ()) -> ClusterSnapshot:
+                          policies: Iterable[Mapping] = (), workloads: Iterable[Mapping] = ()) -> ClusterSnapshot:
     """A snapshot from Kubernetes-shaped objects (as `kubectl get -o json` lists them), for
     benchmarks, replays and tests; the operator's own comes from its indices."""
     def meta(obj):
@@ -73,11 +77,14 @@ def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping]
                for n in nodes],
         pods=[r for r in records if r is not None],
         namespace_labels={meta(ns)["name"]: dict(meta(ns).get("labels") or {}) for ns in namespaces},
-        pools=[custom_object(p) for p in pools], policies=[custom_object(p) for p in policies])
+        pools=[custom_object(p) for p in pools], policies=[custom_object(p) for p in policies],
+        workloads=[workload_template(w["kind"], meta(w).get("namespace", "default"), meta(w)["name"],
+                                     int(meta(w).get("generation") or 0), w.get("spec") or {}, w.get("status") or {})
+                   for w in workloads])
 
 
 def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, policy_index,
-                          hpa_index) -> ClusterSnapshot:
+                          hpa_index, deployment_index, statefulset_index) -> ClusterSnapshot:
     """A snapshot of Kopf's indices (each keeps a store of values per key: take them all)."""
     def values(index):
         return [value for store in index.values() for value in store]
@@ -85,7 +92,8 @@ def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, po
     return ClusterSnapshot(
         nodes=values(node_index), pods=values(pod_index),
         namespace_labels={ns: labels for ns, store in namespace_index.items() for labels in store},
-        pools=values(pool_index), policies=values(policy_index), hpas=values(hpa_index))
+        pools=values(pool_index), policies=values(policy_index), hpas=values(hpa_index),
+        workloads=values(deployment_index) + values(statefulset_index))
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """ScalingPolicy: the Kopf handlers (an index of policies, one of HPAs, waking the cycle)
-and the policy's decide step, which turns its target's usage and forecast into a replica
-recommendation, its reasoning, and the bounds its HPA should have.
+and the policy's decide step, which turns its target's usage and forecast into a
+recommendation (replicas, or requests), its reasoning, and the action that applies it.
 
 Horizontal policies (Reactive, Predictive) act through an `autoscaling/v2` HPA the policy
 owns: the recommendation becomes the HPA's `minReplicas` (a floor raised ahead of
@@ -8,6 +8,14 @@ demand), the spec's maximum its `maxReplicas`, and the HPA controller scales the
 A policy acts only when its metrics are fresh, its confidence clears the threshold (else
 it recommends reactively and says so), no cooldown runs, no other object scales the same
 target, and `updateMode` is not Off.
+
+Vertical policies recommend each container's requests (`planner.vertical`) and, with
+`updateMode: Auto`, set them on the target's pod template, which its controller rolls out
+(one change at a time: none while a rollout runs); with `InPlace` they resize the running
+pods through their `resize` subresource and leave the template alone. Pods are touched only
+when a request moves by more than the tolerance, after the cooldown of the way it moves
+(an OOMKill seen in the pods skips both the confidence gate and the cooldown: they are
+failing now).
 """
 from __future__ import annotations
 
@@ -25,13 +33,15 @@ from quartermaster.operator.models import (GROUP, VERSION, ScalingMode, ScalingP
 from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
-from quartermaster.operator.workloads import WorkloadKey
+from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 from quartermaster.planner import scaling, vertical
 from quartermaster.providers.hpa import ADOPT_ANNOTATION, POLICY_LABEL, ReplicaBounds
+from quartermaster.providers.requests import PodResize, TemplateRequests
 
 PLURAL = ScalingPolicy.plural
 HORIZONTAL = (ScalingMode.REACTIVE, ScalingMode.PREDICTIVE)
 FORECAST_POINTS = 6  # the compact forecast in status: quantile values at this many horizons
+OOM_MEMORY_SECONDS = 86400  # how long memory stays raised after an OOMKill (VPA's half-life)
 
 
 @dataclass(frozen=True)
@@ -135,13 +145,16 @@ class PolicyFigures:
     signals: tuple[SignalFigures, ...]
     step_seconds: int
     metrics_time: float
+    template: Optional[WorkloadTemplate] = None  # the target's pod template, if indexed
+    pods: tuple[tuple[str, tuple[ContainerRequests, ...]], ...] = ()  # each pod's containers
+    oom_killed: bool = False  # a container of a pod of the target was OOMKilled last time
 
 
 @dataclass(frozen=True)
 class PolicyDecision:
     status: dict
     events: list[tuple[str, str, bool]]
-    action: Optional[ReplicaBounds]
+    action: Optional[ReplicaBounds | TemplateRequests | PodResize]
     state: Optional[scaling.ScalingState]
 
 
@@ -156,8 +169,8 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
         events = [as_event(c) for c in changed(before, conditions)]
         if action is not None:
-            status["lastAction"] = {"action": _describe(action), "time": rfc3339(now)}
-            events.append(("ScaledHPA", status["lastAction"]["action"], False))
+            status["lastAction"] = {"action": action.describe(), "time": rfc3339(now)}
+            events.append((action.event_reason, status["lastAction"]["action"], False))
         return PolicyDecision(status, events, action, new_state)
 
     if isinstance(spec, str):
@@ -184,7 +197,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
                                     "no recommendation and no action without fresh metrics", generation))
 
     if spec.mode is ScalingMode.VERTICAL:
-        return finish(*_vertical(spec, figures, conditions, generation))
+        return finish(*_vertical(policy, spec, figures, conditions, previous, now))
     untargeted = [s.signal for s in figures.signals if not s.target_per_replica]
     if untargeted:
         return finish(set_condition(conditions, "Ready", False, "NoTarget",
@@ -231,31 +244,109 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
     return finish(conditions, extra, action, chosen.state)
 
 
-def _vertical(spec: ScalingPolicySpec, figures: PolicyFigures, conditions: list[dict],
-              generation: int) -> tuple[list[dict], dict]:
+def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigures, conditions: list[dict],
+              previous: Mapping, now: float) -> tuple[list[dict], dict, Optional[TemplateRequests | PodResize]]:
     """Per-pod requests from the per-pod share of the target's forecast and recent peak
-    (its pods share a template); recommended, not applied yet."""
+    (its pods share a template), shared among the containers, and the action that puts
+    them in place: the pod template (Auto) or the running pods (InPlace)."""
+    generation = policy.generation
     rules = vertical.RequestRules(quantile=spec.forecast.quantile)
     pods = max(figures.replicas, 1)
     horizon = max(1, math.ceil(spec.forecast.horizon_seconds / figures.step_seconds))
-    decisions = [vertical.decide_request(
-        rules, s.signal, s.forecast[:horizon] / pods, None if s.recent_peak is None else s.recent_peak / pods)
-        for s in figures.signals]
+    oom = _oom_kill(figures, previous, pods, now)
+    decisions = []
+    for s in figures.signals:
+        peak = None if s.recent_peak is None else s.recent_peak / pods
+        raised = s.signal == "memory" and oom is not None
+        if raised:
+            peak = max(peak or 0.0, to_float(oom["podPeak"]))
+        decisions.append(vertical.decide_request(rules, s.signal, s.forecast[:horizon] / pods, peak,
+                                                 oom_killed=raised))
+    per_pod = {d.resource: d.request for d in decisions}
     extra = {"currentReplicas": figures.replicas,
-             "recommendation": {"requests": {d.resource: _request(d.resource, d.request) for d in decisions}},
+             "recommendation": {"requests": {r: _request(r, v) for r, v in per_pod.items()}},
              "confidence": round(min(float(s.confidence) for s in figures.signals), 3),
              "reasoning": "; ".join(d.reasoning for d in decisions)}
-    conditions = set_condition(conditions, "Ready", True, "RecommendOnly", (
-        "requests are recommended per pod; applying them (a rolling update or an in-place resize) "
-        "comes in a later release"), generation)
-    return conditions, extra
+    if oom is not None:
+        extra["lastOomKill"] = oom
+
+    def ready(reason: str, message: str, action=None):
+        return set_condition(conditions, "Ready", True, reason, message, generation), extra, action
+
+    current = figures.template.containers if figures.template is not None else (
+        figures.pods[0][1] if figures.pods else ())
+    if not current:
+        return ready("RecommendOnly", f"requests recommended per pod; no pod or template of "
+                                      f"{spec.target_ref.name} seen to share them among its containers")
+    proposed = {name: {r: _rounded(r, v) for r, v in requests.items()}
+                for name, requests in vertical.split_requests(per_pod, [(c.name, c.requests) for c in current]).items()}
+    extra["recommendation"]["containers"] = [{"name": name, "requests": {r: _request(r, v) for r, v in requests.items()}}
+                                             for name, requests in proposed.items()]
+    if len(current) > 1:
+        extra["reasoning"] += "; shared among the containers as their requests are now"
+    if spec.update_mode is UpdateMode.OFF:
+        return ready("RecommendOnly", "updateMode Off: requests are recommended, not applied")
+    if extra["confidence"] < spec.confidence_threshold and not figures.oom_killed:
+        return ready("LowConfidence", f"forecast confidence {extra['confidence']:.2f} below "
+                                      f"{spec.confidence_threshold:.2f}: requests recommended, not applied")
+    if spec.update_mode is UpdateMode.AUTO:
+        if figures.template is None:
+            return set_condition(conditions, "Ready", False, "TargetNotFound",
+                                 f"{spec.target_ref.kind} {policy.namespace}/{spec.target_ref.name} not found",
+                                 generation), extra, None
+        if not figures.template.rolled_out:
+            return ready("RollingOut", f"{spec.target_ref.kind} {spec.target_ref.name} is rolling out; "
+                                       f"requests are changed again once it has")
+        baseline, resized = _by_name(current), ()
+        due = vertical.worth_updating(baseline, proposed, oom_killed=figures.oom_killed)
+    else:
+        resized = tuple(pod for pod, containers in figures.pods
+                        if vertical.worth_updating(_by_name(containers), proposed, oom_killed=figures.oom_killed))
+        baseline = _by_name(dict(figures.pods)[resized[0]]) if resized else {}
+        due = bool(resized)
+    if not due:
+        return ready("UpToDate", f"the requests in place are within {vertical.UPDATE_TOLERANCE:.0%} "
+                                 f"of the recommendation")
+    cooldown = (spec.scale_up if vertical.raises(baseline, proposed) else spec.scale_down).cooldown_seconds
+    last = (previous.get("lastAction") or {}).get("time")
+    if last is not None and now - from_rfc3339(last) < cooldown and not figures.oom_killed:
+        return ready("CoolingDown", f"requests last changed at {last}; the next change waits "
+                                    f"{cooldown} s from then")
+    containers = tuple(ContainerRequests(name, requests) for name, requests in proposed.items())
+    action = (TemplateRequests(policy.namespace, spec.target_ref.kind, spec.target_ref.name, containers)
+              if spec.update_mode is UpdateMode.AUTO else PodResize(policy.namespace, resized, containers))
+    return ready("Updating", f"requests set to the recommendation ({action.actuator})", action)
+
+
+def _oom_kill(figures: PolicyFigures, previous: Mapping, pods: int, now: float) -> Optional[dict]:
+    """The OOMKill memory is raised for: one seen now in the target's pods, or the last one
+    recorded in status, for a day after it (new pods no longer show it in their last state,
+    and memory must not fall back to the peak that was killed)."""
+    memory = next((s for s in figures.signals if s.signal == "memory"), None)
+    recorded = previous.get("lastOomKill")
+    if figures.oom_killed and memory is not None and memory.recent_peak is not None:
+        peak = memory.recent_peak / pods
+        if recorded is not None and now - from_rfc3339(recorded["time"]) < OOM_MEMORY_SECONDS:
+            peak = max(peak, to_float(recorded["podPeak"]))
+        return {"time": rfc3339(now), "podPeak": _request("memory", peak)}
+    if recorded is not None and now - from_rfc3339(recorded["time"]) < OOM_MEMORY_SECONDS:
+        return dict(recorded)
+    return None
+
+
+def _by_name(containers) -> dict[str, dict[str, float]]:
+    return {c.name: dict(c.requests) for c in containers}
+
+
+def _rounded(resource: str, amount: float) -> float:
+    """A request as Kubernetes writes one: cpu to the millicore (up), memory to the MiB (up)."""
+    if resource == "cpu":
+        return math.ceil(amount * 1000 - 1e-9) / 1000
+    return float(math.ceil(amount / 2**20 - 1e-9) * 2**20)
 
 
 def _request(resource: str, amount: float) -> str:
-    """A request as Kubernetes writes one: cpu to the millicore (up), memory to the MiB (up)."""
-    if resource == "cpu":
-        return format_quantity("cpu", math.ceil(amount * 1000) / 1000)
-    return format_quantity("memory", math.ceil(amount / 2**20) * 2**20)
+    return format_quantity(resource, _rounded(resource, amount))
 
 
 def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:
@@ -266,11 +357,6 @@ def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:
         return scaling.ScalingState.initial(replicas)
     at = from_rfc3339(last)
     return scaling.ScalingState(replicas, last_scale_up=at, last_scale_down=at)
-
-
-def _describe(bounds: ReplicaBounds) -> str:
-    return (f"HPA {bounds.namespace}/{bounds.hpa_name}: minReplicas {bounds.min_replicas}, "
-            f"maxReplicas {bounds.max_replicas} for {bounds.target_kind} {bounds.target_name}")
 
 
 def target_per_replica(signal: str, spec: ScalingPolicySpec, request: Optional[float]) -> Optional[float]:

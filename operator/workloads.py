@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping, NamedTuple, Optional
 
+from quartermaster.operator.quantities import to_float
+
 
 class WorkloadKey(NamedTuple):
     namespace: str
@@ -80,3 +82,37 @@ class PodResolver:
         pattern = self._patterns.get(namespace)
         match = pattern.fullmatch(pod) if pattern else None
         return self._kind_of[(namespace, match.lastgroup)] if match else None
+
+
+class ContainerRequests(NamedTuple):
+    """One container's requests, by resource (cores, bytes)."""
+
+    name: str
+    requests: Mapping[str, float]
+
+
+class WorkloadTemplate(NamedTuple):
+    """A Deployment's or StatefulSet's pod template, as far as requests go, and whether its
+    last change has rolled out (every replica updated and ready)."""
+
+    key: WorkloadKey
+    replicas: int
+    containers: tuple[ContainerRequests, ...]
+    rolled_out: bool
+
+
+def container_requests(pod_spec: Mapping) -> tuple[ContainerRequests, ...]:
+    return tuple(ContainerRequests(c.get("name", ""), {
+        r: to_float(v) for r, v in ((c.get("resources") or {}).get("requests") or {}).items()})
+        for c in pod_spec.get("containers") or [])
+
+
+def workload_template(kind: str, namespace: str, name: str, generation: int, spec: Mapping,
+                      status: Mapping) -> WorkloadTemplate:
+    replicas = int(spec["replicas"] if spec.get("replicas") is not None else 1)
+    rolled_out = (int(status.get("observedGeneration") or 0) >= generation
+                  and int(status.get("updatedReplicas") or 0) == replicas
+                  and int(status.get("readyReplicas") or 0) == replicas
+                  and int(status.get("replicas") or 0) == replicas)
+    return WorkloadTemplate(WorkloadKey(namespace, kind, name), replicas,
+                            container_requests((spec.get("template") or {}).get("spec") or {}), rolled_out)

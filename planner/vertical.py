@@ -4,7 +4,11 @@ Pure code (plain values and numpy arrays in, frozen dataclasses out, no I/O).
 
 decide_request(rules, resource, forecast, recent_peak=None, oom_killed=False, container="")
     -> RequestDecision
-    One container's request of one resource ("cpu" in cores, "memory" in bytes).
+    One container's (or one pod's) request of one resource ("cpu" in cores, "memory" in bytes).
+split_requests(pod_requests, current) -> {container: {resource: amount}}
+    A pod's requests shared among its containers.
+worth_updating(current, proposed, tolerance, oom_killed) -> bool
+    Whether new requests differ enough from the ones in place to roll or resize pods.
 
 The model:
 
@@ -19,6 +23,13 @@ The model:
   understates what the container wanted, so the bump must be a real step, not a margin.
 * CPU and memory are decided separately: each is clamped to its own [minimum, maximum]
   allowed, and neither bound nor bump of one touches the other.
+* Usage is measured per pod, so a pod's request is shared among its containers in the
+  proportion of their requests now (equally where none requests the resource): the
+  containers' balance is the owner's knowledge, the total is the measurement's.
+* Pods are rolled or resized only when a request moves by more than a tolerance (10 % by
+  default), or a container that requests nothing of a resource gets a request: VPA's
+  lesson is that every small correction is a restart, and a restart costs more than the
+  few percent it saves.
 """
 from __future__ import annotations
 
@@ -31,6 +42,7 @@ from .pools import StrategyParameters
 from .scaling import MEBIBYTE, amount, quantile_label
 
 RESOURCES = ("cpu", "memory")
+UPDATE_TOLERANCE = 0.1
 # VPA's OOM bump: at least this much more memory than the peak, and at least this ratio.
 OOM_MIN_BUMP_BYTES = 100 * MEBIBYTE
 OOM_BUMP_RATIO = 1.2
@@ -122,3 +134,41 @@ def decide_request(rules: RequestRules, resource: str, forecast: np.ndarray, rec
         request, basis = float(high), "maximum"
         clauses.append(f"capped at the maximum {amount(resource, request)}")
     return RequestDecision(resource, request, "; ".join(clauses), basis)
+
+
+def split_requests(pod_requests: dict[str, float],
+                   current: list[tuple[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """``pod_requests`` (resource -> amount for the whole pod) shared among the containers
+    ``current`` lists as (name, their requests now), in proportion to those requests."""
+    if not current:
+        raise ValueError("a pod has at least one container")
+    shares: dict[str, dict[str, float]] = {name: {} for name, _ in current}
+    for resource, total in pod_requests.items():
+        now = [max(requests.get(resource, 0.0), 0.0) for _, requests in current]
+        whole = sum(now)
+        for (name, _), part in zip(current, now):
+            shares[name][resource] = total * (part / whole if whole > 0 else 1 / len(current))
+    return shares
+
+
+def worth_updating(current: dict[str, dict[str, float]], proposed: dict[str, dict[str, float]],
+                   tolerance: float = UPDATE_TOLERANCE, oom_killed: bool = False) -> bool:
+    """True when a proposed request of some container is new, or differs from the one in
+    place by more than ``tolerance`` of it; after an OOMKill, also when any memory request
+    goes up at all (the killed pods cannot wait for the raise to grow)."""
+    if oom_killed and raises(current, proposed, "memory"):
+        return True
+    for name, requests in proposed.items():
+        for resource, amount in requests.items():
+            now = current.get(name, {}).get(resource)
+            if now is None or now <= 0 or abs(amount - now) > tolerance * now:
+                return True
+    return False
+
+
+def raises(current: dict[str, dict[str, float]], proposed: dict[str, dict[str, float]],
+           resource: str | None = None) -> bool:
+    """Whether some container's proposed request (of ``resource``, or of any) is above the
+    one in place."""
+    return any(amount > current.get(name, {}).get(r, 0.0) for name, requests in proposed.items()
+               for r, amount in requests.items() if resource in (None, r))

@@ -35,6 +35,12 @@ class ReplicaBounds:
     min_replicas: int
     max_replicas: int
     owner: Mapping  # the policy: apiVersion, kind, metadata {name, uid}
+    actuator = "hpa"
+    event_reason = "ScaledHPA"
+
+    def describe(self) -> str:
+        return (f"HPA {self.namespace}/{self.hpa_name}: minReplicas {self.min_replicas}, "
+                f"maxReplicas {self.max_replicas} for {self.target_kind} {self.target_name}")
 
 
 def hpa_manifest(bounds: ReplicaBounds) -> dict:

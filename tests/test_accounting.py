@@ -126,3 +126,15 @@ def test_only_unobserved_specs_wake_the_cycle():
     assert spec_not_yet_observed({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}})
     assert not spec_not_yet_observed({"metadata": {"generation": 2}, "status": {"observedGeneration": 2}}), \
         "the reconciler's own status patch"
+
+
+def test_a_pod_record_keeps_each_containers_requests_and_which_were_oomkilled():
+    spec = {"containers": [{"name": "app", "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}},
+                           {"name": "proxy"}]}
+    status = {"phase": "Running", "containerStatuses": [
+        {"name": "app", "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}},
+        {"name": "proxy", "lastState": {"terminated": {"reason": "Completed", "exitCode": 0}}}]}
+    record = pod_record("ns", "p", {}, spec, status)
+    assert record.oom_killed == ("app",)
+    assert [(c.name, dict(c.requests)) for c in record.containers] == [("app", {"cpu": 0.25, "memory": 2.0**30}),
+                                                                      ("proxy", {})]

@@ -64,6 +64,8 @@ EXPECTED_RULES = [
      ["patch"]),
     ([""], ["nodes", "pods", "namespaces"], ["list", "watch"]),
     (["autoscaling"], ["horizontalpodautoscalers"], ["list", "watch", "create", "patch"]),
+    (["apps"], ["deployments", "statefulsets"], ["list", "watch", "patch"]),
+    ([""], ["pods/resize"], ["patch"]),
     ([""], ["events"], ["create"]),
 ]
 PEERING_RULE = (["kopf.dev"], ["clusterkopfpeerings"], ["list", "watch", "patch"])

@@ -5,6 +5,7 @@ import numpy as np
 from quartermaster.operator.observe import custom_object
 from quartermaster.operator.scalingpolicy import (HpaRecord, Ownership, PolicyFigures, SignalFigures, decide,
                                                   ownership, parse_spec)
+from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 
 NOW = 1_800_000_000.0
 
@@ -79,14 +80,84 @@ def test_a_restarted_operator_keeps_the_cooldown_of_the_last_recorded_action():
     assert fresh.action.min_replicas == 4
 
 
-def test_a_vertical_policy_recommends_per_pod_requests_and_takes_no_action():
-    vertical = policy(mode="Vertical")
-    gib = 2.0**30
+GIB = 2.0**30
+
+
+def vertical_figures(template=None, pods=(), oom_killed=False, memory_peak=4 * GIB):
     signals = (SignalFigures("cpu", 2.0, np.full(12, 2.0), 0.9, None, recent_peak=2.2),
-               SignalFigures("memory", 3 * gib, np.full(12, 3 * gib), 0.9, None, recent_peak=4 * gib))
-    decision = decided(vertical, PolicyFigures(2, signals, 300, NOW))
+               SignalFigures("memory", 3 * GIB, np.full(12, 3 * GIB), 0.9, None, recent_peak=memory_peak))
+    return PolicyFigures(2, signals, 300, NOW, template=template, pods=pods, oom_killed=oom_killed)
+
+
+def template(*containers, rolled_out=True):
+    return WorkloadTemplate(WorkloadKey("shop", "Deployment", "web"), 2,
+                            tuple(ContainerRequests(name, requests) for name, requests in containers), rolled_out)
+
+
+def reason(decision):
+    return next(c for c in decision.status["conditions"] if c["type"] == "Ready")["reason"]
+
+
+def test_a_vertical_policy_in_off_mode_recommends_per_pod_and_per_container_requests_only():
+    decision = decided(policy(mode="Vertical", updateMode="Off"),
+                       vertical_figures(template(("app", {"cpu": 0.2, "memory": GIB}))))
     requests = decision.status["recommendation"]["requests"]
     assert requests["cpu"] == "1100m", "1 core per pod forecast, plus the 10 % buffer"
     assert requests["memory"] == "2253Mi", "never below the recent peak per pod (2 GiB) plus the buffer"
-    assert decision.action is None
-    assert next(c for c in decision.status["conditions"] if c["type"] == "Ready")["reason"] == "RecommendOnly"
+    assert decision.status["recommendation"]["containers"] == [{"name": "app", "requests": requests}]
+    assert decision.action is None and reason(decision) == "RecommendOnly"
+
+
+def test_auto_sets_the_template_sharing_the_pod_among_containers_as_their_requests_are_now():
+    decision = decided(policy(mode="Vertical"), vertical_figures(template(
+        ("app", {"cpu": 0.3, "memory": 3 * GIB}), ("proxy", {"cpu": 0.1, "memory": GIB}))))
+    assert reason(decision) == "Updating"
+    action = decision.action
+    assert (action.kind, action.name) == ("Deployment", "web")
+    shares = {c.name: c.requests for c in action.containers}
+    assert shares["app"]["cpu"] == 0.825 and shares["proxy"]["cpu"] == 0.275, "1.1 cores split 3:1"
+    assert shares["app"]["memory"] == 1690 * 2**20 and shares["proxy"]["memory"] == 564 * 2**20
+    assert decision.status["lastAction"]["action"].startswith("Deployment shop/web pod template: app: cpu 825m")
+
+
+def test_auto_leaves_requests_within_the_tolerance_and_waits_for_a_rollout_to_finish():
+    close = template(("app", {"cpu": 1.05, "memory": 2253 * 2**20}))
+    assert decided(policy(mode="Vertical"), vertical_figures(close)).action is None
+    assert reason(decided(policy(mode="Vertical"), vertical_figures(close))) == "UpToDate"
+    rolling = template(("app", {"cpu": 0.2, "memory": GIB}), rolled_out=False)
+    assert reason(decided(policy(mode="Vertical"), vertical_figures(rolling))) == "RollingOut"
+    assert decided(policy(mode="Vertical"), vertical_figures(None)).action is None
+
+
+def test_a_decrease_waits_for_the_scale_down_cooldown_after_the_last_change():
+    oversized = template(("app", {"cpu": 4.0, "memory": 8 * GIB}))
+    recorded = {"lastAction": {"action": "Deployment shop/web pod template", "time": "2027-01-15T07:55:00Z"}}
+    cooling = decided(policy(mode="Vertical", scaleDown={"cooldownSeconds": 600}), vertical_figures(oversized),
+                      previous=recorded)
+    assert cooling.action is None and reason(cooling) == "CoolingDown"
+    assert decided(policy(mode="Vertical", scaleDown={"cooldownSeconds": 60}), vertical_figures(oversized),
+                   previous=recorded).action is not None
+
+
+def test_an_oomkill_raises_memory_at_once_and_keeps_it_raised_after_the_pods_are_replaced():
+    current = template(("app", {"cpu": 1.1, "memory": 2253 * 2**20}))
+    killed = decided(policy(mode="Vertical"), vertical_figures(current, oom_killed=True))
+    memory = {c.name: c.requests for c in killed.action.containers}["app"]["memory"]
+    assert memory == 2458 * 2**20, "2 GiB peak per pod x 1.2 (more than +100Mi)"
+    assert killed.status["lastOomKill"] == {"time": "2027-01-15T08:00:00Z", "podPeak": "2Gi"}
+    replaced = template(("app", {"cpu": 1.1, "memory": memory}))
+    later = decided(policy(mode="Vertical"), vertical_figures(replaced, memory_peak=3 * GIB),
+                    previous={"lastOomKill": killed.status["lastOomKill"]})
+    assert later.status["recommendation"]["requests"]["memory"] == "2458Mi", "the raise holds for a day"
+    assert later.action is None
+    without = decided(policy(mode="Vertical"), vertical_figures(replaced, memory_peak=3 * GIB))
+    assert without.status["recommendation"]["requests"]["memory"] == "1690Mi", "1.5 GiB peak per pod + 10 %"
+
+
+def test_in_place_resizes_only_the_running_pods_that_differ():
+    pods = (("web-a", (ContainerRequests("app", {"cpu": 1.1, "memory": 2253 * 2**20}),)),
+            ("web-b", (ContainerRequests("app", {"cpu": 0.2, "memory": GIB}),)))
+    decision = decided(policy(mode="Vertical", updateMode="InPlace"),
+                       vertical_figures(template(("app", {"cpu": 0.2, "memory": GIB})), pods=pods))
+    assert decision.action.pods == ("web-b",)
+    assert decision.status["lastAction"]["action"].startswith("pods web-b in shop resized in place")

@@ -1,12 +1,14 @@
 """ScalingPolicy end to end: a Deployment whose usage follows a trace, a policy that owns an
 HPA, and the real HPA controller in kube-controller-manager scaling the Deployment to the
-floor the policy sets; a second policy on the same target, and a user's HPA, conflict."""
+floor the policy sets; a second policy on the same target, and a user's HPA, conflict; a
+Vertical policy that rolls its Deployment to new requests, and one that an OOMKill moves."""
 import json
 
 import pytest
 from kubernetes import client
 
 from conftest import app_workload, wait_for
+from quartermaster.operator.quantities import to_float
 from quartermaster.operator.models import GROUP, VERSION
 from quartermaster.testbed.traces import TRACES
 from quartermaster.testbed.usage import UsageDrive
@@ -36,13 +38,13 @@ def apps(sim_cluster, control_plane, operator_process, usage_exporter, prometheu
     # shop (conftest.USAGE_DRIVES: a week of history) and these: 2.8 cores at the trace's
     # quietest, 10m a replica, far above the maximum of 4 even while a new pod's rate over
     # 10 minutes still reads a small part of its usage
-    for app in ("watched", "legacy-too"):
+    for app in ("watched", "legacy-too", "sized"):
         usage_exporter.add(UsageDrive(NAMESPACE, {"app": app}, TRACES / "ec2_cpu_utilization_5f5533.csv",
                                       peak_cores=8))
     with control_plane.api_client() as api:
         apps = client.AppsV1Api(api)
         apps.create_namespaced_stateful_set(NAMESPACE, app_workload("StatefulSet", "shop", 1, template("shop")))
-        for name in ("legacy", "watched", "legacy-too"):
+        for name in ("legacy", "watched", "legacy-too", "sized"):
             apps.create_namespaced_deployment(NAMESPACE, app_workload("Deployment", name, 1, template(name)))
         yield api
 
@@ -129,3 +131,39 @@ def test_a_vertical_policy_shows_per_pod_requests(apps, kubectl):
     requests = recommended["recommendation"]["requests"]
     assert set(requests) == {"cpu", "memory"} and "cpu" in recommended["reasoning"]
     assert ready(kubectl, "sizes")["reason"] == "RecommendOnly"
+
+
+def test_a_vertical_policy_in_auto_mode_rolls_the_pods_to_its_requests(apps, kubectl):
+    kubectl("apply", "-f", "-", input=policy("rightsize", "sized", mode="Vertical", confidenceThreshold=0.0))
+    deployments, pods = client.AppsV1Api(apps), client.CoreV1Api(apps)
+
+    def rolled_to_recommendation():
+        recommended = {c["name"]: c["requests"] for c in
+                       (status(kubectl, "rightsize").get("recommendation") or {}).get("containers") or []}
+        template = deployments.read_namespaced_deployment("sized", NAMESPACE).spec.template.spec.containers[0]
+        running = [p for p in pods.list_namespaced_pod(NAMESPACE, label_selector="app=sized").items
+                   if p.metadata.deletion_timestamp is None]
+        return (recommended.get("app") and template.resources.requests == recommended["app"] and running
+                and all(p.spec.containers[0].resources.requests == recommended["app"] for p in running)
+                and recommended["app"])
+
+    requests = wait_for(rolled_to_recommendation, 150, "the pods rolled to the recommended requests")
+    assert set(requests) == {"cpu", "memory"}, "memory, which the template did not request, is set too"
+    assert status(kubectl, "rightsize")["lastAction"]["action"].startswith(
+        f"Deployment {NAMESPACE}/sized pod template: app: cpu")
+
+
+def test_an_oomkilled_pod_raises_the_memory_recommendation(apps, kubectl):
+    kubectl("apply", "-f", "-", input=policy("sizes", "watched", mode="Vertical", updateMode="Off"))
+    wait_for(lambda: status(kubectl, "sizes").get("recommendation"), 90, "a requests recommendation")
+    core = client.CoreV1Api(apps)
+    pod = core.list_namespaced_pod(NAMESPACE, label_selector="app=watched").items[0]
+    killed = {"name": "app", "ready": True, "restartCount": 1, "image": pod.spec.containers[0].image, "imageID": "",
+              "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+              "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                                           "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:00Z"}}}
+    core.patch_namespaced_pod_status(pod.metadata.name, NAMESPACE, {"status": {"containerStatuses": [killed]}})
+    raised = wait_for(lambda: (s := status(kubectl, "sizes")).get("lastOomKill") and s, 90, "an OOMKill recorded")
+    memory = to_float(raised["recommendation"]["requests"]["memory"])
+    assert memory >= 1.2 * to_float(raised["lastOomKill"]["podPeak"]) - 2**20
+    assert "OOMKilled" in raised["reasoning"]

@@ -3,7 +3,7 @@ import numpy as np
 
 from quartermaster.operator.observe import by_workload
 from quartermaster.operator.prometheus_reader import RangeResult
-from quartermaster.operator.workloads import PodResolver, WorkloadKey, owner_of
+from quartermaster.operator.workloads import PodResolver, WorkloadKey, owner_of, workload_template
 
 
 def rs(name):
@@ -49,3 +49,15 @@ def test_owner_labels_from_kube_pod_owner_name_a_gone_pods_workload():
     assert resolver.workload("ns", "renamed-x", {"owner_kind": "ReplicaSet", "owner_name": "web-7f7f7"}) == web
     assert resolver.workload("ns", "job-x", {"owner_kind": "Job", "owner_name": "nightly"}) == \
         WorkloadKey("ns", "Job", "nightly")
+
+
+def test_a_template_has_rolled_out_only_when_every_replica_is_updated_and_ready():
+    spec = {"replicas": 2, "template": {"spec": {"containers": [{"name": "app", "resources": {
+        "requests": {"cpu": "1"}}}]}}}
+    done = {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2}
+    template = workload_template("Deployment", "ns", "web", 3, spec, done)
+    assert template.rolled_out and template.containers[0].requests == {"cpu": 1.0}
+    assert not workload_template("Deployment", "ns", "web", 4, spec, done).rolled_out, "not yet observed"
+    assert not workload_template("Deployment", "ns", "web", 3, spec, {**done, "updatedReplicas": 1}).rolled_out
+    assert not workload_template("Deployment", "ns", "web", 3, spec, {**done, "replicas": 3}).rolled_out, \
+        "an old pod still runs"
