@@ -28,13 +28,15 @@ def namespace_index(name, labels, **_):
 
 @kopf.index("apps", "v1", "deployments")
 def deployment_index(namespace, name, spec, status, meta, **_):
-    record = workload_template("Deployment", namespace, name, int(meta.get("generation") or 0), spec, status)
+    record = workload_template("Deployment", namespace, name, int(meta.get("generation") or 0), spec, status,
+                               meta.get("annotations"))
     return {record.key: record}
 
 
 @kopf.index("apps", "v1", "statefulsets")
 def statefulset_index(namespace, name, spec, status, meta, **_):
-    record = workload_template("StatefulSet", namespace, name, int(meta.get("generation") or 0), spec, status)
+    record = workload_template("StatefulSet", namespace, name, int(meta.get("generation") or 0), spec, status,
+                               meta.get("annotations"))
     return {record.key: record}
 
 

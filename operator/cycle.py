@@ -26,11 +26,12 @@ from typing import Hashable, Optional
 import numpy as np
 from kubernetes.client import ApiException
 
-from quartermaster.operator import report, resourcepool, scalingpolicy
+from quartermaster.operator import report, resourcepool, scalingpolicy, swapplan
 from quartermaster.operator.accounting import PodRecord, PoolSummary, summarise
 from quartermaster.operator.forecast_tracking import ForecastTracker
 from quartermaster.operator.kube import api_client
-from quartermaster.operator.models import ResourcePool, ResourcePoolSpec, ScalingMode, ScalingPolicy, ScalingPolicySpec
+from quartermaster.operator.models import (ResourcePool, ResourcePoolSpec, ScalingMode, ScalingPolicy, ScalingPolicySpec,
+                                           SwapPhase, SwapPlan, SwapPlanSpec)
 from quartermaster.operator.observe import SIGNALS, ClusterSnapshot, CustomObject, UsageObserver
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader
 from quartermaster.operator.resourcepool import ResourceFigures, UsageFigures
@@ -55,13 +56,14 @@ class Outcome:
 
     plural: str
     obj: CustomObject
-    decision: object  # resourcepool.PoolDecision | scalingpolicy.PolicyDecision
+    decision: object  # resourcepool.PoolDecision | scalingpolicy.PolicyDecision | swapplan.SwapDecision
 
 
 @dataclass
 class CycleResult:
     pools: list[Outcome]
     policies: list[Outcome]
+    plans: list[Outcome]
     workloads: int
     metrics_error: Optional[MetricsUnavailable]
     timings: dict[str, float] = field(default_factory=dict)
@@ -82,6 +84,8 @@ class _Observed:
     pod_requests: dict[WorkloadKey, dict[str, float]]
     target_pods: dict[WorkloadKey, list[PodRecord]]
     templates: dict[WorkloadKey, WorkloadTemplate]
+    plan_specs: dict[str, SwapPlanSpec | str]
+    plan_pools: dict[str, str]  # valid plans' pools' uids
 
     @property
     def workloads(self) -> list[WorkloadKey]:
@@ -164,13 +168,18 @@ class ControlCycle:
             if decision.state is not None:
                 self._scaling_state[policy.uid] = decision.state
             policies.append(Outcome(ScalingPolicy.plural, policy, decision))
-        self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies)}, set(names.values()))
+        plans = [Outcome(SwapPlan.plural, plan, swapplan.decide(
+            plan, observed.plan_specs[plan.uid],
+            None if book is None or plan.uid not in observed.plan_pools else self._swap_figures(book, observed, plan),
+            self._cluster_state(observed, plan, now), problem, self._written.get(plan.uid, plan.status), now))
+            for plan in snapshot.plans]
+        self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies, *snapshot.plans)}, set(names.values()))
         timings["decide"] = time.perf_counter() - clock
 
         self.telemetry.workloads.set(len(workloads))
         if self.usage.last_success is not None:
             self.telemetry.metrics_age.set(now - self.usage.last_success)
-        return CycleResult(pools, policies, len(workloads), error, timings)
+        return CycleResult(pools, policies, plans, len(workloads), error, timings)
 
     def _parse(self, obj: CustomObject, parse) -> object:
         key = (obj.uid, obj.generation)
@@ -197,8 +206,12 @@ class ControlCycle:
         for pod in snapshot.pods:
             if pod.owner in wanted:
                 target_pods.setdefault(pod.owner, []).append(pod)
+        plan_specs = {p.uid: self._parse(p, swapplan.parse_spec) for p in snapshot.plans}
+        pool_uids = {p.name: p.uid for p in snapshot.pools if p.uid in summaries}
+        plan_pools = {uid: pool_uids[spec.pool_ref.name] for uid, spec in plan_specs.items()
+                      if not isinstance(spec, str) and spec.pool_ref.name in pool_uids}
         return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, pods_of,
-                         _requests_per_pod(snapshot.pods), target_pods, snapshot.templates())
+                         _requests_per_pod(snapshot.pods), target_pods, snapshot.templates(), plan_specs, plan_pools)
 
     def _forecast(self, observed: _Observed, workloads: list[WorkloadKey]) -> _ForecastBook:
         """One forecast over every workload's and every pool's series."""
@@ -207,6 +220,7 @@ class ControlCycle:
         params = {uid: strategy_parameters(observed.pool_specs[uid].strategy.value,
                                            self._lowest_coverage(uid)) for uid in pools}
         policy_specs = [s for s in observed.policy_specs.values() if not isinstance(s, str)]
+        plan_specs = [observed.plan_specs[uid] for uid in observed.plan_pools]
         column = {w: i for i, w in enumerate(workloads)}
         members = [(np.array([column[w] for w in observed.shares[uid]], dtype=np.int64),
                     np.array(list(observed.shares[uid].values()))) for uid in pools]
@@ -225,10 +239,11 @@ class ControlCycle:
             keys += [("workload", w, signal) for w in workloads] + [("pool", uid, signal) for uid in pools]
             upper_levels += [WORKLOAD_UPPER] * len(workloads) + [params[uid].quantile for uid in pools]
 
-        horizons = [p.horizon_seconds for p in params.values()] + [s.forecast.horizon_seconds for s in policy_specs]
+        horizons = ([p.horizon_seconds for p in params.values()] + [s.forecast.horizon_seconds for s in policy_specs]
+                    + [s.horizon_seconds for s in plan_specs])
         horizon = max((math.ceil(h / step) for h in horizons), default=1)
         quantiles = sorted({MEDIAN, WORKLOAD_UPPER, *(p.quantile for p in params.values()),
-                            *(s.forecast.quantile for s in policy_specs)})
+                            *(s.forecast.quantile for s in policy_specs), *(s.quantile for s in plan_specs)})
         # A forecast changes only with a new grid step (or other series): cycles between
         # steps (resyncs, pod events) reuse the last one.
         asked = (end, tuple(keys), tuple(upper_levels), horizon, tuple(quantiles))
@@ -289,6 +304,48 @@ class ControlCycle:
                              pods=tuple((p.name, p.containers) for p in sorted(pods, key=lambda p: p.name)),
                              oom_killed=any(p.oom_killed for p in pods))
 
+    def _swap_figures(self, book: _ForecastBook, observed: _Observed,
+                      plan: CustomObject) -> Optional[swapplan.SwapFigures]:
+        """The plan's pool: each whole member Deployment or StatefulSet with its requests
+        (all replicas), usage and forecast peaks; what they may hold between them."""
+        spec, pool = observed.plan_specs[plan.uid], observed.plan_pools[plan.uid]
+        summary = observed.summaries[pool]
+        horizon = max(1, math.ceil(spec.horizon_seconds / book.step))
+        peaks = {q: book.forecasts.at(q)[:, :horizon].max(axis=1) for q in (spec.quantile, MEDIAN, WORKLOAD_UPPER)}
+        instances = []
+        for workload, share in observed.shares[pool].items():
+            template = observed.templates.get(workload)
+            if template is None or share < 1 or template.replicas < 1:
+                continue  # only a workload wholly in the pool is resized by its template
+            rows = [book.rows[("workload", workload, r)] for r in swapplan.RESOURCES]
+            used = [book.current(("workload", workload, r)) for r in swapplan.RESOURCES]
+            if None in used:
+                return None  # no plan on stale usage
+            per_pod = [sum(c.requests.get(r, 0.0) for c in template.containers) for r in swapplan.RESOURCES]
+            instances.append(swapplan.Instance(
+                template, np.array(per_pod) * template.replicas, np.array(used),
+                *(np.array([peaks[q][i] for i in rows]) for q in (spec.quantile, MEDIAN, WORKLOAD_UPPER))))
+        held = np.array([sum(i.current[k] for i in instances) for k in range(len(swapplan.RESOURCES))])
+        capacity = np.array([summary.capacity[r] - summary.requested[r] for r in swapplan.RESOURCES]) + held
+        return swapplan.SwapFigures(capacity, tuple(instances), book.end)
+
+    def _cluster_state(self, observed: _Observed, plan: CustomObject, now: float) -> swapplan.ClusterState:
+        spec = observed.plan_specs[plan.uid]
+        guard = None
+        executing = self._written.get(plan.uid, plan.status).get("phase") == SwapPhase.EXECUTING.value
+        if executing and not isinstance(spec, str) and spec.rollback_guard is not None:
+            guard = self._guard(spec.rollback_guard.query, now)
+        return swapplan.ClusterState(plan.uid in observed.plan_pools, observed.templates, guard)
+
+    def _guard(self, query: str, now: float) -> bool | str:
+        """Whether the guard's query returns series now; why not known, as a str."""
+        if self.usage.reader is None:
+            return "no Prometheus to evaluate the rollback guard"
+        try:
+            return self.usage.reader.count(query, now) > 0
+        except MetricsUnavailable as failure:
+            return f"the rollback guard could not be evaluated: {failure}"
+
     def _lowest_coverage(self, uid: str) -> Optional[float]:
         known = [a.coverage for a in (self.tracker.accuracy(("pool", uid, s)) for s in SIGNALS)
                  if a.coverage is not None]
@@ -317,8 +374,8 @@ class ControlCycle:
         clock = time.perf_counter()
         for outcome in result.pools:
             await self._publish(outcome)
-        # an action (only policies take them) is taken only once its record is in status
-        actions = [outcome for outcome in result.policies
+        # an action (policies and plans take them) is taken only once its record is in status
+        actions = [outcome for outcome in (*result.policies, *result.plans)
                    if await self._publish(outcome) and outcome.decision.action is not None]
         result.timings["report"], clock = time.perf_counter() - clock, time.perf_counter()
         await self._act(actions)

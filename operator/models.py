@@ -531,6 +531,14 @@ class ObjectiveWeights(Model):
 class SwapConstraints(Model):
     max_change_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
     min_interval_seconds: Seconds = 600
+    min_swap_fraction: Annotated[float, Field(ge=0, le=1, description=(
+        "A workload's change of a resource smaller than this share of its requests is not made."))] = 0.05
+    max_swaps: Optional[Annotated[int, Field(ge=1)]] = Field(default=None, description=(
+        "At most this many workloads' allocations change in one plan."))
+    risk_threshold: Fraction = Field(default=0.5, description=(
+        "Auto approval takes plans up to this risk; riskier ones wait for a person, as Manual."))
+    rollout_timeout_seconds: Annotated[int, Field(ge=30)] = Field(default=600, description=(
+        "A workload that has not rolled out to its new requests this long after the change rolls the plan back."))
 
 
 class RollbackGuard(Model):
@@ -564,13 +572,40 @@ class SwapHistoryEntry(Model):
     time: str
     phase: SwapPhase
     swaps: int
+    plan_id: Optional[str] = None
+    message: Optional[str] = None
+
+
+class ExecutionStep(Model):
+    """One workload's change: its containers' requests before (to roll back to) and after."""
+
+    workload: str = Field(description="namespace/Kind/name")
+    before: list[ContainerRecommendation]
+    after: list[ContainerRecommendation]
+    state: Literal["Pending", "Applying", "Applied", "Restoring", "Restored"] = "Pending"
+    since: Optional[str] = Field(default=None, description="when the step's change was made")
+
+
+class Execution(Model):
+    plan_id: str
+    direction: Literal["Forward", "Back"] = "Forward"
+    steps: list[ExecutionStep] = Field(default_factory=list)
+    guard_since: Optional[str] = None
+    reason: Optional[str] = Field(default=None, description="why it rolls back")
 
 
 class SwapPlanStatus(Status):
     phase: SwapPhase = SwapPhase.PENDING
+    plan_id: Optional[str] = Field(default=None, description=(
+        "Approve this plan with: kubectl annotate swapplan NAME quartermaster.dev/approve=<planId>"))
+    planned_at: Optional[str] = None
     swaps: list[Swap] = Field(default_factory=list)
+    swap_count: Optional[NonNegativeInt] = None
     objective: Optional[Objective] = None
+    saving: Optional[float] = Field(default=None, description="objective before minus after")
     risk: Optional[Fraction] = None
+    execution: Optional[Execution] = None
+    finished_at: Optional[str] = None
     history: list[SwapHistoryEntry] = Field(default_factory=list, max_length=20)
 
 
@@ -583,8 +618,10 @@ class SwapPlan(Model):
         {"name": "Pool", "type": "string", "jsonPath": ".spec.poolRef.name"},
         {"name": "Approval", "type": "string", "jsonPath": ".spec.approval"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Swaps", "type": "integer", "jsonPath": ".status.swapCount"},
         {"name": "Risk", "type": "number", "jsonPath": ".status.risk"},
-        ready=False,
+        {"name": "Saving", "type": "number", "jsonPath": ".status.saving"},
+        {"name": "Plan", "type": "string", "jsonPath": ".status.planId", "priority": 1},
     )
     spec: SwapPlanSpec
     status: Optional[SwapPlanStatus] = None

@@ -35,6 +35,7 @@ class CustomObject:
     spec: Mapping
     status: Mapping
     reference: Mapping  # apiVersion, kind, metadata {name, namespace, uid, resourceVersion}
+    annotations: Mapping = field(default_factory=dict)
 
 
 def custom_object(body: Mapping) -> CustomObject:
@@ -44,7 +45,8 @@ def custom_object(body: Mapping) -> CustomObject:
         generation=int(meta.get("generation") or 0),
         spec=dict(body.get("spec") or {}), status=dict(body.get("status") or {}),
         reference={"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-                   "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}})
+                   "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}},
+        annotations=dict(meta.get("annotations") or {}))
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ClusterSnapshot:
     policies: list[CustomObject] = field(default_factory=list)
     hpas: list = field(default_factory=list)  # scalingpolicy.HpaRecord
     workloads: list[WorkloadTemplate] = field(default_factory=list)  # Deployments' and StatefulSets'
+    plans: list[CustomObject] = field(default_factory=list)  # SwapPlans
 
     def templates(self) -> dict[WorkloadKey, WorkloadTemplate]:
         return {w.key: w for w in self.workloads}
@@ -63,7 +66,8 @@ class ClusterSnapshot:
 
 def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping] = (),
                           namespaces: Iterable[Mapping] = (), pools: Iterable[Mapping] = (),
-                          policies: Iterable[Mapping] = (), workloads: Iterable[Mapping] = ()) -> ClusterSnapshot:
+                          policies: Iterable[Mapping] = (), workloads: Iterable[Mapping] = (),
+                          plans: Iterable[Mapping] = ()) -> ClusterSnapshot:
     """A snapshot from Kubernetes-shaped objects (as `kubectl get -o json` lists them), for
     benchmarks, replays and tests; the operator's own comes from its indices."""
     def meta(obj):
@@ -79,12 +83,14 @@ def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping]
         namespace_labels={meta(ns)["name"]: dict(meta(ns).get("labels") or {}) for ns in namespaces},
         pools=[custom_object(p) for p in pools], policies=[custom_object(p) for p in policies],
         workloads=[workload_template(w["kind"], meta(w).get("namespace", "default"), meta(w)["name"],
-                                     int(meta(w).get("generation") or 0), w.get("spec") or {}, w.get("status") or {})
-                   for w in workloads])
+                                     int(meta(w).get("generation") or 0), w.get("spec") or {}, w.get("status") or {},
+                                     meta(w).get("annotations"))
+                   for w in workloads],
+        plans=[custom_object(p) for p in plans])
 
 
 def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, policy_index,
-                          hpa_index, deployment_index, statefulset_index) -> ClusterSnapshot:
+                          hpa_index, deployment_index, statefulset_index, swapplan_index) -> ClusterSnapshot:
     """A snapshot of Kopf's indices (each keeps a store of values per key: take them all)."""
     def values(index):
         return [value for store in index.values() for value in store]
@@ -93,7 +99,7 @@ def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, po
         nodes=values(node_index), pods=values(pod_index),
         namespace_labels={ns: labels for ns, store in namespace_index.items() for labels in store},
         pools=values(pool_index), policies=values(policy_index), hpas=values(hpa_index),
-        workloads=values(deployment_index) + values(statefulset_index))
+        workloads=values(deployment_index) + values(statefulset_index), plans=values(swapplan_index))
 
 
 @dataclass

@@ -99,6 +99,7 @@ class WorkloadTemplate(NamedTuple):
     replicas: int
     containers: tuple[ContainerRequests, ...]
     rolled_out: bool
+    annotations: Mapping[str, str] = {}
 
 
 def container_requests(pod_spec: Mapping) -> tuple[ContainerRequests, ...]:
@@ -108,11 +109,12 @@ def container_requests(pod_spec: Mapping) -> tuple[ContainerRequests, ...]:
 
 
 def workload_template(kind: str, namespace: str, name: str, generation: int, spec: Mapping,
-                      status: Mapping) -> WorkloadTemplate:
+                      status: Mapping, annotations: Mapping[str, str] | None = None) -> WorkloadTemplate:
     replicas = int(spec["replicas"] if spec.get("replicas") is not None else 1)
     rolled_out = (int(status.get("observedGeneration") or 0) >= generation
                   and int(status.get("updatedReplicas") or 0) == replicas
                   and int(status.get("readyReplicas") or 0) == replicas
                   and int(status.get("replicas") or 0) == replicas)
     return WorkloadTemplate(WorkloadKey(namespace, kind, name), replicas,
-                            container_requests((spec.get("template") or {}).get("spec") or {}), rolled_out)
+                            container_requests((spec.get("template") or {}).get("spec") or {}), rolled_out,
+                            dict(annotations or {}))
