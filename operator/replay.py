@@ -9,7 +9,8 @@ function the control cycle runs, `planner.scaling.decide_replicas`, once per ste
 decision made at the end of step t-1, from the samples up to t-1 and the forecast made
 from them, is the replica count in place at step t (nothing in place before the first
 sample: the policy's minimum). The forecasts are `predictors.forecast_many_detailed`'s at
-the policy's quantile over its horizon, from at most the history the operator keeps (7
+the policy's quantile and at the median (where decide_replicas' band starts) over its
+horizon, from at most the history the operator keeps (7
 days); all origins of a series are forecast in a few batched calls over sliding windows,
 not one call per step.
 
@@ -57,6 +58,7 @@ DAY_SECONDS = 86400.0
 # does, each is scaled so that its 95th percentile needs this many replicas of this many cores.
 BUNDLED_TARGET_PER_REPLICA = 0.5
 BUNDLED_P95_REPLICAS = 10
+MEDIAN = 0.5  # the quantile decide_replicas' band starts from
 # Origins forecast per call: a chunk's windows are copied out ([chunk, window] floats), so
 # this bounds the replay's memory (about 32 MB for a week of 5-minute steps).
 FORECAST_CHUNK = 2000
@@ -221,31 +223,42 @@ def rules_for(spec: ScalingPolicySpec | None, step_seconds: float) -> ScalingRul
 def replay(series: Series, target_per_replica: float, rules: ScalingRules) -> Replay:
     """The replicas in place at each of the series' timestamps under ``rules``."""
     demand = series.demand
-    forecasts, confidence = (forecasts_at_every_step(demand, rules) if rules.mode == "Predictive"
-                             else (None, None))
+    forecasts = forecasts_at_every_step(demand, rules) if rules.mode == "Predictive" else None
     state = ScalingState.initial(rules.min_replicas)
     replicas = np.empty(demand.size, dtype=np.int64)
     replicas[0] = state.replicas
     predictive = np.zeros(demand.size - 1, dtype=bool)
     for t in range(1, demand.size):
+        upper, median, confidence = (None, None, None) if forecasts is None else (
+            forecasts.upper[t], forecasts.median[t], float(forecasts.confidence[t]))
         decision = decide_replicas(rules, state, float(series.timestamps[t - 1]), float(demand[t - 1]),
-                                   target_per_replica, None if forecasts is None else forecasts[t],
-                                   None if confidence is None else float(confidence[t]))
+                                   target_per_replica, upper, confidence, median=median)
         replicas[t], state = decision.replicas, decision.state
         predictive[t - 1] = decision.basis == "predictive"
     return Replay(series, replicas, predictive)
 
 
-def forecasts_at_every_step(demand: np.ndarray, rules: ScalingRules) -> tuple[np.ndarray, np.ndarray]:
-    """Row t of each: the forecast [horizon] (and its confidence) made from demand[:t]
-    alone, for t >= 1 (row 0, with no history, is NaN).
+@dataclass(frozen=True)
+class StepForecasts:
+    """Row t of each: what the forecast made from demand[:t] alone says (row 0, with no
+    history, is NaN)."""
+
+    upper: np.ndarray  # [T, horizon] at the policy's quantile
+    median: np.ndarray  # [T, horizon] at 0.5
+    confidence: np.ndarray  # [T]
+
+
+def forecasts_at_every_step(demand: np.ndarray, rules: ScalingRules) -> StepForecasts:
+    """The policy's quantile and the median over its horizon, and their confidence, from
+    every origin t >= 1.
 
     A history is at most the operator's (MetricsSettings.history_seconds); a shorter one
     is the longest power of two of samples there is, so that the origins fall into a few
     groups of one window length and each group is forecast in batched calls.
     """
     n, horizon = demand.size, rules.horizon_steps
-    values, confidence = np.full((n, horizon), np.nan), np.full(n, np.nan)
+    quantiles = sorted({MEDIAN, rules.quantile})
+    values, confidence = np.full((n, len(quantiles), horizon), np.nan), np.full(n, np.nan)
     longest = max(1, int(MetricsSettings().history_seconds // rules.step_seconds))
     origins = np.arange(1, n)
     lengths = np.minimum(longest, 2 ** np.floor(np.log2(origins)).astype(np.int64))
@@ -256,9 +269,10 @@ def forecasts_at_every_step(demand: np.ndarray, rules: ScalingRules) -> tuple[np
             chunk = group[start:start + FORECAST_CHUNK]
             # the window ending just before origin t starts at t - length
             result = forecast_many_detailed(windows(demand, int(length))[chunk - length], rules.step_seconds,
-                                            horizon, (rules.quantile,))
-            values[chunk], confidence[chunk] = result.values[:, 0], result.confidence
-    return values, confidence
+                                            horizon, tuple(quantiles))
+            values[chunk], confidence[chunk] = result.values, result.confidence
+    return StepForecasts(values[:, quantiles.index(rules.quantile)], values[:, quantiles.index(MEDIAN)],
+                         confidence)
 
 
 # ---- output -----------------------------------------------------------------------------

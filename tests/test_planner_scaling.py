@@ -115,13 +115,45 @@ def test_hysteresis_ignores_small_forecast_moves():
 
 
 def test_predictive_gives_capacity_back_slower_when_the_forecast_is_not_trusted():
-    # 12 was recommended 20 minutes ago: past the trusted window (10 min), inside the
-    # fallback's (an hour)
-    state = at(12, recommendations=((NOW - 1200, 12),))
+    # 12 was recommended 90 minutes ago: past the trusted window (10 min), inside the
+    # fallback's (two hours)
+    state = at(12, recommendations=((NOW - 5400, 12),))
     assert decide_replicas(PREDICTIVE, state, NOW, 2.0, 0.4, flat(2.0), 0.9).replicas == 5
     assert decide_replicas(PREDICTIVE, state, NOW, 2.0, 0.4, flat(2.0), 0.5).replicas == 12
     # and a reactive policy forgets it after its 5 minutes
     assert decide_replicas(REACTIVE, state, NOW, 2.0, 0.4).replicas == 5
+
+
+def test_with_a_median_below_the_band_it_rises_to_the_plan_a_quarter_of_the_way_up():
+    # p50 2.1 and p90 4.1 cores over 400m: 5.25 to 10.25 replicas, planned at 6.5; 5 is below: 7
+    decision = decide_replicas(PREDICTIVE, at(5), NOW, 1.6, 0.4, flat(4.1), 0.9, median=flat(2.1))
+    assert (decision.replicas, decision.basis) == (7, "predictive")
+    assert decision.reasoning == ("cpu forecast peaks at 2.1 cores (p50) to 4.1 cores (p90, at 22:25, in 5 min); "
+                                  "400m per replica → 5.25 to 10.2 replicas, planned 25% of the way up: 6.5 → "
+                                  "7 replicas; now 5")
+
+
+def test_with_a_median_the_count_stands_between_the_median_need_and_the_plan():
+    # 5 to 10 replicas, planned at 6.25: 6 and 7 stand (a fixed +30 % band would go to 10)
+    kept = decide_replicas(PREDICTIVE, at(7), NOW, 2.6, 0.4, flat(4.0), 0.9, median=flat(2.0))
+    assert kept.replicas == 7 and "7 is within 5 to 7: 7 replicas" in kept.reasoning
+    assert decide_replicas(PREDICTIVE, at(6), NOW, 2.2, 0.4, flat(4.0), 0.9, median=flat(2.0)).replicas == 6
+
+
+def test_with_a_median_capacity_above_the_plan_comes_down_to_the_median_need():
+    # 5 to 7 replicas, planned at 5.5: 10 is above, so down to the median's 5, not to 6 or 7
+    eased = decide_replicas(PREDICTIVE, at(10), NOW, 1.6, 0.4, flat(2.8), 0.9, median=flat(2.0))
+    assert eased.replicas == 5 and "10 is above 6: down to the p50's 5 replicas" in eased.reasoning
+
+
+def test_a_bad_median_is_named():
+    with pytest.raises(ValueError, match="median"):
+        decide_replicas(PREDICTIVE, at(5), NOW, 1.0, 0.4, flat(2.0), 0.9, median=np.array([1.0, np.nan]))
+
+
+def test_a_scale_down_window_of_zero_does_not_hold():
+    rules = ScalingRules(mode="Predictive", scale_down_delay_seconds=0)
+    assert decide_replicas(rules, at(10), NOW, 2.0, 0.4, flat(2.0), 0.9).replicas == 5
 
 
 def test_only_the_horizon_of_the_forecast_counts():

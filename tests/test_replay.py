@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from quartermaster.operator import cli
-from quartermaster.operator.replay import Series, replay
-from quartermaster.planner.scaling import ScalingRules
+from quartermaster.operator.replay import Series, forecasts_at_every_step, replay
+from quartermaster.planner.scaling import ScalingRules, ScalingState, decide_replicas
 from quartermaster.testbed.traces import TRACES
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc).timestamp()
@@ -75,6 +75,27 @@ def test_predictive_decisions_depend_only_on_earlier_samples():
     # up to step 300 the replicas in place were decided before the change was seen
     assert np.array_equal(first[:301], second[:301])
     assert not np.array_equal(first[301:], second[301:])
+
+
+def test_predictive_decisions_use_the_forecast_median():
+    rng = np.random.default_rng(3)
+    stamps = START + STEP * np.arange(600)
+    demand = 2 + np.sin(np.arange(600) * 2 * np.pi / 288) + rng.gamma(1.0, 0.4, 600)  # bursty
+    rules = ScalingRules(step_seconds=STEP, confidence_threshold=0.0)
+    forecasts = forecasts_at_every_step(demand, rules)
+    assert np.all(forecasts.median[1:] <= forecasts.upper[1:])
+
+    def decided(with_median):
+        state, replicas = ScalingState.initial(1), [1]
+        for t in range(1, demand.size):
+            state = decide_replicas(rules, state, float(stamps[t - 1]), float(demand[t - 1]), 0.5,
+                                    forecasts.upper[t], float(forecasts.confidence[t]),
+                                    median=forecasts.median[t] if with_median else None).state
+            replicas.append(state.replicas)
+        return replicas
+
+    replayed = replay(Series("bursty", stamps, demand), 0.5, rules).replicas.tolist()
+    assert replayed == decided(True) and replayed != decided(False)
 
 
 @pytest.mark.parametrize("manifest, named", [
