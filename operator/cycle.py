@@ -322,9 +322,11 @@ class ControlCycle:
             if None in used:
                 return None  # no plan on stale usage
             per_pod = [sum(c.requests.get(r, 0.0) for c in template.containers) for r in swapplan.RESOURCES]
+            known = np.isfinite(book.series[rows]).all(axis=0)
+            history = float(known.sum() * book.step)
             instances.append(swapplan.Instance(
                 template, np.array(per_pod) * template.replicas, np.array(used),
-                *(np.array([peaks[q][i] for i in rows]) for q in (spec.quantile, MEDIAN, WORKLOAD_UPPER))))
+                *(np.array([peaks[q][i] for i in rows]) for q in (spec.quantile, MEDIAN, WORKLOAD_UPPER)), history))
         held = np.array([sum(i.current[k] for i in instances) for k in range(len(swapplan.RESOURCES))])
         capacity = np.array([summary.capacity[r] - summary.requested[r] for r in swapplan.RESOURCES]) + held
         return swapplan.SwapFigures(capacity, tuple(instances), book.end)

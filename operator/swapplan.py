@@ -20,7 +20,7 @@ steps are undone in reverse order (RolledBack).
 
 Without the Quota kind, a workload's priority class and SLA floors come from its
 annotations (`quartermaster.dev/priority`, `quartermaster.dev/min-cpu`,
-`quartermaster.dev/min-memory`); a floor is never below what it uses now.
+`quartermaster.dev/min-memory`); no swap takes a workload below what it uses now.
 """
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ class Instance:
     demand: np.ndarray  # the plan's quantile, peak over the horizon
     median: np.ndarray
     upper: np.ndarray
+    history_seconds: float  # how much usage history its forecast stands on
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,14 @@ def decide(plan: CustomObject, spec: SwapPlanSpec | str, figures: Optional[SwapF
     if not cluster.pool_found:
         condition("Ready", False, "PoolNotFound", f"ResourcePool {spec.pool_ref.name} not found or not valid")
         return finish()
+    # a forecast over a horizon from less history than the horizon is a guess, and a
+    # swap on a guess takes from a workload what it may need
+    short = [i for i in figures.instances if i.history_seconds < spec.horizon_seconds]
+    if short:
+        condition("Ready", False, "WaitingForHistory", (
+            f"{short[0].template.key} has {short[0].history_seconds:.0f} s of usage history, less than the "
+            f"plan's {spec.horizon_seconds} s horizon" + (f" (and {len(short) - 1} more)" if len(short) > 1 else "")))
+        return finish()
     interval = spec.constraints.min_interval_seconds
     if phase in TERMINAL and now - from_rfc3339(status["finishedAt"]) < interval:
         condition("Ready", True, phase.value, f"the next plan is made {interval} s after the last one finished")
@@ -222,7 +231,9 @@ def _plan(spec: SwapPlanSpec, figures: SwapFigures, templates: Mapping[WorkloadK
     used = np.array([i.used for i in instances]) / units
     floors = np.array([[to_float(i.template.annotations.get(FLOOR_ANNOTATIONS[r])) for r in RESOURCES]
                        for i in instances]) / units
-    minimum = np.maximum(used, floors)
+    # what a workload uses now bounds how far it may shrink, not how far it must grow in
+    # one plan (that is the demand's and maxChangeFraction's part); an SLA floor is hard
+    minimum = np.maximum(floors, np.minimum(used, current))
     capacity = figures.capacity / units
     priority = [i.template.annotations.get(PRIORITY_ANNOTATION, PriorityClass.NORMAL.value) for i in instances]
     unknown = [p for p in priority if p not in {c.value for c in PriorityClass}]

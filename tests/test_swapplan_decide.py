@@ -23,9 +23,10 @@ def template(name, cpu, memory=GIB, replicas=2, rolled_out=True, annotations=Non
                             (ContainerRequests("app", {"cpu": cpu, "memory": memory}),), rolled_out, annotations or {})
 
 
-def instance(t, used, demand):
+def instance(t, used, demand, history=86400.0):
     total = np.array([sum(c.requests[r] for c in t.containers) * t.replicas for r in ("cpu", "memory")])
-    return Instance(t, total, np.array(used), np.array(demand), np.array(demand) * 0.9, np.array(demand) * 1.1)
+    return Instance(t, total, np.array(used), np.array(demand), np.array(demand) * 0.9, np.array(demand) * 1.1,
+                    history_seconds=history)
 
 
 # "busy" (2 pods at 0.5 cores) will need 3 cores; "idle" (2 pods at 2 cores) uses 0.4
@@ -122,6 +123,14 @@ def test_an_infeasible_problem_says_why_and_takes_no_action():
     assert decision.action is None and decision.status["phase"] == "Pending"
     assert ready(decision)["reason"] == "Infeasible" and "no plan meets the constraints" in ready(decision)["message"]
     assert any(e[2] for e in decision.events), "a warning Event"
+
+
+def test_no_plan_on_less_history_than_the_horizon():
+    young = SwapFigures(np.array([5.0, 8 * GIB]), (instance(BUSY, [0.9, GIB], [3.0, 2 * GIB], history=600.0),
+                                                   instance(IDLE, [0.4, GIB], [0.5, 2 * GIB])), NOW)
+    decision = decided(plan("Auto", horizonSeconds=1800), figs=young)
+    assert decision.action is None and "planId" not in decision.status
+    assert ready(decision)["reason"] == "WaitingForHistory" and "600 s of usage history" in ready(decision)["message"]
 
 
 def test_no_plan_without_fresh_metrics():
