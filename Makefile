@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-planner bench-cycle bench-scaling
+.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-forecast-ablation bench-planner bench-cycle bench-scaling
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ bench: bench-forecast bench-planner bench-cycle bench-scaling
 
 bench-forecast: install
 	$(PY) benchmarks/forecast.py --shared $(SHARED)
+
+# Each forecasting layer switched off in turn, judged by leave-one-family-out cross-validation.
+bench-forecast-ablation: install
+	$(PY) benchmarks/forecast_ablation.py --shared $(SHARED)
 
 bench-planner: install
 	$(PY) benchmarks/planner.py --shared $(SHARED)

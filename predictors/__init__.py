@@ -53,9 +53,10 @@ import numpy as np
 from .accuracy import AccuracyState, update_accuracy
 from .engine import TIER_NAMES, BatchForecast, forecast_batch
 from .hygiene import as_batch, as_series
+from .options import ForecastOptions
 
-__all__ = ["AccuracyState", "Forecast", "ForecastDefaults", "Forecasts", "forecast", "forecast_detailed",
-           "forecast_many", "forecast_many_detailed", "update_accuracy"]
+__all__ = ["AccuracyState", "Forecast", "ForecastDefaults", "ForecastOptions", "Forecasts", "forecast",
+           "forecast_detailed", "forecast_many", "forecast_many_detailed", "update_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -113,29 +114,31 @@ def forecast_many(histories, step_seconds, horizon, quantiles) -> np.ndarray:
     return _run(as_batch(histories), step_seconds, horizon, quantiles, ForecastDefaults()).values
 
 
-def forecast_detailed(history, step_seconds, horizon, quantiles,
-                      defaults: ForecastDefaults = ForecastDefaults()) -> Forecast:
-    """Quantile forecast of one series with its tier, model name and confidence."""
+def forecast_detailed(history, step_seconds, horizon, quantiles, defaults: ForecastDefaults = ForecastDefaults(),
+                      options: ForecastOptions = ForecastOptions()) -> Forecast:
+    """Quantile forecast of one series with its tier, model description and confidence."""
     return forecast_many_detailed(as_series(history)[None, :], step_seconds, horizon, quantiles,
-                                  defaults).series(0)
+                                  defaults, options).series(0)
 
 
 def forecast_many_detailed(histories, step_seconds, horizon, quantiles,
-                           defaults: ForecastDefaults = ForecastDefaults()) -> Forecasts:
-    """Quantile forecasts of a batch of series [n, T], each with its tier, model name and
-    confidence: what the control cycle needs to forecast every workload at once and still
-    gate each decision on its own series' confidence."""
-    result = _run(as_batch(histories), step_seconds, horizon, quantiles, defaults)
+                           defaults: ForecastDefaults = ForecastDefaults(),
+                           options: ForecastOptions = ForecastOptions()) -> Forecasts:
+    """Quantile forecasts of a batch of series [n, T], each with its tier, model description
+    and confidence: what the control cycle needs to forecast every workload at once and
+    still gate each decision on its own series' confidence."""
+    result = _run(as_batch(histories), step_seconds, horizon, quantiles, defaults, options)
     return Forecasts(values=result.values, quantiles=tuple(float(q) for q in quantiles),
                      step_seconds=float(step_seconds), tier=[TIER_NAMES[code] for code in result.tier],
                      model=result.model, confidence=result.confidence)
 
 
-def _run(batch: np.ndarray, step_seconds, horizon, quantiles, defaults: ForecastDefaults) -> BatchForecast:
+def _run(batch: np.ndarray, step_seconds, horizon, quantiles, defaults: ForecastDefaults,
+         options: ForecastOptions = ForecastOptions()) -> BatchForecast:
     step_seconds, horizon, levels = _check_arguments(step_seconds, horizon, quantiles)
     # the engine wants distinct ascending levels; map its rows back to the order asked
     distinct, order = np.unique(levels, return_inverse=True)
-    result = forecast_batch(batch, step_seconds, horizon, distinct, float(defaults.value))
+    result = forecast_batch(batch, step_seconds, horizon, distinct, float(defaults.value), options)
     return BatchForecast(result.values[:, order], result.tier, result.model, result.confidence)
 
 

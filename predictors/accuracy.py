@@ -86,6 +86,14 @@ def confidence_from_wape(error: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - error, 0.0, 1.0)
 
 
+def forecast_confidence(error: np.ndarray, coverage: np.ndarray, level: float) -> np.ndarray:
+    """Confidence in [0, 1] of a forecast from its own backtest: ``confidence_from_wape`` of
+    the median's error, times how much of its nominal ``level`` the top quantile's
+    recent out-of-sample ``coverage`` reached (1 when it covered at least as often as it
+    should: a band that held scores full marks, one that broke loses in proportion)."""
+    return confidence_from_wape(error) * np.clip(coverage / max(level, np.finfo(float).tiny), 0.0, 1.0)
+
+
 def wape(abs_error: np.ndarray, abs_level: np.ndarray) -> np.ndarray:
     """Weighted absolute percentage error, as a ratio of mean absolute error to mean level."""
     return safe_ratio(abs_error, abs_level)

@@ -24,44 +24,60 @@ RECENCY_HALF_LIFE = 0.4
 # An origin whose level is one standard deviation (over the backtest) from today's weighs
 # exp(-1/2) as much; however far, it keeps this much so that no origin is ignored.
 LEVEL_WEIGHT_FLOOR = 0.1
+# The recent coverage is measured on this newest share of the backtest origins, with the
+# top quantile calibrated on the older ones only (so it is out of sample).
+RECENT_SHARE = 1 / 3
 
 
-def origin_weights(levels: np.ndarray) -> np.ndarray:
+def origin_weights(levels: np.ndarray, recency_half_life: float | None = RECENCY_HALF_LIFE,
+                   level_weight_floor: float | None = LEVEL_WEIGHT_FLOOR) -> np.ndarray:
     """Weights [n, O - 1] of the backtest origins, from the level of each series at every
     origin ([n, O], the last column at the real origin): recent origins, and origins at a
-    level like the current one, count more."""
+    level like the current one, count more (either left out when its setting is None)."""
     count = levels.shape[1] - 1
-    recency = np.exp2(-(count - 1 - np.arange(count)) / max(RECENCY_HALF_LIFE * count, 1.0))
-    spread = levels[:, :-1].std(axis=1, keepdims=True)
-    distance = (levels[:, :-1] - levels[:, -1:]) / np.where(spread > 0, spread, 1.0)
-    return recency * (np.exp(-0.5 * distance ** 2) + LEVEL_WEIGHT_FLOOR)
+    weights = np.ones((levels.shape[0], count))
+    if recency_half_life is not None:
+        weights *= np.exp2(-(count - 1 - np.arange(count)) / max(recency_half_life * count, 1.0))
+    if level_weight_floor is not None:
+        spread = levels[:, :-1].std(axis=1, keepdims=True)
+        distance = (levels[:, :-1] - levels[:, -1:]) / np.where(spread > 0, spread, 1.0)
+        weights *= np.exp(-0.5 * distance ** 2) + level_weight_floor
+    return weights
 
 
 def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
-                       quantiles: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Quantile forecasts [n, len(quantiles), H] at the real origin.
+                       quantiles: np.ndarray, weights: np.ndarray | None = None,
+                       shares: tuple[float, ...] = ANCHOR_SHARES,
+                       correction: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Quantile forecasts [n, len(quantiles), H] at the real origin, and [n] the recent
+    coverage of the top quantile: the share of the actuals at the newest RECENT_SHARE of
+    the backtest origins at or under that quantile as calibrated on the older origins.
 
     point: [n, O, H] combined point forecasts at every origin (the last one is the real
     origin); last: [n, O] the last value seen at each origin; actuals: [n, O - 1, H] with
     at least one backtest origin; weights: [n, O - 1] of the backtest origins (equal if not
-    given). The levels are widened by the split-conformal finite-sample correction, with the
-    weights' effective sample size, so a 0.9 band covers about 90% out of sample.
+    given); shares: the anchors to choose from. With ``correction`` the levels are widened
+    by the split-conformal finite-sample correction, with the weights' effective sample
+    size, so a 0.9 band covers about 90% out of sample.
     """
     n, count, horizon = actuals.shape
     weights = np.ones((n, count)) if weights is None else weights
     weights = weights / weights.sum(axis=1, keepdims=True)
-    levels = _conformal_levels(quantiles[None, :], 1.0 / np.square(weights).sum(axis=1, keepdims=True))  # [n, Q]
+    levels = np.broadcast_to(quantiles[None, :], (n, len(quantiles)))
+    if correction:
+        levels = _conformal_levels(levels, 1.0 / np.square(weights).sum(axis=1, keepdims=True))  # [n, Q]
     from_point = actuals - point[:, :-1]
     to_last = last[:, :-1, None] - point[:, :-1]
     # the anchor: for each quantile, the share whose offsets (here from the equally weighted
     # pooled residuals) have the lowest weighted backtest pinball loss
     best_loss = np.full((n, len(quantiles)), np.inf)
     best = np.zeros((n, len(quantiles)), dtype=np.intp)
-    ranked, scales = [], []
-    for index, share in enumerate(ANCHOR_SHARES):
+    pooled, ranked, scales = [], [], []
+    for index, share in enumerate(shares):
         residuals = from_point - from_point.dtype.type(share) * to_last
-        pooled, scale = _pool_steps(residuals)
-        ranked.append(_sort_tagged(pooled, count))
+        standardised, scale = _pool_steps(residuals)
+        pooled.append(standardised)
+        ranked.append(_sort_tagged(standardised, count))
         scales.append(scale[:, 0])
         standard = sample_quantiles(ranked[-1], levels)
         loss = _pinball(residuals, standard[:, :, None] * scale, weights, quantiles)
@@ -70,13 +86,26 @@ def quantile_forecasts(point: np.ndarray, last: np.ndarray, actuals: np.ndarray,
         best = np.where(better, index, best)
     # then each quantile's offsets from its anchor's sorted residuals, weighted
     ranked, scales, rows = np.stack(ranked, axis=1), np.stack(scales, axis=1), np.arange(n)
-    share = np.asarray(ANCHOR_SHARES)[best]  # [n, Q]
+    share = np.asarray(shares)[best]  # [n, Q]
     out = np.empty((n, len(quantiles), horizon))
     for q in range(len(quantiles)):
         offsets = _weighted_quantile(ranked[rows, best[:, q]], weights, count, levels[:, q])
         out[:, q] = (point[:, -1] + share[:, q, None] * (last[:, -1, None] - point[:, -1])
                      + offsets[:, None] * scales[rows, best[:, q]])
-    return out
+    return out, _recent_coverage(np.stack(pooled, axis=1)[rows, best[:, -1]], ranked[rows, best[:, -1]],
+                                 weights, levels[:, -1])
+
+
+def _recent_coverage(pooled: np.ndarray, ranked: np.ndarray, weights: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Share [n] of the pooled residuals [n, O * H] (origin-major) of the newest origins at
+    or under the ``level`` quantile of the older origins' (``ranked``: the same, sorted and
+    tagged; ``weights`` [n, O]), the older origins keeping their weights."""
+    count = weights.shape[1]
+    older = count - max(1, round(RECENT_SHARE * count))
+    past = np.where(np.arange(count) < older, weights, 0.0)
+    offset = _weighted_quantile(ranked, past / past.sum(axis=1, keepdims=True), count, level)
+    recent = pooled.reshape(len(pooled), count, -1)[:, older:]
+    return (recent <= offset[:, None, None]).mean(axis=(1, 2))
 
 
 def _pool_steps(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

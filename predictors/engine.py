@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .accuracy import confidence_from_wape, wape
+from .accuracy import confidence_from_wape, forecast_confidence, wape
 from .analogs import analog_quantiles
 from .calibration import origin_weights, quantile_forecasts
 from .hygiene import CleanBatch, clean
 from .models import DampedTrend, HistogramPercentile, Level, LinearTrend, Model, SeasonalProfile
-from .seasonality import (CALENDAR_PERIODS_SECONDS, CYCLE_PERIODS_SECONDS, DAY, MIN_AUTOCORRELATION,
+from .options import SEASONAL_DAMPINGS, ForecastOptions
+from .seasonality import (CALENDAR_PERIODS_SECONDS, CYCLE_PERIODS_SECONDS, DAY, MIN_AUTOCORRELATION, WEEK,
                           detect_period, period_steps, seasonality_strengths)
 from .selection import BacktestDesign, combine
 
@@ -39,25 +40,24 @@ CHUNK_ROWS = 512
 WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # Robust tier: quantiles of the most recent values, this many at most.
 ROBUST_WINDOW = 24
-# Share of the analogs' forecast in each quantile of a model-tier forecast: an equal
-# average of the two, the combination that needs no weights estimated.
-ANALOG_WEIGHT = 0.5
-# A seasonal model's deviation from its profile is held, or fades by these factors per step.
-SEASONAL_DAMPINGS = (1.0, 0.8)
+# The calendar periods in words, for the models' descriptions.
+PERIOD_WORDS = {DAY: "daily", WEEK: "weekly"}
 
 
 @dataclass(frozen=True)
 class BatchForecast:
     values: np.ndarray  # [n, len(quantiles), horizon]
     tier: np.ndarray  # [n] TIER_* codes
-    model: list[str]  # [n] name of the model (or combination) that produced each row
+    model: list[str]  # [n] the dominant model and its share, in words
     confidence: np.ndarray  # [n] in [0, 1]
 
 
-def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Model], np.ndarray, np.ndarray]:
+def candidate_models(values: np.ndarray, step_seconds: float,
+                     dampings: tuple[float, ...] = SEASONAL_DAMPINGS) -> tuple[list[Model], np.ndarray, np.ndarray]:
     """Every model worth trying on this batch, [n, M] which rows may use which model
     (seasonal models only where that seasonality shows), one column per model, and [n]
-    each row's strongest seasonal period in steps (0 where none shows)."""
+    each row's strongest seasonal period in steps (0 where none shows); ``dampings``: those
+    of the seasonal models' deviations."""
     n, length = values.shape
     day_steps = DAY / step_seconds
     models: list[Model] = [Level(1.0), Level(0.2), Level(0.05),
@@ -69,12 +69,14 @@ def candidate_models(values: np.ndarray, step_seconds: float) -> tuple[list[Mode
     strengths = seasonality_strengths(values, calendar + cycles)
     for period in calendar:
         shows = strengths[period] >= MIN_AUTOCORRELATION
-        models += [SeasonalProfile(period, 1, 0.3, dampings=SEASONAL_DAMPINGS),
-                   SeasonalProfile(period, 3, 0.3, dampings=SEASONAL_DAMPINGS)]
+        kind = PERIOD_WORDS.get(period * step_seconds, "")
+        models += [SeasonalProfile(period, 1, 0.3, dampings=dampings, kind=kind),
+                   SeasonalProfile(period, 3, 0.3, dampings=dampings, kind=kind)]
         eligible += [shows, shows]
     if cycles:
         cycle, found = detect_period(strengths, cycles)
-        models.append(SeasonalProfile(cycle, 3, 0.3, label="auto", reach=max(cycles), dampings=SEASONAL_DAMPINGS))
+        models.append(SeasonalProfile(cycle, 3, 0.3, reach=max(cycles), dampings=dampings,
+                                      kind="detected-cycle"))
         eligible.append(found)
     period = np.zeros(n, dtype=np.intp)
     if calendar + cycles:
@@ -98,11 +100,12 @@ def backtest_plan(models: list[Model], step_seconds: float, length: int,
     return usable, design.origins(length, horizon, earliest)
 
 
-def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int,
-                   quantiles: np.ndarray, default_value: float) -> BatchForecast:
+def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int, quantiles: np.ndarray,
+                   default_value: float, options: ForecastOptions = ForecastOptions()) -> BatchForecast:
     """Quantile forecasts [n, len(quantiles), horizon] for a raw [n, T] batch (quantiles
     ascending), cleaned and forecast in chunks of rows, several chunks at once on threads
-    (numpy releases the GIL in its loops) when there are more than one."""
+    (numpy releases the GIL in its loops) when there are more than one; ``options``: which
+    layers run."""
     n = batch.shape[0]
     out = np.empty((n, len(quantiles), horizon))
     tier = np.empty(n, dtype=np.int8)
@@ -114,7 +117,7 @@ def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int,
     plan = backtest_plan(candidate_models(no_rows, step_seconds)[0], step_seconds, no_rows.shape[1], horizon)
 
     def forecast_chunk(rows: slice) -> None:  # each chunk writes only its own rows
-        chunk = _forecast_clean(clean(batch[rows]), plan, step_seconds, horizon, quantiles, default_value)
+        chunk = _forecast_clean(clean(batch[rows]), plan, step_seconds, horizon, quantiles, default_value, options)
         out[rows], tier[rows], confidence[rows], names[rows] = chunk.values, chunk.tier, chunk.confidence, chunk.model
 
     chunks = [slice(start, start + CHUNK_ROWS) for start in range(0, n, CHUNK_ROWS)]
@@ -128,7 +131,8 @@ def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int,
 
 
 def _forecast_clean(clean: CleanBatch, plan: tuple[np.ndarray, np.ndarray], step_seconds: float,
-                    horizon: int, quantiles: np.ndarray, default_value: float) -> BatchForecast:
+                    horizon: int, quantiles: np.ndarray, default_value: float,
+                    options: ForecastOptions) -> BatchForecast:
     """Forecasts of a cleaned chunk of rows, each from its tier: "model" when the history
     supports a backtest (``plan``: usable models and origins, from ``backtest_plan``) and at
     least half of it (and no less than ``model_points(horizon)`` samples) was observed;
@@ -149,18 +153,21 @@ def _forecast_clean(clean: CleanBatch, plan: tuple[np.ndarray, np.ndarray], step
         # (a counter) keeps its precision.
         level = values[model_rows, -1:]
         centred = (values[model_rows] - level).astype(np.float32)
-        models, eligible, period = candidate_models(centred, step_seconds)
+        models, eligible, period = candidate_models(centred, step_seconds, options.seasonal_dampings)
+        of_model = np.repeat(np.arange(len(models)), [len(m.descriptions) for m in models])  # each variant's model
+        eligible = eligible[:, of_model]
+        if options.only_model is not None:  # that one variant, on every row
+            variants = np.array([words for m in models for words in m.descriptions])
+            eligible = np.broadcast_to(variants == options.only_model, eligible.shape)
         # a model no row may use is not worth running
-        run = usable & eligible.any(axis=0)
+        run = usable & (np.bincount(of_model, weights=eligible.any(axis=0), minlength=len(models)) > 0)
+        keep = run[of_model]
         models = [m for m, ok in zip(models, run) if ok]
-        variants = np.array([name for m in models for name in m.names], dtype=object)
-        eligible = np.repeat(eligible[:, run], [len(m.names) for m in models], axis=1)
-        out[model_rows], weights, error = _model_tier(centred, level, models, eligible, period, origins,
-                                                      horizon, quantiles)
-        confidence[model_rows] = confidence_from_wape(error)
-        # rows share a few combinations: name each once
-        combinations, which = np.unique(weights > 0, axis=0, return_inverse=True)
-        names[model_rows] = np.array(["+".join(variants[used]) for used in combinations], dtype=object)[which]
+        descriptions = np.array([words for m in models for words in m.descriptions], dtype=object)
+        out[model_rows], weights, error, coverage = _model_tier(centred, level, models, eligible[:, keep], period,
+                                                                origins, horizon, quantiles, options)
+        confidence[model_rows] = forecast_confidence(error, coverage, float(quantiles[-1]))
+        names[model_rows] = describe(descriptions, weights)
         tier[model_rows] = TIER_MODEL
 
     robust_rows = np.flatnonzero((clean.observed > 0) & (tier == TIER_DEFAULT))
@@ -168,7 +175,7 @@ def _forecast_clean(clean: CleanBatch, plan: tuple[np.ndarray, np.ndarray], step
         out[robust_rows], confidence[robust_rows] = _robust_tier(
             values[robust_rows], clean.observed[robust_rows], horizon, quantiles)
         tier[robust_rows] = TIER_ROBUST
-        names[robust_rows] = "recent_quantiles"
+        names[robust_rows] = "quantiles of the recent values"
 
     has_data = tier != TIER_DEFAULT
     out[has_data] -= clean.reset_offset[has_data, None, None]
@@ -184,23 +191,38 @@ def model_points(horizon: int) -> int:
     return 2 * horizon + MIN_ORIGINS
 
 
-def _model_tier(centred, level, models, eligible, period, origins, horizon, quantiles):
-    """Quantile forecasts [n, Q, H], ensemble weights [n, variants], backtest WAPE [n] of
-    series given as centred [n, T] (float32) plus level [n, 1]; period: [n] each row's
-    seasonal period in steps, 0 for none."""
+def describe(descriptions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row of ensemble weights [n, M], its dominant model and that model's share in
+    words ("daily seasonal profile (median of 3 cycles), 70 %"): [n] strings."""
+    dominant = weights.argmax(axis=1)
+    share = np.rint(100 * weights[np.arange(len(weights)), dominant]).astype(int)
+    # rows share a few (model, share) pairs: word each once
+    pairs, which = np.unique(np.stack([dominant, share], axis=1), axis=0, return_inverse=True)
+    return np.array([f"{descriptions[m]}, {s} %" for m, s in pairs], dtype=object)[which.reshape(-1)]
+
+
+def _model_tier(centred, level, models, eligible, period, origins, horizon, quantiles, options):
+    """Quantile forecasts [n, Q, H], ensemble weights [n, variants], the median's backtest
+    WAPE [n] and the top quantile's recent coverage [n] (``quantile_forecasts``) of series
+    given as centred [n, T] (float32) plus level [n, 1]; period: [n] each row's seasonal
+    period in steps, 0 for none; options: which layers run."""
     # np.take keeps rows outermost (indexing [:, idx] would lay the result out origin-major,
     # and every later operation would then stride through memory)
     actuals = np.take(centred, origins[:-1, None] + np.arange(horizon), axis=1)  # [n, O-1, H]
-    ensemble = combine([p for m in models for p in m.predict(centred, origins, horizon)], actuals, eligible)
+    ensemble = combine([p for m in models for p in m.predict(centred, origins, horizon)], actuals, eligible,
+                       options.ensemble_tolerance)
     # calibration weighs each origin by its age and by how close its level forecast was to today's
-    forecast = quantile_forecasts(ensemble.forecasts, np.take(centred, origins - 1, axis=1), actuals, quantiles,
-                                  origin_weights(ensemble.forecasts[:, :, 0]))
-    # averaged, quantile by quantile, with the analogs' forecast: a second opinion from the
-    # whole history, which the day of backtest origins does not see
-    forecast = (1.0 - ANALOG_WEIGHT) * forecast + ANALOG_WEIGHT * analog_quantiles(centred, horizon, quantiles, period)
+    weights = origin_weights(ensemble.forecasts[:, :, 0], options.recency_half_life, options.level_weight_floor)
+    forecast, coverage = quantile_forecasts(ensemble.forecasts, np.take(centred, origins - 1, axis=1), actuals, quantiles,
+                                            weights, options.anchor_shares, options.conformal_correction)
+    if options.analog_weight > 0:
+        # averaged, quantile by quantile, with the analogs' forecast: a second opinion from the
+        # whole history, which the day of backtest origins does not see
+        forecast = ((1.0 - options.analog_weight) * forecast
+                    + options.analog_weight * analog_quantiles(centred, horizon, quantiles, period))
     error = wape(np.abs(ensemble.residuals).mean(axis=(1, 2)),
                  np.abs(actuals + level[:, :, None].astype(np.float32)).mean(axis=(1, 2)))
-    return forecast + level[:, :, None], ensemble.weights, error
+    return forecast + level[:, :, None], ensemble.weights, error, coverage
 
 
 def _robust_tier(values, observed, horizon, quantiles):

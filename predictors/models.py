@@ -1,7 +1,7 @@
 """Point-forecast models, each evaluated at many forecast origins at once.
 
 ``predict(values, origins, horizon)`` returns one ``[n, len(origins), horizon]`` array per
-name in ``names``: for origin o the model has seen ``values[:, :o]`` and forecasts
+variant in ``descriptions`` (each in words, as a forecast's ``model`` names it): for origin o the model has seen ``values[:, :o]`` and forecasts
 ``values[:, o : o + horizon]``. The same call gives the rolling backtest (origins inside the
 history) and the real forecast (origin T). A model yields several variants when they share
 most of their work (a seasonal profile with several dampings of its deviation).
@@ -20,8 +20,8 @@ from .smoothing import WARMUP_STEPS, brown_level_and_trend, damped_steps, expone
 
 class Model(Protocol):
     @property
-    def names(self) -> tuple[str, ...]:
-        """One name per variant ``predict`` returns."""
+    def descriptions(self) -> tuple[str, ...]:
+        """One description in words per variant ``predict`` returns, as a forecast's ``model`` shows it."""
 
     def min_points(self) -> int:
         """Fewest history points before the earliest origin for the model to make sense."""
@@ -30,11 +30,11 @@ class Model(Protocol):
 
 
 class SingleVariant:
-    """A model with one variant: it defines ``name`` and ``forecast``."""
+    """A model with one variant: it defines ``description`` and ``forecast``."""
 
     @property
-    def names(self) -> tuple[str, ...]:
-        return (self.name,)
+    def descriptions(self) -> tuple[str, ...]:
+        return (self.description,)
 
     def predict(self, values, origins, horizon):
         return [self.forecast(values, origins, horizon)]
@@ -57,8 +57,8 @@ class Level(SingleVariant):
     alpha: float
 
     @property
-    def name(self) -> str:
-        return "naive" if self.alpha == 1.0 else f"level(a={self.alpha:g})"
+    def description(self) -> str:
+        return "last value" if self.alpha == 1.0 else f"smoothed level (alpha {self.alpha:g})"
 
     def min_points(self) -> int:
         return 1
@@ -76,9 +76,7 @@ class DampedTrend(SingleVariant):
     alpha: float
     phi: float
 
-    @property
-    def name(self) -> str:
-        return f"damped_trend(a={self.alpha:g},phi={self.phi:g})"
+    description = "damped trend"
 
     def min_points(self) -> int:
         return 4
@@ -97,7 +95,7 @@ class LinearTrend(SingleVariant):
 
     step_seconds: float
 
-    name = "linear_trend"
+    description = "linear trend over the last day"
 
     @property
     def window(self) -> int:
@@ -138,19 +136,21 @@ class SeasonalProfile:
     ``period`` is one period in steps for every row, or one per row (a detected period);
     ``reach`` is then the longest period any row could have, so that the history the model
     needs, and with it the backtest, does not depend on which series share a batch.
+    ``kind`` names the period in words ("daily"), for the descriptions.
     """
 
     period: int | np.ndarray
     cycles: int
     alpha: float
-    label: str = ""
     reach: int = 0
     dampings: tuple[float, ...] = (1.0,)
+    kind: str = ""
 
     @property
-    def names(self) -> tuple[str, ...]:
-        base = f"p={self.label or self.period},k={self.cycles},a={self.alpha:g}"
-        return tuple(f"seasonal({base})" if phi == 1.0 else f"seasonal({base},damping={phi:g})"
+    def descriptions(self) -> tuple[str, ...]:
+        base = f"{self.kind or f'{self.period}-step'} seasonal profile"
+        cycles = "last cycle" if self.cycles == 1 else f"median of {self.cycles} cycles"
+        return tuple(f"{base} ({cycles})" if phi == 1.0 else f"{base} ({cycles}, deviation fading)"
                      for phi in self.dampings)
 
     @property
@@ -208,8 +208,8 @@ class HistogramPercentile(SingleVariant):
     percentile: float = 0.5
 
     @property
-    def name(self) -> str:
-        return f"histogram(p{round(100 * self.percentile)},half_life={self.half_life:g})"
+    def description(self) -> str:
+        return f"decaying-histogram p{round(100 * self.percentile)}"
 
     def min_points(self) -> int:
         return 1

@@ -36,11 +36,13 @@ class Ensemble:
 TOLERANCE = 1.25
 
 
-def combine(predictions: list[np.ndarray], actuals: np.ndarray, eligible: np.ndarray) -> Ensemble:
+def combine(predictions: list[np.ndarray], actuals: np.ndarray, eligible: np.ndarray,
+            tolerance: float = TOLERANCE) -> Ensemble:
     """Weight models by their backtest loss on each series and combine their forecasts.
 
     predictions: per model [n, O, H]; actuals: [n, O - 1, H] for the backtest origins;
-    eligible: [n, M] which models may be used on which series.
+    eligible: [n, M] which models may be used on which series; tolerance: the loss ratio
+    to the best model within which a model gets weight.
     """
     scratch = np.empty_like(actuals)
     losses = np.empty(eligible.shape)
@@ -50,7 +52,7 @@ def combine(predictions: list[np.ndarray], actuals: np.ndarray, eligible: np.nda
     losses = np.where(eligible, losses, np.inf)
     best = losses.min(axis=1, keepdims=True)
     ratio = np.where(best > 0, losses / np.where(best > 0, best, 1.0), np.where(losses > 0, np.inf, 1.0))
-    raw = np.where(ratio <= TOLERANCE, 1.0 / ratio ** 2, 0.0)
+    raw = np.where(ratio <= tolerance, 1.0 / ratio ** 2, 0.0)
     weights = raw / raw.sum(axis=1, keepdims=True)
     forecasts = np.zeros(predictions[0].shape, dtype=predictions[0].dtype)
     for column, prediction in enumerate(predictions):

@@ -70,7 +70,8 @@ def test_seasonal_deviation_is_held_or_fades_by_its_damping():
     profile = 50 + 20 * np.sin(2 * np.pi * np.arange(values.size, values.size + 6) / 288)
     np.testing.assert_allclose(held[0, 0], profile + 10.0, atol=1e-9)
     np.testing.assert_allclose(faded[0, 0], profile + 10.0 * 0.5 ** np.arange(1, 7), atol=1e-9)
-    assert model.names == ("seasonal(p=288,k=1,a=1)", "seasonal(p=288,k=1,a=1,damping=0.5)")
+    assert model.descriptions == ("288-step seasonal profile (last cycle)",
+                                  "288-step seasonal profile (last cycle, deviation fading)")
 
 
 def test_decaying_percentile_follows_a_new_regime_after_its_half_life():
@@ -88,7 +89,7 @@ def test_conformal_offsets_recover_a_known_distribution():
     residuals = rng.normal(0, 1, (1, 2000, 3))
     # with the point forecast and the last value both 0, every anchor is 0 and only the
     # conformal offsets remain
-    q = quantile_forecasts(np.zeros((1, 2001, 3)), np.zeros((1, 2001)), residuals, np.array([0.1, 0.5, 0.9]))[0]
+    q = quantile_forecasts(np.zeros((1, 2001, 3)), np.zeros((1, 2001)), residuals, np.array([0.1, 0.5, 0.9]))[0][0]
     np.testing.assert_allclose(q[:, 1], [-1.2816, 0.0, 1.2816], atol=0.1)
 
 
@@ -102,7 +103,7 @@ def test_upper_quantile_follows_the_last_value_when_that_is_what_the_backtest_re
     last = walk[origins][None, :]
     point = np.zeros((1, n_origins, horizon))  # stale
     actuals = walk[origins[:-1, None] + 1 + np.arange(horizon)][None]
-    out = quantile_forecasts(point, last, actuals, np.array([0.5, 0.9]))[0]
+    out = quantile_forecasts(point, last, actuals, np.array([0.5, 0.9]))[0][0]
     expected = last[0, -1] + norm.ppf(0.9) * np.sqrt(np.arange(1, horizon + 1))
     np.testing.assert_allclose(out[1], expected, atol=0.35)
     np.testing.assert_allclose(out[0], last[0, -1], atol=0.25)
@@ -128,8 +129,8 @@ def test_upper_quantile_is_calibrated_on_origins_at_a_level_like_todays():
     point = np.repeat(level[None, :, None], horizon, axis=2)
     actuals = point[:, :-1] + rng.normal(0, 1, (1, n_origins - 1, horizon)) * sd
     quantiles = np.array([0.5, 0.9])
-    local = quantile_forecasts(point, level[None], actuals, quantiles, origin_weights(level[None]))[0]
-    pooled = quantile_forecasts(point, level[None], actuals, quantiles)[0]
+    local = quantile_forecasts(point, level[None], actuals, quantiles, origin_weights(level[None]))[0][0]
+    pooled = quantile_forecasts(point, level[None], actuals, quantiles)[0][0]
     assert np.all(np.abs(local[1] - norm.ppf(0.9)) < 0.6)
     assert np.all(pooled[1] > local[1] + 1.0)
 
