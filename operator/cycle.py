@@ -295,7 +295,8 @@ class ControlCycle:
             recent = book.series[i, -day:]
             signals.append(SignalFigures(
                 signal=signal, demand=book.current(("workload", target, signal)),
-                forecast=book.forecasts.at(spec.forecast.quantile)[i], confidence=float(book.forecasts.confidence[i]),
+                forecast=book.forecasts.at(spec.forecast.quantile)[i], median=book.forecasts.at(MEDIAN)[i],
+                confidence=float(book.forecasts.confidence[i]),
                 target_per_replica=scalingpolicy.target_per_replica(signal, spec, requests.get(signal)),
                 recent_peak=float(np.nanmax(recent)) if np.isfinite(recent).any() else None))
         pods = observed.target_pods.get(target, [])

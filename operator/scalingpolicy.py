@@ -137,6 +137,7 @@ class SignalFigures:
     confidence: float
     target_per_replica: Optional[float]  # from the spec, else the pod's request
     recent_peak: Optional[float] = None  # the target's highest total usage over the last day
+    median: Optional[np.ndarray] = None  # [H] the forecast's median: the bottom of Predictive's band
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
     # the replicas in place are what the cluster runs now, whatever the last decision said
     state = replace(state or _restored_state(previous, figures.replicas), replicas=figures.replicas)
     decisions = [scaling.decide_replicas(rules, state, now, s.demand, s.target_per_replica, s.forecast,
-                                         s.confidence, signal=s.signal) for s in figures.signals]
+                                         s.confidence, signal=s.signal, median=s.median) for s in figures.signals]
     chosen = max(decisions, key=lambda d: d.replicas)  # the signal that needs most replicas rules
     main = figures.signals[decisions.index(chosen)]
     horizon = max(1, math.ceil(spec.forecast.horizon_seconds / figures.step_seconds))

@@ -36,6 +36,16 @@ def test_a_trusted_forecast_raises_the_floor_ahead_of_demand():
     assert decision.status["lastAction"]["action"].startswith("HPA shop/web: minReplicas 8")
 
 
+def test_with_the_median_the_floor_is_planned_inside_the_forecasts_band():
+    forecast = np.full(12, 2.0)
+    forecast[1] = 4.0
+    median = np.full(12, 2.0)  # 4 replicas at the median's peak, 8 at the p90's
+    signal = SignalFigures("cpu", 2.0, forecast, 0.9, 0.5, median=median)
+    decision = decided(policy(mode="Predictive"), PolicyFigures(2, (signal,), 300, NOW))
+    assert decision.status["recommendation"]["replicas"] == 5, "a quarter of the way from 4 to 8"
+    assert "p50" in decision.status["reasoning"] and "p90" in decision.status["reasoning"]
+
+
 def test_below_the_confidence_threshold_it_recommends_on_now_says_so_and_does_not_act():
     decision = decided(policy(mode="Predictive"), figures(demand=2.0, peak=4.0, confidence=0.3))
     assert decision.status["recommendation"]["replicas"] == 4
