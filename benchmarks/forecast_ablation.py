@@ -39,18 +39,14 @@ FAMILIES = {"ec2_cpu": "cpu", "rds_cpu": "cpu", "grok_asg": "cpu", "ec2_network"
             "elb_request": "network/requests", "Twitter": "tweets", "nyc_taxi": "taxi"}
 FULL = ForecastOptions()
 # what is switched off for the single models: every layer above the point forecast
-BARE = replace(FULL, analog_weight=0.0, anchor_shares=(0.0,), recency_half_life=None, level_weight_floor=None)
+BARE = replace(FULL, analog_weight=0.0, anchor_shares=(0.0,))
 LAYERS = {
     "full": FULL,
     "no analogs": replace(FULL, analog_weight=0.0),
     "analogs 1/4": replace(FULL, analog_weight=0.25),
     "analogs 3/4": replace(FULL, analog_weight=0.75),
     "point anchor only": replace(FULL, anchor_shares=(0.0,)),
-    "anchors point, last": replace(FULL, anchor_shares=(0.0, 1.0)),
-    "no recency weights": replace(FULL, recency_half_life=None),
-    "no level weights": replace(FULL, level_weight_floor=None),
-    "no origin weights": replace(FULL, recency_half_life=None, level_weight_floor=None),
-    "no conformal correction": replace(FULL, conformal_correction=False),
+    "anchors point, half, last": replace(FULL, anchor_shares=(0.0, 0.5, 1.0)),
     "best model, no ensemble": replace(FULL, ensemble_tolerance=1.0),
     "no fading seasonal": replace(FULL, seasonal_dampings=(1.0,)),
 }

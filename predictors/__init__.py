@@ -6,16 +6,23 @@ Public API (stable; the operator and ``shared/bench/forecast_eval.py`` call it):
     One series, oldest sample first, regularly spaced ``step_seconds`` apart.
 ``forecast_many(histories, step_seconds, horizon, quantiles) -> ndarray[n, len(quantiles), horizon]``
     Many series of one length ([n, T]), vectorised over series.
-``forecast_detailed(history, step_seconds, horizon, quantiles, defaults=ForecastDefaults()) -> Forecast``
+``forecast_detailed(history, step_seconds, horizon, quantiles, defaults=ForecastDefaults(), options=ForecastOptions()) -> Forecast``
     One series, with the tier that produced it ("model" | "robust" | "default"), the model
-    name and a confidence in [0, 1] (1 - weighted absolute percentage error measured on the
-    series' own recent backtest), for comparison with a policy's confidence threshold.
-``forecast_many_detailed(histories, step_seconds, horizon, quantiles, defaults=ForecastDefaults()) -> Forecasts``
+    in words (the dominant one and its share: "daily seasonal profile (median of 3
+    cycles), 70 %") and a confidence in [0, 1] for comparison with a policy's confidence
+    threshold: on the model tier, (1 - the median's weighted absolute percentage error on
+    the series' own backtest) times (the share of the newest third of the backtest's
+    actuals the top quantile covered, calibrated on the older two thirds, over that
+    quantile's level, at most 1); on the robust tier, 1 - the recent values' WAPE around
+    their median, discounted by how little history there is; 0 on the default tier.
+``forecast_many_detailed(histories, step_seconds, horizon, quantiles, defaults=ForecastDefaults(), options=ForecastOptions()) -> Forecasts``
     Many series ([n, T]) at once, with the same per series: ``values`` [n, len(quantiles),
     horizon], ``tier`` and ``model`` (lists of n names), ``confidence`` [n];
     ``Forecasts.series(i)`` is row i as the ``Forecast`` that ``forecast_detailed`` gives.
 ``ForecastDefaults(value=0.0)``
     What to forecast when a series has no usable sample at all (tier "default").
+``ForecastOptions(...)``
+    Which layers of the model tier run (``options``); the defaults are the product's.
 ``AccuracyState.empty(n)`` / ``update_accuracy(state, realised, median_forecast, upper_forecast,
 half_life=288) -> AccuracyState``
     Live accuracy per series: ``scaled_error`` (MASE-style), ``coverage`` (share at or under
@@ -32,11 +39,10 @@ seeds' linear trend, a VPA-style decaying-histogram median, seasonal profiles fo
 the week and a detected sub-daily cycle, each with its deviation from the profile held or
 fading) is run at up to 64 rolling-origin backtest points over about the last day; each series
 combines the models whose backtest error is within 25% of its best one. Each quantile is
-then an anchor (the combined forecast moved none, half or all of the way to the last value,
-whichever has the lowest backtest pinball loss for that quantile) plus a localised conformal
-offset: a weighted quantile of that anchor's backtest residuals, pooled over horizon steps
-once each step's spread is divided out, where recent origins and origins at a level like
-today's weigh more. Each quantile is then averaged, half and half, with the analogs'
+then an anchor (the combined forecast or the last value, whichever has the lowest backtest
+pinball loss for that quantile) plus a conformal offset:
+a quantile of that anchor's backtest residuals, pooled over horizon steps once each step's
+spread is divided out. Each quantile is then averaged, half and half, with the analogs'
 (``analogs``): the quantiles of what followed the past states, over the whole history,
 most like the current one (deviation from the smoothed level, value, age, seasonal phase),
 as many as the square root of the states there are. The backtest
@@ -74,8 +80,8 @@ class Forecast:
     quantiles: tuple[float, ...]
     step_seconds: float
     tier: str  # "model" | "robust" | "default"
-    model: str  # the model, or models joined by "+", that produced it
-    confidence: float  # in [0, 1], from recent measured accuracy
+    model: str  # the dominant model and its share, in words
+    confidence: float  # in [0, 1], from the backtest's error and recent coverage (module docstring)
 
     def at(self, quantile: float) -> np.ndarray:
         """The forecast row for one of the requested quantiles."""
@@ -90,8 +96,8 @@ class Forecasts:
     quantiles: tuple[float, ...]
     step_seconds: float
     tier: list[str]  # [n] "model" | "robust" | "default"
-    model: list[str]  # [n] the model, or models joined by "+", that produced each row
-    confidence: np.ndarray  # [n] in [0, 1], from recent measured accuracy
+    model: list[str]  # [n] each row's dominant model and its share, in words
+    confidence: np.ndarray  # [n] in [0, 1], from the backtest's error and recent coverage
 
     def at(self, quantile: float) -> np.ndarray:
         """The forecasts [n, horizon] for one of the requested quantiles."""

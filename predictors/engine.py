@@ -17,7 +17,7 @@ import numpy as np
 
 from .accuracy import confidence_from_wape, forecast_confidence, wape
 from .analogs import analog_quantiles
-from .calibration import origin_weights, quantile_forecasts
+from .calibration import quantile_forecasts
 from .hygiene import CleanBatch, clean
 from .models import DampedTrend, HistogramPercentile, Level, LinearTrend, Model, SeasonalProfile
 from .options import SEASONAL_DAMPINGS, ForecastOptions
@@ -211,10 +211,8 @@ def _model_tier(centred, level, models, eligible, period, origins, horizon, quan
     actuals = np.take(centred, origins[:-1, None] + np.arange(horizon), axis=1)  # [n, O-1, H]
     ensemble = combine([p for m in models for p in m.predict(centred, origins, horizon)], actuals, eligible,
                        options.ensemble_tolerance)
-    # calibration weighs each origin by its age and by how close its level forecast was to today's
-    weights = origin_weights(ensemble.forecasts[:, :, 0], options.recency_half_life, options.level_weight_floor)
-    forecast, coverage = quantile_forecasts(ensemble.forecasts, np.take(centred, origins - 1, axis=1), actuals, quantiles,
-                                            weights, options.anchor_shares, options.conformal_correction)
+    forecast, coverage = quantile_forecasts(ensemble.forecasts, np.take(centred, origins - 1, axis=1), actuals,
+                                            quantiles, options.anchor_shares)
     if options.analog_weight > 0:
         # averaged, quantile by quantile, with the analogs' forecast: a second opinion from the
         # whole history, which the day of backtest origins does not see

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .calibration import ANCHOR_SHARES, LEVEL_WEIGHT_FLOOR, RECENCY_HALF_LIFE
+from .calibration import ANCHOR_SHARES
 from .selection import TOLERANCE
 
 # Share of the analogs' forecast in each quantile of a model-tier forecast: an equal
@@ -24,11 +24,6 @@ class ForecastOptions:
     seasonal_dampings: the factors by which a seasonal model's deviation fades per step.
     anchor_shares: the shares of the way from the point forecast to the last value a
         quantile's anchor may take ((0.0,): always the point forecast).
-    recency_half_life: an origin's calibration weight halves every this share of the
-        backtest (None: every age weighs the same).
-    level_weight_floor: origins at a level unlike today's weigh down to this floor
-        (None: every level weighs the same).
-    conformal_correction: widen the levels by the finite-sample correction (m + 1) / m.
     analog_weight: the analogs' share in each quantile (0: no analogs).
     only_model: use only the model variant so described, on every series (None: all
         eligible ones), as in "daily seasonal profile (median of 3 cycles)".
@@ -37,8 +32,5 @@ class ForecastOptions:
     ensemble_tolerance: float = TOLERANCE
     seasonal_dampings: tuple[float, ...] = SEASONAL_DAMPINGS
     anchor_shares: tuple[float, ...] = ANCHOR_SHARES
-    recency_half_life: float | None = RECENCY_HALF_LIFE
-    level_weight_floor: float | None = LEVEL_WEIGHT_FLOOR
-    conformal_correction: bool = True
     analog_weight: float = ANALOG_WEIGHT
     only_model: str | None = None

@@ -1,6 +1,9 @@
 """Analog quantile forecasts: what followed the past states most like now."""
+from dataclasses import replace
+
 import numpy as np
 
+from quartermaster.predictors import ForecastOptions, forecast_detailed
 from quartermaster.predictors.analogs import analog_quantiles
 
 QUANTILES = np.array([0.1, 0.5, 0.9])
@@ -66,3 +69,17 @@ def test_constant_series_gives_its_value_and_short_library_uses_what_there_is():
     assert np.all(np.isfinite(forecast))
     # each neighbour's outcome is its own rise, moved to today's level: still a rise
     assert np.all(forecast[0, 1] > short[0, -1])
+
+
+def test_analogs_know_a_burst_in_progress_lasts_five_more_steps_then_ends():
+    # two steps into a seven-step burst: the whole history says five more high steps, the
+    # backtest's day of mostly idle origins cannot
+    history = bursts(2000, seed=1, now_into_burst=2)
+
+    def right(options: ForecastOptions) -> bool:
+        # the median is half the analogs' (80, then 1) and half the calibrated one's (1)
+        median = forecast_detailed(history, 300.0, 12, (0.5, 0.9), options=options).at(0.5)
+        return bool(np.all(median[:5] > 20.0) and np.all(median[6:] < 5.0))
+
+    assert right(ForecastOptions())
+    assert not right(replace(ForecastOptions(), analog_weight=0.0))

@@ -1,11 +1,8 @@
 """Building blocks: period detection, smoothing, the decaying histogram, calibration, models."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy.stats import norm
 
-from quartermaster.predictors.calibration import _sort_tagged, _weighted_quantile, origin_weights, quantile_forecasts
+from quartermaster.predictors.calibration import quantile_forecasts
 from quartermaster.predictors.histogram import decaying_percentile
 from quartermaster.predictors.models import DampedTrend, LinearTrend, SeasonalProfile
 from quartermaster.predictors.seasonality import detect_period, period_steps, seasonality_strengths
@@ -91,70 +88,3 @@ def test_conformal_offsets_recover_a_known_distribution():
     # conformal offsets remain
     q = quantile_forecasts(np.zeros((1, 2001, 3)), np.zeros((1, 2001)), residuals, np.array([0.1, 0.5, 0.9]))[0][0]
     np.testing.assert_allclose(q[:, 1], [-1.2816, 0.0, 1.2816], atol=0.1)
-
-
-def test_upper_quantile_follows_the_last_value_when_that_is_what_the_backtest_rewards():
-    # a random walk forecast by a stale level: the last value carries the information, so
-    # each quantile is anchored on it (share 1) and its offset is the walk's step spread
-    rng = np.random.default_rng(5)
-    n_origins, horizon = 400, 3
-    walk = np.cumsum(rng.normal(0, 1, n_origins + horizon))
-    origins = np.arange(n_origins)
-    last = walk[origins][None, :]
-    point = np.zeros((1, n_origins, horizon))  # stale
-    actuals = walk[origins[:-1, None] + 1 + np.arange(horizon)][None]
-    out = quantile_forecasts(point, last, actuals, np.array([0.5, 0.9]))[0][0]
-    expected = last[0, -1] + norm.ppf(0.9) * np.sqrt(np.arange(1, horizon + 1))
-    np.testing.assert_allclose(out[1], expected, atol=0.35)
-    np.testing.assert_allclose(out[0], last[0, -1], atol=0.25)
-
-
-def test_newer_origins_and_origins_at_todays_level_weigh_more():
-    levels = np.array([[5.0, 0.0, 5.0, 0.0, 5.0, 0.0, 5.0, 0.0, 0.0]])  # today's level: 0
-    weights = origin_weights(levels)[0]
-    assert weights[7] > weights[5] > weights[3] > weights[1]  # same level: newer weighs more
-    assert weights[6] < weights[5] and weights[6] < weights[7]  # the far level weighs less
-    assert weights.min() > 0  # but is never ignored
-
-
-def test_upper_quantile_is_calibrated_on_origins_at_a_level_like_todays():
-    # quiet origins (level 0, noise sd 1) and busy ones (level 10, sd 5) alternate; today is
-    # quiet, so the 0.9 offset should be near the quiet one (1.28), well under the mixture's
-    rng = np.random.default_rng(3)
-    n_origins, horizon = 400, 4
-    busy = (np.arange(n_origins) // 5) % 2 == 1
-    busy[-1] = False
-    sd = np.where(busy, 5.0, 1.0)[:-1, None]
-    level = np.where(busy, 10.0, 0.0)
-    point = np.repeat(level[None, :, None], horizon, axis=2)
-    actuals = point[:, :-1] + rng.normal(0, 1, (1, n_origins - 1, horizon)) * sd
-    quantiles = np.array([0.5, 0.9])
-    local = quantile_forecasts(point, level[None], actuals, quantiles, origin_weights(level[None]))[0][0]
-    pooled = quantile_forecasts(point, level[None], actuals, quantiles)[0][0]
-    assert np.all(np.abs(local[1] - norm.ppf(0.9)) < 0.6)
-    assert np.all(pooled[1] > local[1] + 1.0)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 64), st.integers(1, 12), st.sampled_from([np.float32, np.float64]),
-       st.floats(0.0, 1.0), st.integers(0, 2 ** 31))
-def test_weighted_quantile_of_tagged_sort_matches_an_argsort(count, horizon, dtype, level, seed):
-    # the plain reading: sort with an argsort, each sample weighing its origin's weight over
-    # the steps, at the middle of its mass (distinct values: with unequal weights the order
-    # of tied values moves the interpolation, and neither sort fixes that order)
-    rng = np.random.default_rng(seed)
-    pooled = np.stack([rng.permutation(count * horizon) for _ in range(3)]).astype(dtype)
-    pooled = (pooled - pooled.mean()) * dtype(0.37)
-    weights = rng.random((3, count)) + 0.01
-    weights /= weights.sum(axis=1, keepdims=True)
-    ranked = _sort_tagged(pooled, count)
-    got = _weighted_quantile(ranked, weights, count, np.full(3, level))
-    for row in range(3):
-        order = np.argsort(pooled[row], kind="stable")
-        values = pooled[row][order].astype(np.float64)
-        mass = np.repeat(weights[row] / horizon, horizon)[order]
-        position = np.cumsum(mass) - 0.5 * mass
-        expected = np.interp(level, position, values)
-        # the tags move each value by under 2 ** -16 of itself, so the interpolated one by
-        # under that share of the largest value
-        assert abs(got[row] - expected) <= 2 ** -16 * np.abs(values).max()
