@@ -80,10 +80,11 @@ def up() -> int:
                                 on_spawn=record).start()
         say(f"Prometheus at {prometheus.url}: 7 days of the example pods' usage from the bundled traces, "
             f"then live from {exporter.url}")
-        metrics_port = free_port()
+        metrics_port, api_port = free_port(), free_port()
         start_operator(kubeconfig, WORKDIR / "operator.log", "--resync-seconds=15",
                        f"--prometheus-url={prometheus.url}", f"--metrics-port={metrics_port}",
-                       "--metrics-host=127.0.0.1", "--metrics-step-seconds=60", on_spawn=record)
+                       "--metrics-host=127.0.0.1", f"--api-port={api_port}", "--api-host=127.0.0.1",
+                       "--metrics-step-seconds=60", on_spawn=record)
         say("operator running with the chart's ServiceAccount")
     except BaseException as error:
         for process in reversed(started):
@@ -107,6 +108,8 @@ def up() -> int:
     print(f"  {bin_dir / 'kubectl'} -n team-a scale deployment web --replicas=8")
     print(f"  Prometheus: {prometheus.url}")
     print(f"  operator metrics: http://127.0.0.1:{metrics_port}/metrics   operator log: {WORKDIR / 'operator.log'}")
+    print(f"  REST API: http://127.0.0.1:{api_port} (/openapi.json; a bearer token: "
+          f"{bin_dir / 'kubectl'} create token <serviceaccount>)")
     say("stop it with: make demo-down")
     return 0
 

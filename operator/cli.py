@@ -2,6 +2,7 @@
 
     quartermaster run [--kubeconfig PATH] [--resync-seconds N] [--liveness-port N [--liveness-host H]]
                       [--metrics-port N [--metrics-host H]] [--peering NAME]
+                      [--api-port N [--api-host H] [--api-tls-certificate PEM --api-tls-key PEM]]
                       [--prometheus-url URL] [--prometheus-timeout S] [--metrics-step-seconds N]
                       [--history-seconds N] [--rate-window W] [--cpu-query PROMQL] [--memory-query PROMQL]
     quartermaster crds [FOLDER]
@@ -34,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, help="serve the operator's own /metrics on this port")
     run.add_argument("--metrics-host", default=defaults.metrics_host,
                      help="the address /metrics listens on (default: all)")
+    run.add_argument("--api-port", type=int, help="serve the REST API (forecasts, swaps) on this port")
+    run.add_argument("--api-host", default=defaults.api_host, help="the address the REST API listens on (default: all)")
+    run.add_argument("--api-tls-certificate", help="serve the REST API over HTTPS with this certificate (PEM)")
+    run.add_argument("--api-tls-key", help="the certificate's private key (PEM)")
     usage = defaults.metrics
     run.add_argument("--prometheus-url", help="the Prometheus that holds the workloads' usage "
                                               "(e.g. http://prometheus.monitoring:9090); without it no usage is read")
@@ -73,7 +78,8 @@ def run(options: argparse.Namespace) -> int:
     settings.current = config = OperatorSettings(
         resync_seconds=options.resync_seconds, liveness_port=options.liveness_port,
         liveness_host=options.liveness_host, metrics_port=options.metrics_port,
-        metrics_host=options.metrics_host, peering=options.peering,
+        metrics_host=options.metrics_host, peering=options.peering, api_port=options.api_port,
+        api_host=options.api_host, api_tls_certificate=options.api_tls_certificate, api_tls_key=options.api_tls_key,
         metrics=MetricsSettings(
             prometheus_url=options.prometheus_url, timeout_seconds=options.prometheus_timeout,
             step_seconds=options.metrics_step_seconds, history_seconds=options.history_seconds,

@@ -21,7 +21,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Hashable, Optional
+from typing import Hashable, Mapping, Optional
 
 import numpy as np
 from kubernetes.client import ApiException
@@ -129,6 +129,9 @@ class ControlCycle:
         self._written: dict[str, dict] = {}
         self._scaling_state: dict[str, object] = {}  # policy uid -> planner.scaling.ScalingState
         self._forecast_cache: Optional[tuple] = None  # (what was asked, forecasts)
+        # the last cycle's view, which the REST API answers from
+        self.latest_snapshot: Optional[ClusterSnapshot] = None
+        self.latest_book: Optional[_ForecastBook] = None
 
     # ---- compute: observe, forecast, decide (no Kubernetes I/O) ---------------------
 
@@ -150,6 +153,7 @@ class ControlCycle:
 
         names = {p.uid: p.name for p in snapshot.pools}
         book = None if error or not workloads else self._forecast(observed, workloads)
+        self.latest_snapshot, self.latest_book = snapshot, book or self.latest_book
         timings["forecast"], clock = time.perf_counter() - clock, time.perf_counter()
 
         problem = None if error is None else (error.reason, self._unavailable_message(error, now))
@@ -348,6 +352,11 @@ class ControlCycle:
             return self.usage.reader.count(query, now) > 0
         except MetricsUnavailable as failure:
             return f"the rollback guard could not be evaluated: {failure}"
+
+    def plan_statuses(self) -> dict[str, Mapping]:
+        """Each SwapPlan's status as the last cycle decided it, by name."""
+        plans = self.latest_snapshot.plans if self.latest_snapshot else []
+        return {p.name: self._written.get(p.uid, p.status) for p in plans}
 
     def _lowest_coverage(self, uid: str) -> Optional[float]:
         known = [a.coverage for a in (self.tracker.accuracy(("pool", uid, s)) for s in SIGNALS)

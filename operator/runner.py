@@ -1,5 +1,5 @@
-"""Starts and stops the control cycle and the /metrics server with the operator (Kopf's
-start-up and clean-up activities), and runs the cycle: at every resync, and soon after
+"""Starts and stops the control cycle, the /metrics server and the REST API with the
+operator (Kopf's start-up and clean-up activities), and runs the cycle: at every resync, and soon after
 the cluster or an object changes (debounced)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 
 import kopf
 
-from quartermaster.operator import settings
+from quartermaster.operator import api, settings
 from quartermaster.operator.cycle import ControlCycle
 from quartermaster.operator.observe import snapshot_from_indices
 from quartermaster.operator.settings import OperatorSettings
@@ -41,6 +41,11 @@ async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, p
     if config.metrics_port:
         telemetry.serve(config.metrics_port, config.metrics_host)
     cycle = ControlCycle(config, telemetry=telemetry)
+    if config.api_port:
+        app = api.build_app(cycle.plan_statuses, lambda *asked: api.forecast_answer(cycle.latest_book, *asked),
+                            api.Access())
+        memo.api = await api.serve(app, config.api_host, config.api_port, config.api_tls_certificate,
+                                   config.api_tls_key)
     indices = dict(node_index=node_index, pod_index=pod_index, namespace_index=namespace_index,
                    pool_index=pool_index, policy_index=policy_index, hpa_index=hpa_index,
                    deployment_index=deployment_index, statefulset_index=statefulset_index,
@@ -54,3 +59,5 @@ async def stop_cycle(memo: kopf.Memo, **_):
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    if memo.get("api") is not None:
+        await memo.api.cleanup()

@@ -41,6 +41,10 @@ class OperatorSettings(BaseModel):
     liveness_host: str = Field(default="0.0.0.0", description="The address /healthz listens on.")
     metrics_port: Optional[int] = Field(default=None, ge=1, le=65535, description="Serve /metrics here.")
     metrics_host: str = Field(default="0.0.0.0", description="The address /metrics listens on.")
+    api_port: Optional[int] = Field(default=None, ge=1, le=65535, description="Serve the REST API here.")
+    api_host: str = Field(default="0.0.0.0", description="The address the REST API listens on.")
+    api_tls_certificate: Optional[str] = Field(default=None, description="PEM file; with the key, serve HTTPS.")
+    api_tls_key: Optional[str] = None
     peering: Optional[str] = Field(default=None, description="Kopf peering name; None runs standalone.")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 

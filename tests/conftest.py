@@ -118,8 +118,13 @@ def operator_metrics_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def operator_api_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
 def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_liveness_port,
-                     operator_metrics_port, prometheus, tmp_path_factory):
+                     operator_metrics_port, operator_api_port, prometheus, tmp_path_factory):
     """`quartermaster run` as its own process, with only the chart's permissions, reading
     usage from the session's Prometheus at a 15 s resolution over 6 hours of history."""
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
@@ -127,6 +132,7 @@ def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_
         process = start_operator(operator_kubeconfig, log, "--resync-seconds=5", "--verbose",
                                  f"--liveness-port={operator_liveness_port}", "--liveness-host=127.0.0.1",
                                  f"--metrics-port={operator_metrics_port}", "--metrics-host=127.0.0.1",
+                                 f"--api-port={operator_api_port}", "--api-host=127.0.0.1",
                                  f"--prometheus-url={prometheus.url}", "--prometheus-timeout=5",
                                  "--metrics-step-seconds=15", "--history-seconds=21600")
     except TestbedError as error:

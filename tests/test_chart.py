@@ -66,6 +66,8 @@ EXPECTED_RULES = [
     (["autoscaling"], ["horizontalpodautoscalers"], ["list", "watch", "create", "patch"]),
     (["apps"], ["deployments", "statefulsets"], ["list", "watch", "patch"]),
     ([""], ["pods/resize"], ["patch"]),
+    (["authentication.k8s.io"], ["tokenreviews"], ["create"]),
+    (["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
     ([""], ["events"], ["create"]),
 ]
 PEERING_RULE = (["kopf.dev"], ["clusterkopfpeerings"], ["list", "watch", "patch"])
