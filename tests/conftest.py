@@ -162,7 +162,8 @@ USAGE_DRIVES = [
     # core), two pods each, in each of its namespaces, with history.
     *(UsageDrive(namespace, {"app": app}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=cores,
                  base_memory=200 * 2**20, peak_memory=300 * 2**20, backfill_pods=(f"{app}-0", f"{app}-1"))
-      for namespace in ("swap-auto", "swap-manual", "swap-guard") for app, cores in (("busy", 8), ("idle", 0.2))),
+      for namespace in ("swap-auto", "swap-manual", "swap-guard", "swap-restart")
+      for app, cores in (("busy", 8), ("idle", 0.2))),
     # test_prometheus_testbed.py: pod probe-0 in testbed-usage, backfilled, later run live.
     UsageDrive("testbed-usage", {"app": "probe"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=4,
                backfill_pods=("probe-0",)),

@@ -2,7 +2,7 @@
 that asks too much, a week of their usage in the real Prometheus (conftest.USAGE_DRIVES),
 the operator under the chart's RBAC moving requests between them on the pod templates (the
 StatefulSet controller rolls the pods), an approval that waits for its planId, and a guard
-that rolls a plan back."""
+that rolls a plan back; an operator killed while it executes, and started again."""
 import json
 
 import pytest
@@ -24,11 +24,11 @@ def template(name: str, requests: dict) -> client.V1PodTemplateSpec:
 
 @pytest.fixture(scope="module")
 def pools(sim_cluster, control_plane, operator_process, prometheus, kubectl):
-    """One namespace, node and pool per test (`swap-auto`, `swap-manual`, `swap-guard`),
+    """One namespace, node and pool per test (`swap-auto`, `swap-manual`, `swap-guard`, `swap-restart`),
     each with `busy` (2 pods, 200m each, using about 3 cores) and `idle` (2 pods, 2 cores
     each, using a tenth of a core)."""
     with control_plane.api_client() as api:
-        for name in ("swap-auto", "swap-manual", "swap-guard"):
+        for name in ("swap-auto", "swap-manual", "swap-guard", "swap-restart"):
             sim_cluster.add_node(f"{name}-1", "16", "32Gi", pods=20, labels={"pool": name})
             control_plane.create_namespace(name, timeout=60)
             for app, requests in ORIGINAL.items():
@@ -115,3 +115,22 @@ def test_a_failing_guard_restores_the_original_requests(pools, kubectl):
     events = json.loads(kubectl("get", "events", "-A", "--field-selector",
                                 "involvedObject.kind=SwapPlan,involvedObject.name=swap-guard", "-o", "json").stdout)
     assert "RolledBack" in {e["reason"] for e in events["items"]}
+
+
+def test_an_operator_killed_while_executing_finishes_the_plan_without_doubling_a_change(
+        pools, kubectl, operator_process):
+    kubectl("apply", "-f", "-", input=swap_plan("swap-restart", "Auto"))
+    executing = poll(lambda: (s := status(kubectl, "swap-restart")).get("phase") == "Executing" and s, 240,
+                     "the plan to start executing", interval=0.05)
+    operator_process.popen.kill()  # SIGKILL: no clean-up, as a node failure would do it
+    operator_process.popen.wait()
+    operator_process.start()
+    assert any(step["state"] == "Applying" for step in executing["execution"]["steps"]), "killed mid-step"
+    done = finished(kubectl, "swap-restart", 240)
+    assert done["phase"] == "Succeeded", done
+    assert done["planId"] == executing["planId"], "the same plan carried on, not a new one"
+    # each workload at its planned requests exactly: a change applied twice (a delta, or a
+    # second step from a forgotten record) would show here
+    assert template_requests(pools, "swap-restart") == {**ORIGINAL, **planned_requests(done)}
+    applied = [h["phase"] for h in done["history"]]
+    assert applied.count("Approved") == 1 and applied[-1] == "Succeeded"
