@@ -12,8 +12,9 @@ cross-validation over the trace families (CPU, network/requests, tweets, taxi): 
 family held out, the configuration with the lowest objective on the other three families
 is chosen and scored on the held-out one. The objective J is the mean over series of
 (log relMASE50 + log relSPL90) / 2. The decision rule for a layer: it stays only if
-switching it off raises J on at least three of the four families and on the series
-pooled; otherwise it is dropped or simplified.
+switching it off raises J on the series pooled and by at least 0.005 on at least two of
+the four families (so that with any one family held out a gain remains on another);
+otherwise it is dropped or simplified (predictors/README.md).
 
 Last, the confidence check: across every forecast of the full configuration, the rank
 correlation between `confidence` and the scaled error that followed (should be negative).
