@@ -1,22 +1,30 @@
-"""Provider discovery by entry points: a registered provider loads, an unknown one is named."""
+"""Provider discovery by entry points: a registered provider loads, an unknown one is named,
+the four node-pool providers are registered, and a missing SDK names its extra."""
+import asyncio
 from importlib.metadata import EntryPoint
 
 import pytest
 
 from quartermaster.providers import registry
-from quartermaster.providers.interface import NodePoolProvider, NodePoolState
+from quartermaster.providers.interface import NodePool, NodePoolProvider, require_sdk
 
 
 class FixedPool:
     def __init__(self, size: int = 1):
         self.size = size
 
-    def describe(self, pool):
-        return NodePoolState(pool, self.size, 0, 10, {"cpu": 4.0})
+    async def list_node_pools(self):
+        return [await self.describe("p")]
 
-    def resize(self, pool, size):
+    async def describe(self, pool):
+        return NodePool(pool, "m5.large", ("a",), 0, 10, self.size, self.size)
+
+    async def set_desired_size(self, pool, size):
         self.size = size
-        return self.describe(pool)
+        return await self.describe(pool)
+
+    async def instance_types(self):
+        return []
 
 
 @pytest.fixture
@@ -28,9 +36,14 @@ def one_provider(monkeypatch):
 def test_registered_provider_loads_with_its_options(one_provider):
     provider = registry.load("fixed", size=3)
     assert isinstance(provider, NodePoolProvider)
-    assert provider.resize("p", 5).size == 5 and registry.available() == ["fixed"]
+    assert asyncio.run(provider.set_desired_size("p", 5)).desired_size == 5 and registry.available() == ["fixed"]
 
 
 def test_unknown_provider_error_lists_the_installed_ones(one_provider):
     with pytest.raises(registry.UnknownProvider, match=r"no provider named 'aws'; installed: fixed"):
         registry.load("aws")
+
+
+def test_a_missing_sdk_names_the_extra_to_install():
+    with pytest.raises(ImportError, match=r"the aws provider needs no_such_sdk: pip install 'quartermaster\[aws\]'"):
+        require_sdk("no_such_sdk", "aws")
