@@ -6,6 +6,7 @@
                       [--prometheus-url URL] [--prometheus-timeout S] [--metrics-step-seconds N]
                       [--history-seconds N] [--rate-window W] [--cpu-query PROMQL] [--memory-query PROMQL]
     quartermaster crds [FOLDER]
+    quartermaster status [--kubeconfig PATH] [--context NAME] [-n NS | -A] [-o table|json|yaml]
     quartermaster replay [--csv FILE ...] [--target-per-replica CORES] [--policy POLICY.yaml]
                          [--json OUT] [--plot OUT.png]
 """
@@ -17,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from quartermaster.operator import crdgen, replay, settings
+from quartermaster.operator import crdgen, replay, settings, status_command
 from quartermaster.operator.settings import MetricsSettings, OperatorSettings
 
 
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true")
     crds = commands.add_parser("crds", help="write the CRD manifests generated from the models")
     crds.add_argument("folder", nargs="?", default="crds")
+    status_command.add_arguments(commands.add_parser(
+        "status", help="a table per kind: pools, policies, quotas and swap plans, from their status",
+        epilog="example: quartermaster status -A   (or -o yaml for the objects)"))
     replay.add_arguments(commands.add_parser(
         "replay", help="replay a horizontal ScalingPolicy on recorded demand (CSV), offline"))
     return parser
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if options.command == "replay":
         return replay.run(options)
+    if options.command == "status":
+        return status_command.run(options)
     return run(options)
 
 
