@@ -98,6 +98,12 @@ class Unauthorized(ProviderError):
     """The credentials are missing, wrong, or not allowed this call."""
 
 
+class Unavailable(ProviderError):
+    """The provider's API could not be reached or answered with a server error."""
+
+    transient = True
+
+
 class Rejected(ProviderError):
     """The request itself is invalid, e.g. a size outside the pool's minimum and maximum."""
 

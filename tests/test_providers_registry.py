@@ -1,5 +1,5 @@
 """Provider discovery by entry points: a registered provider loads, an unknown one is named,
-the four node-pool providers are registered, and a missing SDK names its extra."""
+the node-pool providers are registered, and a missing SDK names its extra."""
 import asyncio
 from importlib.metadata import EntryPoint
 
@@ -42,6 +42,15 @@ def test_registered_provider_loads_with_its_options(one_provider):
 def test_unknown_provider_error_lists_the_installed_ones(one_provider):
     with pytest.raises(registry.UnknownProvider, match=r"no provider named 'aws'; installed: fixed"):
         registry.load("aws")
+
+
+def test_the_node_pool_providers_are_registered_by_the_package():
+    points = {ep.name: ep for ep in registry.entry_points(group=registry.ENTRY_POINT_GROUP)}
+    assert {"kwok", "aws"} <= set(points)
+    for name in ("kwok", "aws"):
+        cls = points[name].load()
+        assert all(callable(getattr(cls, method, None)) for method in
+                   ("list_node_pools", "describe", "set_desired_size", "instance_types")), name
 
 
 def test_a_missing_sdk_names_the_extra_to_install():

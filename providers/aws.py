@@ -1,0 +1,115 @@
+"""The AWS node-pool provider: a pool is an EC2 Auto Scaling group tagged
+`quartermaster.dev/node-pool`, named by the group's name.
+
+`set_desired_size` is `set_desired_capacity` (absolute; the same value twice changes
+nothing). `describe` reads the group: its instance type from the mixed-instances
+policy's first override or else its launch template, its zones, its bounds, its spot
+share (100 − OnDemandPercentageAboveBaseCapacity above OnDemandBaseCapacity), and as
+`size` the instances Pending or InService. Prices come from the repository's
+instance-type table. Credentials come from boto3's standard chain. botocore's own retries
+are off, so that a throttled call surfaces as `Throttled` and the operator's
+`retry_transient` retries and reports it.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from quartermaster.providers.interface import (
+    InstanceType, InsufficientCapacity, NodePool, NotFound, ProviderError, QuotaExceeded, Rejected, Throttled,
+    Unauthorized, Unavailable, check_size, require_sdk, table_instance_types)
+
+boto3 = require_sdk("boto3", "aws")
+from botocore.config import Config  # noqa: E402  (after the check that boto3 is there)
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+
+POOL_TAG = "quartermaster.dev/node-pool"
+IN_SERVICE = {"Pending", "Pending:Wait", "Pending:Proceed", "InService"}
+
+# botocore error codes by the kind of failure they are.
+ERROR_CODES: dict[type[ProviderError], set[str]] = {
+    Throttled: {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ResourceContention"},
+    QuotaExceeded: {"LimitExceeded", "ServiceQuotaExceededException", "VcpuLimitExceeded",
+                    "InstanceLimitExceeded", "MaxSpotInstanceCountExceeded"},
+    InsufficientCapacity: {"InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "InsufficientCapacity"},
+    Unauthorized: {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
+                   "InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken",
+                   "SignatureDoesNotMatch"},
+    NotFound: {"InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.NotFound"},
+    Rejected: {"ValidationError", "InvalidParameterValue", "InvalidParameterCombination"},
+}
+
+
+def typed_error(code: str, message: str, status: int) -> ProviderError:
+    """The ProviderError for a botocore error code; an unknown code is Unavailable
+    (transient) when the HTTP status says the server failed, else Rejected."""
+    kind = next((kind for kind, codes in ERROR_CODES.items() if code in codes),
+                Unavailable if status >= 500 else Rejected)
+    return kind(f"{code}: {message}")
+
+
+class AutoScalingGroups:
+    def __init__(self, session=None, endpoint_url: str | None = None, region: str | None = None,
+                 catalogue: str = "aws") -> None:
+        session = session or boto3.Session(region_name=region)
+        config = Config(retries={"total_max_attempts": 1})
+        self._autoscaling = session.client("autoscaling", endpoint_url=endpoint_url, config=config)
+        self._ec2 = session.client("ec2", endpoint_url=endpoint_url, config=config)
+        self._types = table_instance_types(catalogue)
+
+    async def instance_types(self) -> list[InstanceType]:
+        return list(self._types)
+
+    async def list_node_pools(self) -> list[NodePool]:
+        groups = await self._groups(Filters=[{"Name": "tag-key", "Values": [POOL_TAG]}])
+        return [await self._pool(group) for group in groups]
+
+    async def describe(self, pool: str) -> NodePool:
+        groups = await self._groups(AutoScalingGroupNames=[pool])
+        if not groups:
+            raise NotFound(f"no Auto Scaling group named {pool}")
+        return await self._pool(groups[0])
+
+    async def set_desired_size(self, pool: str, size: int) -> NodePool:
+        check_size(await self.describe(pool), size)
+        await _call(self._autoscaling.set_desired_capacity, AutoScalingGroupName=pool,
+                    DesiredCapacity=size, HonorCooldown=False)
+        return await self.describe(pool)
+
+    async def _groups(self, **query) -> list[dict]:
+        pages = self._autoscaling.get_paginator("describe_auto_scaling_groups").paginate(**query)
+        return await _call(lambda: [group for page in pages for group in page["AutoScalingGroups"]])
+
+    async def _pool(self, group: dict) -> NodePool:
+        mixed = group.get("MixedInstancesPolicy") or {}
+        distribution = mixed.get("InstancesDistribution") or {}
+        on_demand_percentage = distribution.get("OnDemandPercentageAboveBaseCapacity", 100)
+        return NodePool(
+            group["AutoScalingGroupName"], await self._instance_type(group), tuple(group["AvailabilityZones"]),
+            group["MinSize"], group["MaxSize"], group["DesiredCapacity"],
+            sum(i["LifecycleState"] in IN_SERVICE for i in group.get("Instances", ())),
+            spot_percentage=100 - on_demand_percentage,
+            on_demand_base=distribution.get("OnDemandBaseCapacity", 0))
+
+    async def _instance_type(self, group: dict) -> str:
+        mixed = (group.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}
+        overrides = [o["InstanceType"] for o in mixed.get("Overrides", ()) if "InstanceType" in o]
+        if overrides:
+            return overrides[0]
+        template = mixed.get("LaunchTemplateSpecification") or group.get("LaunchTemplate") or {}
+        key = {"LaunchTemplateId": template["LaunchTemplateId"]} if "LaunchTemplateId" in template else {
+            "LaunchTemplateName": template.get("LaunchTemplateName", "")}
+        versions = await _call(self._ec2.describe_launch_template_versions, **key,
+                               Versions=[template.get("Version", "$Default")])
+        return versions["LaunchTemplateVersions"][0]["LaunchTemplateData"].get("InstanceType", "")
+
+
+async def _call(method, *args, **kwargs):
+    """A blocking boto3 call on a thread, its failure as a typed error."""
+    try:
+        return await asyncio.to_thread(method, *args, **kwargs)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        raise typed_error(details.get("Code", ""), details.get("Message", ""), status) from error
+    except BotoCoreError as error:  # no answer at all: connection refused, timeout
+        raise Unavailable(str(error)) from error
