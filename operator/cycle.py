@@ -26,12 +26,12 @@ from typing import Hashable, Mapping, Optional
 import numpy as np
 from kubernetes.client import ApiException
 
-from quartermaster.operator import report, resourcepool, scalingpolicy, swapplan
+from quartermaster.operator import quota, report, resourcepool, scalingpolicy, swapplan
 from quartermaster.operator.accounting import PodRecord, PoolSummary, summarise
 from quartermaster.operator.forecast_tracking import ForecastTracker
 from quartermaster.operator.kube import api_client
-from quartermaster.operator.models import (ResourcePool, ResourcePoolSpec, ScalingMode, ScalingPolicy, ScalingPolicySpec,
-                                           SwapPhase, SwapPlan, SwapPlanSpec)
+from quartermaster.operator.models import (Quota, ResourcePool, ResourcePoolSpec, ScalingMode, ScalingPolicy,
+                                           ScalingPolicySpec, SwapPhase, SwapPlan, SwapPlanSpec)
 from quartermaster.operator.observe import SIGNALS, ClusterSnapshot, CustomObject, UsageObserver
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader
 from quartermaster.operator.resourcepool import ResourceFigures, UsageFigures
@@ -43,6 +43,7 @@ from quartermaster.operator.workloads import WorkloadKey, WorkloadTemplate
 from quartermaster.planner.pools import strategy_parameters
 from quartermaster.predictors import Forecasts, forecast_many_detailed
 from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
+from quartermaster.providers.quotas import QuotaObjects, QuotaObjectWriter
 from quartermaster.providers.requests import PodResize, TemplateRequests, WorkloadRequests
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class CycleResult:
     workloads: int
     metrics_error: Optional[MetricsUnavailable]
     timings: dict[str, float] = field(default_factory=dict)
+    quotas: list[Outcome] = field(default_factory=list)
 
 
 @dataclass
@@ -177,13 +179,19 @@ class ControlCycle:
             None if book is None or plan.uid not in observed.plan_pools else self._swap_figures(book, observed, plan),
             self._cluster_state(observed, plan, now), problem, self._written.get(plan.uid, plan.status), now))
             for plan in snapshot.plans]
-        self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies, *snapshot.plans)}, set(names.values()))
+        quotas = []
+        for obj in snapshot.quotas:
+            spec = self._parse(obj, quota.parse_spec)
+            quotas.append(Outcome(Quota.plural, obj, quota.decide(
+                obj, spec, quota.figures(obj, spec, snapshot), self._written.get(obj.uid, obj.status), now)))
+        self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies, *snapshot.plans, *snapshot.quotas)},
+                     set(names.values()))
         timings["decide"] = time.perf_counter() - clock
 
         self.telemetry.workloads.set(len(workloads))
         if self.usage.last_success is not None:
             self.telemetry.metrics_age.set(now - self.usage.last_success)
-        return CycleResult(pools, policies, plans, len(workloads), error, timings)
+        return CycleResult(pools, policies, plans, len(workloads), error, timings, quotas)
 
     def _parse(self, obj: CustomObject, parse) -> object:
         key = (obj.uid, obj.generation)
@@ -316,7 +324,6 @@ class ControlCycle:
         spec, pool = observed.plan_specs[plan.uid], observed.plan_pools[plan.uid]
         summary = observed.summaries[pool]
         horizon = max(1, math.ceil(spec.horizon_seconds / book.step))
-        peaks = {q: book.forecasts.at(q)[:, :horizon].max(axis=1) for q in (spec.quantile, MEDIAN, WORKLOAD_UPPER)}
         instances = []
         for workload, share in observed.shares[pool].items():
             template = observed.templates.get(workload)
@@ -331,7 +338,8 @@ class ControlCycle:
             history = float(known.sum() * book.step)
             instances.append(swapplan.Instance(
                 template, np.array(per_pod) * template.replicas, np.array(used),
-                *(np.array([peaks[q][i] for i in rows]) for q in (spec.quantile, MEDIAN, WORKLOAD_UPPER)), history))
+                *(book.forecasts.at(q)[rows, :horizon].max(axis=1) for q in (spec.quantile, MEDIAN, WORKLOAD_UPPER)),
+                history))
         held = np.array([sum(i.current[k] for i in instances) for k in range(len(swapplan.RESOURCES))])
         capacity = np.array([summary.capacity[r] - summary.requested[r] for r in swapplan.RESOURCES]) + held
         return swapplan.SwapFigures(capacity, tuple(instances), book.end)
@@ -386,8 +394,8 @@ class ControlCycle:
         clock = time.perf_counter()
         for outcome in result.pools:
             await self._publish(outcome)
-        # an action (policies and plans take them) is taken only once its record is in status
-        actions = [outcome for outcome in (*result.policies, *result.plans)
+        # an action (policies, plans and quotas take them) is taken only once its record is in status
+        actions = [outcome for outcome in (*result.policies, *result.plans, *result.quotas)
                    if await self._publish(outcome) and outcome.decision.action is not None]
         result.timings["report"], clock = time.perf_counter() - clock, time.perf_counter()
         await self._act(actions)
@@ -404,7 +412,8 @@ class ControlCycle:
     async def _act(self, outcomes: list[Outcome]) -> None:
         api = api_client()
         hpas, requests = HorizontalPodAutoscalers(api), WorkloadRequests(api)
-        actuators = {ReplicaBounds: hpas.apply, TemplateRequests: requests.apply, PodResize: requests.apply}
+        actuators = {ReplicaBounds: hpas.apply, TemplateRequests: requests.apply, PodResize: requests.apply,
+                     QuotaObjects: QuotaObjectWriter(api).apply}
         for outcome in outcomes:
             action = outcome.decision.action
             try:

@@ -355,9 +355,22 @@ class CostBudget(Model):
     currency: str = "USD"
 
 
+class ContainerAmounts(Model):
+    cpu: Optional[Quantity] = None
+    memory: Optional[Quantity] = None
+
+
+class ContainerDefaults(Model):
+    """What the LimitRange in each namespace gives a container that does not say."""
+
+    requests: Optional[ContainerAmounts] = None
+    limits: Optional[ContainerAmounts] = None
+
+
 class QuotaSpec(Model):
     scope: QuotaScope
     hard: QuotaLimits = Field(default_factory=QuotaLimits)
+    defaults: Optional[ContainerDefaults] = None
     budget: Optional[CostBudget] = None
     priority_class: PriorityClass = PriorityClass.NORMAL
     fair_share_weight: PositiveFloat = 1.0
@@ -369,11 +382,26 @@ class CostSpent(Model):
     this_month: float = 0.0
 
 
+class NamespaceShare(Model):
+    """One namespace's part of the Quota's total: what it uses and the hard limit it gets."""
+
+    namespace: str
+    used: QuotaLimits
+    hard: QuotaLimits
+
+
+class OwnedObject(Model):
+    kind: Literal["ResourceQuota", "LimitRange"]
+    namespace: str
+    name: str
+
+
 class QuotaStatus(Status):
     usage: Optional[QuotaLimits] = None
     remaining: Optional[QuotaLimits] = None
+    split: list[NamespaceShare] = Field(default_factory=list)
     cost: Optional[CostSpent] = None
-    owned_objects: list[str] = Field(default_factory=list)
+    owned_objects: list[OwnedObject] = Field(default_factory=list)
 
 
 class Quota(Model):

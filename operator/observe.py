@@ -59,6 +59,8 @@ class ClusterSnapshot:
     hpas: list = field(default_factory=list)  # scalingpolicy.HpaRecord
     workloads: list[WorkloadTemplate] = field(default_factory=list)  # Deployments' and StatefulSets'
     plans: list[CustomObject] = field(default_factory=list)  # SwapPlans
+    quotas: list[CustomObject] = field(default_factory=list)
+    quota_objects: list = field(default_factory=list)  # quota.OwnedRecord: the ResourceQuotas and LimitRanges we own
 
     def templates(self) -> dict[WorkloadKey, WorkloadTemplate]:
         return {w.key: w for w in self.workloads}
@@ -67,7 +69,7 @@ class ClusterSnapshot:
 def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping] = (),
                           namespaces: Iterable[Mapping] = (), pools: Iterable[Mapping] = (),
                           policies: Iterable[Mapping] = (), workloads: Iterable[Mapping] = (),
-                          plans: Iterable[Mapping] = ()) -> ClusterSnapshot:
+                          plans: Iterable[Mapping] = (), quotas: Iterable[Mapping] = ()) -> ClusterSnapshot:
     """A snapshot from Kubernetes-shaped objects (as `kubectl get -o json` lists them), for
     benchmarks, replays and tests; the operator's own comes from its indices."""
     def meta(obj):
@@ -86,11 +88,12 @@ def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping]
                                      int(meta(w).get("generation") or 0), w.get("spec") or {}, w.get("status") or {},
                                      meta(w).get("annotations"))
                    for w in workloads],
-        plans=[custom_object(p) for p in plans])
+        plans=[custom_object(p) for p in plans], quotas=[custom_object(q) for q in quotas])
 
 
 def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, policy_index,
-                          hpa_index, deployment_index, statefulset_index, swapplan_index) -> ClusterSnapshot:
+                          hpa_index, deployment_index, statefulset_index, swapplan_index, quota_index,
+                          resourcequota_index, limitrange_index) -> ClusterSnapshot:
     """A snapshot of Kopf's indices (each keeps a store of values per key: take them all)."""
     def values(index):
         return [value for store in index.values() for value in store]
@@ -99,7 +102,8 @@ def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, po
         nodes=values(node_index), pods=values(pod_index),
         namespace_labels={ns: labels for ns, store in namespace_index.items() for labels in store},
         pools=values(pool_index), policies=values(policy_index), hpas=values(hpa_index),
-        workloads=values(deployment_index) + values(statefulset_index), plans=values(swapplan_index))
+        workloads=values(deployment_index) + values(statefulset_index), plans=values(swapplan_index),
+        quotas=values(quota_index), quota_objects=values(resourcequota_index) + values(limitrange_index))
 
 
 @dataclass

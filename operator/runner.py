@@ -35,7 +35,8 @@ async def run_cycles(cycle: ControlCycle, config: OperatorSettings, wake: Change
 
 @kopf.on.startup()
 async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, pool_index, policy_index,
-                      hpa_index, deployment_index, statefulset_index, swapplan_index, **_):
+                      hpa_index, deployment_index, statefulset_index, swapplan_index, quota_index,
+                      resourcequota_index, limitrange_index, **_):
     config = settings.current
     telemetry = Telemetry()
     if config.metrics_port:
@@ -49,7 +50,8 @@ async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, p
     indices = dict(node_index=node_index, pod_index=pod_index, namespace_index=namespace_index,
                    pool_index=pool_index, policy_index=policy_index, hpa_index=hpa_index,
                    deployment_index=deployment_index, statefulset_index=statefulset_index,
-                   swapplan_index=swapplan_index)
+                   swapplan_index=swapplan_index, quota_index=quota_index,
+                   resourcequota_index=resourcequota_index, limitrange_index=limitrange_index)
     memo.cycle_task = asyncio.create_task(run_cycles(cycle, config, cycle_wanted, indices), name="control cycle")
 
 

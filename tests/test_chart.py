@@ -66,6 +66,7 @@ EXPECTED_RULES = [
     (["autoscaling"], ["horizontalpodautoscalers"], ["list", "watch", "create", "patch"]),
     (["apps"], ["deployments", "statefulsets"], ["list", "watch", "patch"]),
     ([""], ["pods/resize"], ["patch"]),
+    ([""], ["resourcequotas", "limitranges"], ["list", "watch", "create", "patch"]),
     (["authentication.k8s.io"], ["tokenreviews"], ["create"]),
     (["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
     ([""], ["events"], ["create"]),

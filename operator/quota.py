@@ -1,0 +1,224 @@
+"""Quota: the Kopf handlers (an index of Quotas, indices of the ResourceQuotas and
+LimitRanges the operator owns, the cycle's wake-up) and the Quota's decide step.
+
+A Quota is enforced by the apiserver itself: in each namespace of its scope it owns a
+ResourceQuota (requests.cpu, requests.memory, requests.nvidia.com/gpu, pods) and, when the
+spec gives container defaults, a LimitRange. A Quota over several namespaces keeps its
+total: every cycle the hard limits are split across them by current use plus an equal
+share of the rest (`planner.quotas.split_total`).
+
+Desired against observed: the owned objects are indexed (by the managed-by label), and an
+object is applied only when what it holds differs from what is wanted. The cluster, not
+the operator's memory, is the record, so a restarted operator, an apply that failed, or a
+hand edit of an owned object are all put right by the next cycle.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import kopf
+from pydantic import ValidationError
+
+from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
+from quartermaster.operator.models import GROUP, VERSION, Quota, QuotaSpec, validation_message
+from quartermaster.operator.observe import ClusterSnapshot, CustomObject, custom_object
+from quartermaster.operator.quantities import format_quantity, to_float
+from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
+from quartermaster.planner.quotas import split_total
+from quartermaster.providers.hpa import FIELD_MANAGER, MANAGED_BY_LABEL
+from quartermaster.providers.quotas import QUOTA_LABEL, QuotaObjects, limit_range_manifest, resource_quota_manifest
+
+PLURAL = Quota.plural
+# Each limited resource: its ResourceQuota key and the whole unit it is split in (per
+# base unit: millicores of a core; bytes, GPUs and pods are whole already).
+RESOURCES = {"cpu": ("requests.cpu", 1000), "memory": ("requests.memory", 1),
+             "nvidia.com/gpu": ("requests.nvidia.com/gpu", 1), "pods": ("pods", 1)}
+MANAGED = {MANAGED_BY_LABEL: FIELD_MANAGER}
+
+
+@dataclass(frozen=True)
+class OwnedRecord:
+    """A ResourceQuota or LimitRange the operator manages, as the apiserver holds it."""
+
+    kind: str
+    namespace: str
+    name: str
+    quota: Optional[str]  # its Quota, by the label
+    owner_uid: Optional[str]
+    content: tuple  # `canonical` of its spec
+
+
+def canonical(kind: str, spec: Mapping) -> tuple:
+    """What an owned object's spec holds, with quantities as numbers ("1000m" == "1")."""
+    def amounts(values: Optional[Mapping]) -> tuple:
+        return tuple(sorted((k, to_float(v)) for k, v in (values or {}).items()))
+
+    if kind == "ResourceQuota":
+        return amounts(spec.get("hard"))
+    return tuple((limit.get("type"), amounts(limit.get("defaultRequest")), amounts(limit.get("default")))
+                 for limit in spec.get("limits") or [])
+
+
+def owned_record(kind: str, namespace: str, name: str, labels: Mapping, meta: Mapping, spec: Mapping) -> OwnedRecord:
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == Quota.kind), {})
+    return OwnedRecord(kind, namespace, name, labels.get(QUOTA_LABEL), owner.get("uid"), canonical(kind, spec))
+
+
+# ---- Kopf: the indices the cycle reads, and its wake-up ------------------------------
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def quota_index(name, body, **_):
+    return {name: custom_object(body)}
+
+
+@kopf.index("", "v1", "resourcequotas", labels=MANAGED)
+def resourcequota_index(namespace, name, labels, meta, spec, **_):
+    return {(namespace, name): owned_record("ResourceQuota", namespace, name, labels, meta, spec)}
+
+
+@kopf.index("", "v1", "limitranges", labels=MANAGED)
+def limitrange_index(namespace, name, labels, meta, spec, **_):
+    return {(namespace, name): owned_record("LimitRange", namespace, name, labels, meta, spec)}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=spec_not_yet_observed)
+async def on_quota_event(**_):
+    await cycle_wanted.notify()
+
+
+def parse_spec(quota: CustomObject) -> QuotaSpec | str:
+    try:
+        return QuotaSpec.model_validate(quota.spec)
+    except ValidationError as error:
+        return validation_message(error)
+
+
+# ---- decide ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QuotaFigures:
+    """The Quota's scope as the cluster holds it this cycle."""
+
+    namespaces: tuple[str, ...]  # in scope and existing, sorted
+    missing: tuple[str, ...]  # listed in the scope but not in the cluster
+    used: Mapping[str, Mapping[str, float]]  # namespace -> resource -> sum of its pods' requests
+    held: Mapping[tuple[str, str, str], OwnedRecord]  # (kind, namespace, name) -> the Quota's owned objects
+
+
+def figures(quota: CustomObject, spec: QuotaSpec | str, snapshot: ClusterSnapshot) -> Optional[QuotaFigures]:
+    if isinstance(spec, str):
+        return None
+    labels = snapshot.namespace_labels
+    team = spec.scope.team
+    wanted = set(spec.scope.namespaces) | {ns for ns, ns_labels in labels.items()
+                                           if team is not None and ns_labels.get(team.key) == team.value}
+    namespaces = tuple(sorted(ns for ns in wanted if ns in labels))
+    used = {ns: {r: 0.0 for r in RESOURCES} for ns in namespaces}
+    for pod in snapshot.pods:
+        if pod.namespace in used:
+            for resource in RESOURCES:
+                used[pod.namespace][resource] += pod.requests.get(resource, 0.0)
+    held = {(r.kind, r.namespace, r.name): r for r in snapshot.quota_objects if r.quota == quota.name}
+    return QuotaFigures(namespaces, tuple(sorted(wanted - set(namespaces))), used, held)
+
+
+@dataclass(frozen=True)
+class QuotaDecision:
+    status: dict
+    events: list[tuple[str, str, bool]]
+    action: Optional[QuotaObjects]
+
+
+def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFigures], previous: Mapping,
+           now: float) -> QuotaDecision:
+    before = list(previous.get("conditions") or [])
+    generation = quota.generation
+
+    def finish(conditions, extra=None, action=None):
+        status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
+        # Exceeded is the one condition that is bad when True
+        events = [(reason, message, warning != (c["type"] == "Exceeded"))
+                  for c in changed(before, conditions) for reason, message, warning in [as_event(c)]]
+        if action is not None:
+            status["lastAction"] = {"action": action.describe(), "time": rfc3339(now)}
+            events.append((action.event_reason, status["lastAction"]["action"], False))
+        return QuotaDecision(status, events, action)
+
+    if isinstance(spec, str):
+        return finish(set_condition(before, "Ready", False, "InvalidSpec", spec, generation))
+    if not figures.namespaces:
+        unsupported = " (scope.user is not supported yet)" if spec.scope.user else ""
+        missing = f": {', '.join(figures.missing)} not found" if figures.missing else ""
+        return finish(set_condition(before, "Ready", False, "NoNamespaces",
+                                    f"no namespace is in the scope{missing}{unsupported}; nothing is enforced",
+                                    generation))
+
+    hard = {r: to_float(v) for r, v in spec.hard.model_dump(by_alias=True, exclude_none=True).items()
+            if r in RESOURCES}
+    used = figures.used
+    totals = {r: sum(used[ns][r] for ns in figures.namespaces) for r in RESOURCES}
+    shares = _split(hard, used, figures.namespaces)
+    owner = quota.reference
+    wanted = []
+    for ns in figures.namespaces:
+        if hard:
+            wanted.append(resource_quota_manifest(
+                ns, {RESOURCES[r][0]: format_quantity(r, shares[ns][r]) for r in hard}, owner))
+        if spec.defaults is not None:
+            amounts = [spec.defaults.requests, spec.defaults.limits]
+            requests, limits = ({} if a is None else a.model_dump(exclude_none=True) for a in amounts)
+            wanted.append(limit_range_manifest(ns, requests, limits, owner))
+    # desired against observed: only objects that do not hold what is wanted are applied
+    stale = tuple(m for m in wanted if not _holds(figures.held, m, quota.uid))
+    extra = {
+        "usage": {r: format_quantity(r, v) for r, v in totals.items()},
+        "remaining": {r: format_quantity(r, max(0.0, hard[r] - totals[r])) for r in hard},
+        "split": [{"namespace": ns, "used": {r: format_quantity(r, used[ns][r]) for r in RESOURCES},
+                   "hard": {r: format_quantity(r, shares[ns][r]) for r in hard}} for ns in figures.namespaces],
+        "ownedObjects": [{"kind": m["kind"], "namespace": m["metadata"]["namespace"], "name": m["metadata"]["name"]}
+                         for m in wanted],
+    }
+    over = [r for r in hard if totals[r] > hard[r]]
+    if over:
+        conditions = set_condition(before, "Exceeded", True, "OverLimit", "; ".join(
+            f"{r} requests {format_quantity(r, totals[r])} over the limit {format_quantity(r, hard[r])} ("
+            + ", ".join(f"{ns} {format_quantity(r, used[ns][r])}" for ns in figures.namespaces) + ")"
+            for r in over) + ": the apiserver refuses new pods in these namespaces until their requests fall under "
+            f"the limit; scale workloads down or raise spec.hard", generation)
+    else:
+        conditions = set_condition(before, "Exceeded", False, "WithinLimit",
+                                   "every limited resource is within the Quota's total", generation)
+    enforced = (f"{len(wanted)} objects in {len(figures.namespaces)} namespaces hold the Quota's limits"
+                if wanted else "no hard limits and no defaults in the spec: nothing to enforce")
+    if figures.missing:
+        conditions = set_condition(conditions, "Ready", True, "NamespacesMissing",
+                                   f"{enforced}; not found, so not enforced: {', '.join(figures.missing)}",
+                                   generation)
+    else:
+        conditions = set_condition(conditions, "Ready", True, "Enforced", enforced, generation)
+    return finish(conditions, extra, QuotaObjects(quota.name, stale) if stale else None)
+
+
+def _split(hard: Mapping[str, float], used: Mapping[str, Mapping[str, float]],
+           namespaces: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Each namespace's hard limit per resource (base units), split in whole units: the
+    total rounded down, so the parts never add up to more than the spec says; uses
+    rounded up, so a namespace's part never falls below what it holds."""
+    shares: dict[str, dict[str, float]] = {ns: {} for ns in namespaces}
+    for resource, total in hard.items():
+        unit = RESOURCES[resource][1]
+        parts = split_total(math.floor(total * unit + 1e-9),
+                            [math.ceil(used[ns][resource] * unit - 1e-9) for ns in namespaces])
+        for ns, part in zip(namespaces, parts):
+            shares[ns][resource] = part / unit
+    return shares
+
+
+def _holds(held: Mapping[tuple[str, str, str], OwnedRecord], manifest: Mapping, owner_uid: str) -> bool:
+    meta = manifest["metadata"]
+    record = held.get((manifest["kind"], meta["namespace"], meta["name"]))
+    return (record is not None and record.owner_uid == owner_uid
+            and record.content == canonical(manifest["kind"], manifest["spec"]))
+

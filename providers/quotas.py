@@ -1,0 +1,87 @@
+"""The ResourceQuota and LimitRange actuator: a Quota's limits, written as the Kubernetes
+objects the apiserver itself enforces (its quota admission refuses a pod over a
+ResourceQuota's hard limits; its LimitRanger fills in a container's default requests).
+
+Each call is a server-side apply of whole manifests (absolute values) under the operator's
+field manager: applying the same objects twice changes nothing, and an object is created
+when absent. Each is labelled with its Quota and owner-referenced to it (a namespaced
+object may have a cluster-scoped owner), so the garbage collector deletes them with it.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Mapping
+
+from kubernetes import client
+
+from quartermaster.providers.hpa import FIELD_MANAGER, MANAGED_BY_LABEL
+
+QUOTA_LABEL = "quartermaster.dev/quota"
+
+
+def object_name(quota: str) -> str:
+    """The name of a Quota's ResourceQuota and LimitRange in each namespace; the prefix
+    keeps them apart from objects of the same name that users made."""
+    return f"quartermaster-{quota}"
+
+
+def _metadata(namespace: str, owner: Mapping) -> dict:
+    name = owner["metadata"]["name"]
+    return {"name": object_name(name), "namespace": namespace,
+            "labels": {MANAGED_BY_LABEL: FIELD_MANAGER, QUOTA_LABEL: name},
+            "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": name,
+                                 "uid": owner["metadata"]["uid"], "controller": True,
+                                 "blockOwnerDeletion": False}]}
+
+
+def resource_quota_manifest(namespace: str, hard: Mapping[str, str], owner: Mapping) -> dict:
+    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _metadata(namespace, owner),
+            "spec": {"hard": dict(hard)}}
+
+
+def limit_range_manifest(namespace: str, default_requests: Mapping[str, str], default_limits: Mapping[str, str],
+                         owner: Mapping) -> dict:
+    limit = {"type": "Container"}
+    if default_requests:
+        limit["defaultRequest"] = dict(default_requests)
+    if default_limits:
+        limit["default"] = dict(default_limits)
+    return {"apiVersion": "v1", "kind": "LimitRange", "metadata": _metadata(namespace, owner),
+            "spec": {"limits": [limit]}}
+
+
+@dataclass(frozen=True)
+class QuotaObjects:
+    """What a Quota asks of the apiserver this cycle: the owned objects that do not hold
+    what it wants yet, as whole manifests."""
+
+    quota: str
+    manifests: tuple[dict, ...]
+    actuator = "quotas"
+    event_reason = "AppliedQuota"
+
+    def describe(self) -> str:
+        return "applied " + ", ".join(
+            f"{m['kind']} {m['metadata']['namespace']}/{m['metadata']['name']}"
+            + (f" (hard {_listed(m['spec']['hard'])})" if m["kind"] == "ResourceQuota" else "")
+            for m in self.manifests)
+
+
+def _listed(amounts: Mapping[str, str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in amounts.items())
+
+
+class QuotaObjectWriter:
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = client.CoreV1Api(api)
+
+    async def apply(self, objects: QuotaObjects) -> None:
+        """Create or update each object to exactly its manifest (raises ApiException)."""
+        patch = {"ResourceQuota": self._api.patch_namespaced_resource_quota,
+                 "LimitRange": self._api.patch_namespaced_limit_range}
+        for manifest in objects.manifests:
+            meta = manifest["metadata"]
+            await asyncio.to_thread(patch[manifest["kind"]], meta["name"], meta["namespace"], manifest,
+                                    field_manager=FIELD_MANAGER, force=True,
+                                    _content_type="application/apply-patch+yaml")

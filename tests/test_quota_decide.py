@@ -1,0 +1,123 @@
+"""The Quota's decide step: its scope and its pods' requests in; the split, status, Events
+and the ResourceQuota and LimitRange manifests to apply out (no I/O)."""
+from dataclasses import replace
+
+from quartermaster.operator.observe import snapshot_from_objects
+from quartermaster.operator.quantities import to_float
+from quartermaster.operator.quota import decide, figures, owned_record, parse_spec
+
+NOW = 1_800_000_000.0
+SCOPE = {"namespaces": ["a", "gone"], "team": {"key": "team", "value": "blue"}}
+
+
+def quota_body(**spec):
+    return {"apiVersion": "quartermaster.dev/v1alpha1", "kind": "Quota",
+            "metadata": {"name": "blue", "uid": "q1", "generation": 3},
+            "spec": {"scope": SCOPE, "hard": {"cpu": "2", "memory": "4Gi", "pods": 10}, **spec}}
+
+
+def pod(namespace, name, cpu):
+    return {"metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]},
+            "status": {"phase": "Running"}}
+
+
+NAMESPACES = [{"metadata": {"name": "a"}}, {"metadata": {"name": "b", "labels": {"team": "blue"}}},
+              {"metadata": {"name": "other"}}]
+
+
+def decided(body, pods=(), previous=None, held=()):
+    snapshot = snapshot_from_objects(pods=pods, namespaces=NAMESPACES, quotas=[body])
+    snapshot = replace(snapshot, quota_objects=list(held))
+    obj = snapshot.quotas[0]
+    spec = parse_spec(obj)
+    return decide(obj, spec, figures(obj, spec, snapshot), previous or {}, NOW)
+
+
+def as_held(manifests):
+    return [owned_record(m["kind"], m["metadata"]["namespace"], m["metadata"]["name"], m["metadata"]["labels"],
+                         m["metadata"], m["spec"]) for m in manifests]
+
+
+def condition(decision, kind):
+    return next(c for c in decision.status["conditions"] if c["type"] == kind)
+
+
+def test_the_scope_is_the_listed_and_the_labelled_namespaces_and_the_split_follows_their_use():
+    decision = decided(quota_body(), pods=[pod("a", "p1", "500m"), pod("other", "p2", "8")])
+    quotas = {m["metadata"]["namespace"]: m for m in decision.action.manifests if m["kind"] == "ResourceQuota"}
+    assert set(quotas) == {"a", "b"}, "'other' is out of scope, 'gone' does not exist"
+    assert quotas["a"]["spec"]["hard"] == {"requests.cpu": "1250m", "requests.memory": "2560Mi", "pods": "6"}
+    assert quotas["b"]["spec"]["hard"] == {"requests.cpu": "750m", "requests.memory": "1536Mi", "pods": "4"}
+    meta = quotas["b"]["metadata"]
+    assert meta["name"] == "quartermaster-blue"
+    assert meta["labels"] == {"app.kubernetes.io/managed-by": "quartermaster", "quartermaster.dev/quota": "blue"}
+    assert meta["ownerReferences"][0] | {} == {"apiVersion": "quartermaster.dev/v1alpha1", "kind": "Quota",
+                                               "name": "blue", "uid": "q1", "controller": True,
+                                               "blockOwnerDeletion": False}
+    ready = condition(decision, "Ready")
+    assert ready["reason"] == "NamespacesMissing" and "gone" in ready["message"]
+
+
+def test_status_has_usage_remaining_the_split_and_the_owned_objects():
+    status = decided(quota_body(defaults={"requests": {"cpu": "100m"}}), pods=[pod("a", "p1", "500m")]).status
+    assert status["observedGeneration"] == 3
+    assert status["usage"] == {"cpu": "500m", "memory": "1Gi", "nvidia.com/gpu": "0", "pods": "1"}
+    assert status["remaining"] == {"cpu": "1500m", "memory": "3Gi", "pods": "9"}
+    assert [(s["namespace"], s["used"]["cpu"], s["hard"]["cpu"]) for s in status["split"]] == [
+        ("a", "500m", "1250m"), ("b", "0", "750m")]
+    assert status["ownedObjects"] == [{"kind": k, "namespace": ns, "name": "quartermaster-blue"}
+                                      for ns in ("a", "b") for k in ("ResourceQuota", "LimitRange")]
+
+
+def test_defaults_become_a_limit_range_per_namespace():
+    decision = decided(quota_body(defaults={"requests": {"cpu": "100m", "memory": "64Mi"},
+                                            "limits": {"memory": "128Mi"}}))
+    ranges = [m for m in decision.action.manifests if m["kind"] == "LimitRange"]
+    assert [m["metadata"]["namespace"] for m in ranges] == ["a", "b"]
+    assert ranges[0]["spec"] == {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "64Mi"},
+                                             "default": {"memory": "128Mi"}}]}
+    assert not [m for m in decided(quota_body()).action.manifests if m["kind"] == "LimitRange"]
+
+
+def test_only_objects_that_do_not_hold_what_is_wanted_are_applied():
+    body = quota_body(defaults={"requests": {"cpu": "100m"}})
+    wanted = decided(body).action.manifests
+    assert decided(body, held=as_held(wanted)).action is None, "the cluster holds every object already"
+    # the same amounts written differently hold too; a changed one, or another Quota's, does not
+    rewritten = [{**m, "spec": {"hard": {**m["spec"]["hard"], "requests.cpu": "1000m"}}} if
+                 m["kind"] == "ResourceQuota" else m for m in wanted]
+    assert decided(body, held=as_held(rewritten)).action is None
+    edited = as_held(wanted)
+    edited[0] = replace(edited[0], content=(("requests.cpu", 5.0),))
+    edited[1] = replace(edited[1], owner_uid="an-old-quota")
+    again = decided(body, held=edited).action.manifests
+    assert [(m["kind"], m["metadata"]["namespace"]) for m in again] == [("ResourceQuota", "a"), ("LimitRange", "a")]
+    assert decided(body, held=edited).events[-1][0] == "AppliedQuota"
+
+
+def test_exceeded_turns_true_with_an_event_a_person_can_act_on_and_back():
+    body = quota_body()
+    within = decided(body, pods=[pod("a", "p1", "1")])
+    assert condition(within, "Exceeded")["status"] == "False"
+    over = decided(body, pods=[pod("a", "p1", "2"), pod("b", "p2", "1")], previous=within.status)
+    exceeded = condition(over, "Exceeded")
+    assert exceeded["status"] == "True" and exceeded["reason"] == "OverLimit"
+    assert "cpu requests 3 over the limit 2 (a 2, b 1)" in exceeded["message"] and "raise spec.hard" in exceeded["message"]
+    assert [e for e in over.events if e[0] == "OverLimit"] == [("OverLimit", exceeded["message"], True)]
+    parts = {m["metadata"]["namespace"]: to_float(m["spec"]["hard"]["requests.cpu"]) for m in over.action.manifests}
+    assert parts == {"a": 1.333, "b": 0.667}, "over the total, each its share of the total in proportion to use"
+    still = decided(body, pods=[pod("a", "p1", "2"), pod("b", "p2", "1")], previous=over.status)
+    assert not [e for e in still.events if e[0] == "OverLimit"], "no Event without a transition"
+    back = decided(body, pods=[pod("a", "p1", "1")], previous=still.status)
+    assert [e[0] for e in back.events if not e[2]].count("WithinLimit") == 1
+
+
+def test_bad_input_is_a_condition_not_a_crash():
+    invalid = decided(quota_body(hard={"cpu": "lots"}))
+    ready = condition(invalid, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec") and "cpu" in ready["message"]
+    assert invalid.action is None
+    nowhere = decided({**quota_body(), "spec": {"scope": {"namespaces": ["gone"]}, "hard": {"cpu": "1"}}})
+    ready = condition(nowhere, "Ready")
+    assert ready["reason"] == "NoNamespaces" and "gone not found" in ready["message"] and nowhere.action is None
