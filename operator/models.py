@@ -402,6 +402,7 @@ class QuotaStatus(Status):
     split: list[NamespaceShare] = Field(default_factory=list)
     cost: Optional[CostSpent] = None
     owned_objects: list[OwnedObject] = Field(default_factory=list)
+    last_action: Optional[LastAction] = None
 
 
 class Quota(Model):

@@ -173,10 +173,10 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
     # desired against observed: only objects that do not hold what is wanted are applied
     stale = tuple(m for m in wanted if not _holds(figures.held, m, quota.uid))
     extra = {
-        "usage": {r: format_quantity(r, v) for r, v in totals.items()},
-        "remaining": {r: format_quantity(r, max(0.0, hard[r] - totals[r])) for r in hard},
-        "split": [{"namespace": ns, "used": {r: format_quantity(r, used[ns][r]) for r in RESOURCES},
-                   "hard": {r: format_quantity(r, shares[ns][r]) for r in hard}} for ns in figures.namespaces],
+        "usage": {r: _amount(r, v) for r, v in totals.items()},
+        "remaining": {r: _amount(r, max(0.0, hard[r] - totals[r])) for r in hard},
+        "split": [{"namespace": ns, "used": {r: _amount(r, used[ns][r]) for r in RESOURCES},
+                   "hard": {r: _amount(r, shares[ns][r]) for r in hard}} for ns in figures.namespaces],
         "ownedObjects": [{"kind": m["kind"], "namespace": m["metadata"]["namespace"], "name": m["metadata"]["name"]}
                          for m in wanted],
     }
@@ -214,6 +214,11 @@ def _split(hard: Mapping[str, float], used: Mapping[str, Mapping[str, float]],
         for ns, part in zip(namespaces, parts):
             shares[ns][resource] = part / unit
     return shares
+
+
+def _amount(resource: str, amount: float) -> str | int:
+    """A figure as status holds it: pods are counted (an integer), the rest are quantities."""
+    return round(amount) if resource == "pods" else format_quantity(resource, amount)
 
 
 def _holds(held: Mapping[tuple[str, str, str], OwnedRecord], manifest: Mapping, owner_uid: str) -> bool:

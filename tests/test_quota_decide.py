@@ -2,6 +2,7 @@
 and the ResourceQuota and LimitRange manifests to apply out (no I/O)."""
 from dataclasses import replace
 
+from quartermaster.operator.models import QuotaStatus
 from quartermaster.operator.observe import snapshot_from_objects
 from quartermaster.operator.quantities import to_float
 from quartermaster.operator.quota import decide, figures, owned_record, parse_spec
@@ -62,8 +63,9 @@ def test_the_scope_is_the_listed_and_the_labelled_namespaces_and_the_split_follo
 def test_status_has_usage_remaining_the_split_and_the_owned_objects():
     status = decided(quota_body(defaults={"requests": {"cpu": "100m"}}), pods=[pod("a", "p1", "500m")]).status
     assert status["observedGeneration"] == 3
-    assert status["usage"] == {"cpu": "500m", "memory": "1Gi", "nvidia.com/gpu": "0", "pods": "1"}
-    assert status["remaining"] == {"cpu": "1500m", "memory": "3Gi", "pods": "9"}
+    QuotaStatus.model_validate(status, strict=True)  # the types the CRD schema takes
+    assert status["usage"] == {"cpu": "500m", "memory": "1Gi", "nvidia.com/gpu": "0", "pods": 1}
+    assert status["remaining"] == {"cpu": "1500m", "memory": "3Gi", "pods": 9}
     assert [(s["namespace"], s["used"]["cpu"], s["hard"]["cpu"]) for s in status["split"]] == [
         ("a", "500m", "1250m"), ("b", "0", "750m")]
     assert status["ownedObjects"] == [{"kind": k, "namespace": ns, "name": "quartermaster-blue"}

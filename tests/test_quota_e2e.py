@@ -1,0 +1,102 @@
+"""Quota end to end: a Quota over two namespaces (one listed, one by its team label) owns a
+ResourceQuota and a LimitRange in each; the real apiserver fills in the defaults and
+refuses a pod over the namespace's part of the total; the split follows the pods'
+requests; the garbage collector in kube-controller-manager deletes the objects with the
+Quota."""
+import json
+
+import pytest
+from kubernetes import client
+
+from conftest import wait_for
+from quartermaster.operator.models import GROUP, VERSION
+from quartermaster.operator.quantities import to_float
+
+LISTED, LABELLED = "quota-a", "quota-b"
+QUOTA = "team-blue"
+OBJECT = f"quartermaster-{QUOTA}"
+HARD = {"cpu": "2", "memory": "4Gi", "pods": 10}
+
+
+def quota_manifest() -> str:
+    return json.dumps({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": QUOTA},
+        "spec": {"scope": {"namespaces": [LISTED], "team": {"key": "team", "value": "blue"}}, "hard": HARD,
+                 "defaults": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}}})
+
+
+def pod(name: str, cpu: str | None) -> client.V1Pod:
+    resources = client.V1ResourceRequirements(requests={"cpu": cpu, "memory": "64Mi"}) if cpu else None
+    return client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=client.V1PodSpec(
+        containers=[client.V1Container(name="app", image="registry.example/app:1", resources=resources)],
+        node_selector={"pool": "quota"}))
+
+
+@pytest.fixture(scope="module")
+def core(sim_cluster, control_plane, operator_process):
+    sim_cluster.add_node("e2e-quota-1", "16", "64Gi", pods=40, labels={"pool": "quota"})
+    control_plane.create_namespace(LISTED, timeout=60)
+    control_plane.create_namespace(LABELLED, labels={"team": "blue"}, timeout=60)
+    with control_plane.api_client() as api:
+        yield client.CoreV1Api(api)
+
+
+def hard_cpu(core, namespace: str) -> float:
+    return to_float(core.read_namespaced_resource_quota(OBJECT, namespace).spec.hard["requests.cpu"])
+
+
+def status(kubectl) -> dict:
+    return json.loads(kubectl("get", "quotas.quartermaster.dev", QUOTA, "-o", "json").stdout).get("status") or {}
+
+
+def test_a_quota_owns_resource_quotas_whose_limits_sum_to_its_total(core, kubectl):
+    kubectl("apply", "-f", "-", input=quota_manifest())
+    def owned():
+        found = [q for ns in (LISTED, LABELLED) for q in core.list_namespaced_resource_quota(
+            ns, label_selector=f"quartermaster.dev/quota={QUOTA}").items]
+        return len(found) == 2 and found
+
+    quotas = wait_for(owned, 90, "a ResourceQuota of the Quota in both namespaces")
+    for resource, key in (("cpu", "requests.cpu"), ("memory", "requests.memory"), ("pods", "pods")):
+        assert sum(to_float(q.spec.hard[key]) for q in quotas) == to_float(HARD[resource])
+    for q in quotas:
+        assert q.metadata.labels["app.kubernetes.io/managed-by"] == "quartermaster"
+        assert [(o.kind, o.name) for o in q.metadata.owner_references] == [("Quota", QUOTA)]
+    limits = core.read_namespaced_limit_range(OBJECT, LABELLED).spec.limits[0]
+    assert limits.default_request == {"cpu": "100m", "memory": "64Mi"} and limits.default == {"memory": "128Mi"}
+
+
+def test_the_apiserver_refuses_a_pod_over_the_split_and_the_split_follows_use(core, kubectl):
+    kubectl("apply", "-f", "-", input=quota_manifest())
+    wait_for(lambda: hard_cpu(core, LISTED) == 1.0, 90, "an even split of 2 cores")
+    core.create_namespaced_pod(LISTED, pod("uses-half", "500m"))
+    # the listed namespace uses 500m: it gets that plus half of the 1.5 cores left
+    wait_for(lambda: hard_cpu(core, LISTED) == 1.25, 60, "quota-a's part raised to 1250m")
+    assert hard_cpu(core, LABELLED) == 0.75
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_pod(LISTED, pod("too-big", "1"))
+    assert refused.value.status == 403 and "exceeded quota" in refused.value.body
+    # a container without requests gets the LimitRange's defaults (and fits)
+    core.create_namespaced_pod(LABELLED, pod("defaulted", None))
+    defaulted = core.read_namespaced_pod("defaulted", LABELLED).spec.containers[0].resources
+    assert defaulted.requests == {"cpu": "100m", "memory": "64Mi"} and defaulted.limits == {"memory": "128Mi"}
+
+    final = wait_for(lambda: (s := status(kubectl)).get("usage", {}).get("cpu") == "600m" and s, 60,
+                     "status usage of 600m")
+    assert final["remaining"]["cpu"] == "1400m"
+    parts = {p["namespace"]: p for p in final["split"]}
+    assert parts[LISTED]["used"]["cpu"] == "500m" and parts[LABELLED]["used"]["cpu"] == "100m"
+    assert sum(to_float(p["hard"]["cpu"]) for p in parts.values()) == 2.0
+    assert {(o["kind"], o["namespace"]) for o in final["ownedObjects"]} == {
+        (kind, ns) for kind in ("ResourceQuota", "LimitRange") for ns in (LISTED, LABELLED)}
+    conditions = {c["type"]: c for c in final["conditions"]}
+    assert conditions["Ready"]["status"] == "True" and conditions["Exceeded"]["status"] == "False"
+    assert final["observedGeneration"] >= 1
+
+
+def test_deleting_the_quota_deletes_its_objects(core, kubectl):
+    kubectl("apply", "-f", "-", input=quota_manifest())
+    wait_for(lambda: core.list_namespaced_resource_quota(LABELLED).items, 90, "the ResourceQuota")
+    kubectl("delete", "quotas.quartermaster.dev", QUOTA)
+    wait_for(lambda: not [q for ns in (LISTED, LABELLED) for q in core.list_namespaced_resource_quota(ns).items]
+             and not core.list_namespaced_limit_range(LISTED).items, 90, "the garbage collector to delete them")
