@@ -114,10 +114,13 @@ def test_shrink_drains_but_stops_at_a_pod_disruption_budget(api, kubectl):
 
 
 def test_shrink_keeps_the_spot_share(api):
-    provider = KwokNodePools({"mix": pool(spotPercentage=50)}, api)
-    asyncio.run(provider.set_desired_size("mix", 4))
-    asyncio.run(provider.set_desired_size("mix", 2))
-    assert sorted(n.metadata.labels[CAPACITY_TYPE_LABEL] for n in pool_nodes(api, "mix")) == ["on-demand", "spot"]
+    provider = KwokNodePools({"mix": pool(spotPercentage=25)}, api)
+    for _ in range(3):  # new node names each round: a choice by name alone would go wrong in one
+        asyncio.run(provider.set_desired_size("mix", 4))
+        assert sorted(n.metadata.labels[CAPACITY_TYPE_LABEL] for n in pool_nodes(api, "mix")) == [
+            "on-demand"] * 3 + ["spot"]
+        asyncio.run(provider.set_desired_size("mix", 3))  # 25 % of 3 rounds down: the spot node goes
+        assert [n.metadata.labels[CAPACITY_TYPE_LABEL] for n in pool_nodes(api, "mix")] == ["on-demand"] * 3
 
 
 def test_unknown_pool_and_size_out_of_bounds_are_typed_errors(api):
