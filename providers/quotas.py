@@ -43,8 +43,11 @@ def resource_quota_manifest(namespace: str, hard: Mapping[str, str], owner: Mapp
 def limit_range_manifest(namespace: str, default_requests: Mapping[str, str], default_limits: Mapping[str, str],
                          owner: Mapping) -> dict:
     limit = {"type": "Container"}
+    # the apiserver's own defaulting: a resource with a default limit and no default
+    # request gets the limit as its request; written out, the manifest is what it holds
+    default_requests = {**default_limits, **default_requests}
     if default_requests:
-        limit["defaultRequest"] = dict(default_requests)
+        limit["defaultRequest"] = default_requests
     if default_limits:
         limit["default"] = dict(default_limits)
     return {"apiVersion": "v1", "kind": "LimitRange", "metadata": _metadata(namespace, owner),

@@ -80,6 +80,9 @@ def test_defaults_become_a_limit_range_per_namespace():
     assert ranges[0]["spec"] == {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "64Mi"},
                                              "default": {"memory": "128Mi"}}]}
     assert not [m for m in decided(quota_body()).action.manifests if m["kind"] == "LimitRange"]
+    # as the apiserver defaults it: a default limit without a default request is the request too
+    limits_only = decided(quota_body(defaults={"limits": {"memory": "128Mi"}})).action.manifests
+    assert limits_only[1]["spec"]["limits"][0]["defaultRequest"] == {"memory": "128Mi"}
 
 
 def test_only_objects_that_do_not_hold_what_is_wanted_are_applied():

@@ -22,7 +22,7 @@ def quota_manifest() -> str:
     return json.dumps({
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": QUOTA},
         "spec": {"scope": {"namespaces": [LISTED], "team": {"key": "team", "value": "blue"}}, "hard": HARD,
-                 "defaults": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}}})
+                 "defaults": {"requests": {"cpu": "100m"}, "limits": {"memory": "128Mi"}}}})
 
 
 def pod(name: str, cpu: str | None) -> client.V1Pod:
@@ -63,7 +63,7 @@ def test_a_quota_owns_resource_quotas_whose_limits_sum_to_its_total(core, kubect
         assert q.metadata.labels["app.kubernetes.io/managed-by"] == "quartermaster"
         assert [(o.kind, o.name) for o in q.metadata.owner_references] == [("Quota", QUOTA)]
     limits = core.read_namespaced_limit_range(OBJECT, LABELLED).spec.limits[0]
-    assert limits.default_request == {"cpu": "100m", "memory": "64Mi"} and limits.default == {"memory": "128Mi"}
+    assert limits.default_request == {"cpu": "100m", "memory": "128Mi"} and limits.default == {"memory": "128Mi"}
 
 
 def test_the_apiserver_refuses_a_pod_over_the_split_and_the_split_follows_use(core, kubectl):
@@ -79,7 +79,7 @@ def test_the_apiserver_refuses_a_pod_over_the_split_and_the_split_follows_use(co
     # a container without requests gets the LimitRange's defaults (and fits)
     core.create_namespaced_pod(LABELLED, pod("defaulted", None))
     defaulted = core.read_namespaced_pod("defaulted", LABELLED).spec.containers[0].resources
-    assert defaulted.requests == {"cpu": "100m", "memory": "64Mi"} and defaulted.limits == {"memory": "128Mi"}
+    assert defaulted.requests == {"cpu": "100m", "memory": "128Mi"} and defaulted.limits == {"memory": "128Mi"}
 
     final = wait_for(lambda: (s := status(kubectl)).get("usage", {}).get("cpu") == "600m" and s, 60,
                      "status usage of 600m")
