@@ -219,7 +219,8 @@ class PressureThresholds(Model):
 
 
 class ProviderNodePool(Model):
-    provider: Literal["kwok", "aws", "gcp", "azure"]
+    # an entry-point name in quartermaster.providers: a third party may add one
+    provider: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)
     name: str = Field(min_length=1)
 
 
