@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
+from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping, Optional
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
                       ValidationError, model_validator)
@@ -83,6 +83,14 @@ def validation_message(error: ValidationError) -> str:
     def path(loc) -> str:
         return "spec" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     return "; ".join(f"{path(e['loc'])}: {e['msg']}" for e in error.errors())
+
+
+def parse_spec(model: type[BaseModel], spec: Mapping) -> BaseModel | str:
+    """`spec` as `model`, or the message saying what is wrong with it."""
+    try:
+        return model.model_validate(spec)
+    except ValidationError as error:
+        return validation_message(error)
 
 
 class Model(BaseModel):

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import kopf
-from pydantic import ValidationError
 
 from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
-from quartermaster.operator.models import GROUP, VERSION, Quota, QuotaSpec, validation_message
+from quartermaster.operator import models
+from quartermaster.operator.models import GROUP, VERSION, Quota, QuotaSpec
 from quartermaster.operator.observe import ClusterSnapshot, CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
@@ -89,10 +89,8 @@ async def on_quota_event(**_):
 
 
 def parse_spec(quota: CustomObject) -> QuotaSpec | str:
-    try:
-        return QuotaSpec.model_validate(quota.spec)
-    except ValidationError as error:
-        return validation_message(error)
+    """The parsed spec, or the message saying what is wrong with it."""
+    return models.parse_spec(QuotaSpec, quota.spec)
 
 
 # ---- decide ----------------------------------------------------------------------------

@@ -14,12 +14,12 @@ from typing import Mapping, Optional
 
 import kopf
 import numpy as np
-from pydantic import ValidationError
 
 from quartermaster.operator.accounting import PoolSummary, threshold_for
 from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
 from quartermaster.operator.forecast_tracking import Accuracy
-from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec, validation_message
+from quartermaster.operator import models
+from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec
 from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, format_resources, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
@@ -75,10 +75,7 @@ class PoolDecision:
 
 def parse_spec(pool: CustomObject) -> ResourcePoolSpec | str:
     """The parsed spec, or the message saying what is wrong with it."""
-    try:
-        return ResourcePoolSpec.model_validate(pool.spec)
-    except ValidationError as error:
-        return validation_message(error)
+    return models.parse_spec(ResourcePoolSpec, pool.spec)
 
 
 def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[PoolSummary],

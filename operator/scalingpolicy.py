@@ -25,11 +25,10 @@ from typing import Iterable, Mapping, Optional
 
 import kopf
 import numpy as np
-from pydantic import ValidationError
 
 from quartermaster.operator.conditions import as_event, changed, from_rfc3339, rfc3339, set_condition
-from quartermaster.operator.models import (GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode,
-                                           validation_message)
+from quartermaster.operator import models
+from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode
 from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
@@ -87,10 +86,8 @@ async def on_policy_event(**_):
 # ---- decide ----------------------------------------------------------------------------
 
 def parse_spec(policy: CustomObject) -> ScalingPolicySpec | str:
-    try:
-        return ScalingPolicySpec.model_validate(policy.spec)
-    except ValidationError as error:
-        return validation_message(error)
+    """The parsed spec, or the message saying what is wrong with it."""
+    return models.parse_spec(ScalingPolicySpec, policy.spec)
 
 
 def target_of(policy: CustomObject, spec: ScalingPolicySpec) -> WorkloadKey:

@@ -31,10 +31,10 @@ from typing import Mapping, Optional
 
 import kopf
 import numpy as np
-from pydantic import ValidationError
 
 from quartermaster.operator.conditions import as_event, changed, from_rfc3339, rfc3339, set_condition
-from quartermaster.operator.models import GROUP, VERSION, ApprovalMode, SwapPhase, SwapPlan, SwapPlanSpec, validation_message
+from quartermaster.operator import models
+from quartermaster.operator.models import GROUP, VERSION, ApprovalMode, SwapPhase, SwapPlan, SwapPlanSpec
 from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
@@ -74,10 +74,8 @@ async def on_swapplan_event(**_):
 
 
 def parse_spec(plan: CustomObject) -> SwapPlanSpec | str:
-    try:
-        return SwapPlanSpec.model_validate(plan.spec)
-    except ValidationError as error:
-        return validation_message(error)
+    """The parsed spec, or the message saying what is wrong with it."""
+    return models.parse_spec(SwapPlanSpec, plan.spec)
 
 
 # ---- decide ----------------------------------------------------------------------------
