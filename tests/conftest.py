@@ -107,9 +107,10 @@ def operator_liveness_port() -> int:
     return free_port()
 
 
-# An API denial as the kubernetes client and Kopf log it: "Forbidden", "(403)", "status 403";
-# not the milliseconds of a timestamp such as "16:39:40,403".
-RBAC_DENIAL = re.compile(r"forbidden|\(403\)|\b403\b(?<!,403)", re.IGNORECASE)
+# An API denial as the kubernetes client, urllib3 and Kopf log it: "Forbidden", "(403)",
+# "status 403", `HTTP/1.1" 403`; not a 403 that is a timestamp's milliseconds
+# ("16:39:40,403") or a response's length (`HTTP/1.1" 200 403`).
+RBAC_DENIAL = re.compile(r'forbidden|\(403\)|\bstatus\W+403\b|HTTP/1\.1" 403\b', re.IGNORECASE)
 
 
 @pytest.fixture(scope="session")
