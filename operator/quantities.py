@@ -1,6 +1,8 @@
 """Kubernetes quantities as floats (cores, bytes, counts) and back to their usual text."""
 from __future__ import annotations
 
+import math
+
 from kubernetes.utils.quantity import parse_quantity
 
 # The resources a pool accounts for, by the name Kubernetes gives them.
@@ -29,3 +31,15 @@ def format_quantity(resource: str, amount: float) -> str:
 
 def format_resources(amounts: dict[str, float]) -> dict[str, str]:
     return {resource: format_quantity(resource, amounts.get(resource, 0.0)) for resource in RESOURCES}
+
+
+# The precision requests are written at: a millicore of cpu, a MiB of memory.
+_REQUEST_UNIT = {"cpu": 1e-3, "memory": float(2**20)}
+
+
+def request_precision(resource: str, amount: float, up: bool = True) -> float:
+    """`amount` at the precision a request is written at, rounded up (a request that must
+    cover a need) or to the nearest (amounts moved between workloads, which round alike)."""
+    unit = _REQUEST_UNIT[resource]
+    units = math.ceil(amount / unit - 1e-9) if up else round(amount / unit)
+    return units * unit if resource == "memory" else round(units * unit, 3)

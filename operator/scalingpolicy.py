@@ -30,7 +30,7 @@ from quartermaster.operator.conditions import as_event, changed, from_rfc3339, r
 from quartermaster.operator import models
 from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode
 from quartermaster.operator.observe import CustomObject, custom_object
-from quartermaster.operator.quantities import format_quantity, to_float
+from quartermaster.operator.quantities import format_quantity, request_precision, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 from quartermaster.planner import scaling, vertical
@@ -276,7 +276,7 @@ def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigu
     if not current:
         return ready("RecommendOnly", f"requests recommended per pod; no pod or template of "
                                       f"{spec.target_ref.name} seen to share them among its containers")
-    proposed = {name: {r: _rounded(r, v) for r, v in requests.items()}
+    proposed = {name: {r: request_precision(r, v) for r, v in requests.items()}
                 for name, requests in vertical.split_requests(per_pod, [(c.name, c.requests) for c in current]).items()}
     extra["recommendation"]["containers"] = [{"name": name, "requests": {r: _request(r, v) for r, v in requests.items()}}
                                              for name, requests in proposed.items()]
@@ -336,15 +336,8 @@ def _by_name(containers) -> dict[str, dict[str, float]]:
     return {c.name: dict(c.requests) for c in containers}
 
 
-def _rounded(resource: str, amount: float) -> float:
-    """A request as Kubernetes writes one: cpu to the millicore (up), memory to the MiB (up)."""
-    if resource == "cpu":
-        return math.ceil(amount * 1000 - 1e-9) / 1000
-    return float(math.ceil(amount / 2**20 - 1e-9) * 2**20)
-
-
 def _request(resource: str, amount: float) -> str:
-    return format_quantity(resource, _rounded(resource, amount))
+    return format_quantity(resource, request_precision(resource, amount))
 
 
 def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:

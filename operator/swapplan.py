@@ -36,7 +36,7 @@ from quartermaster.operator.conditions import as_event, changed, from_rfc3339, r
 from quartermaster.operator import models
 from quartermaster.operator.models import GROUP, VERSION, ApprovalMode, SwapPhase, SwapPlan, SwapPlanSpec
 from quartermaster.operator.observe import CustomObject, custom_object
-from quartermaster.operator.quantities import format_quantity, to_float
+from quartermaster.operator.quantities import format_quantity, request_precision, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 from quartermaster.planner import AntiThrash, InfeasiblePlanError, PriorityClass, SwapPlanRequest, plan_swaps, vertical
@@ -277,7 +277,7 @@ def _steps(targets: Mapping[str, Mapping[str, float]], templates: Mapping[Worklo
                      for r in RESOURCES)
         steps.append((growth, {"workload": name, "state": "Pending",
                                "before": _containers(now, RESOURCES),
-                               "after": _containers({c: {r: _rounded(r, v) for r, v in a.items()}
+                               "after": _containers({c: {r: request_precision(r, v, up=False) for r, v in a.items()}
                                                      for c, a in after.items()}, RESOURCES)}))
     return [step for _, step in sorted(steps, key=lambda s: s[0])]
 
@@ -365,12 +365,6 @@ def _containers(requests: Mapping[str, Mapping[str, float]], resources) -> list[
 
 def _as_requests(containers: list[dict]) -> tuple[ContainerRequests, ...]:
     return tuple(ContainerRequests(c["name"], {r: to_float(v) for r, v in c["requests"].items()}) for c in containers)
-
-
-def _rounded(resource: str, amount: float) -> float:
-    """Kubernetes' own precision: cpu to the millicore, memory to the MiB (nearest, since
-    donors and recipients round alike)."""
-    return round(amount * 1000) / 1000 if resource == "cpu" else float(round(amount / 2**20) * 2**20)
 
 
 def _summary(status: Mapping) -> str:
