@@ -1,0 +1,87 @@
+"""planner/cost.py: known answers for the charge (max of request and usage), the window's
+hours, grouping, and spend and its forecast over UTC calendar boundaries."""
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from quartermaster.planner.cost import GIB, Prices, allocations, calendar, costs_per_hour, spend, window_hours
+
+NAN = np.nan
+HOUR = 3600
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+
+def test_defaults_are_opencosts_published_prices():
+    assert Prices().per_unit_hour() == pytest.approx([0.031611, 0.004237 / GIB, 0.95])
+
+
+def test_each_sample_counts_for_its_step_inside_the_window_and_never_past_its_end():
+    stamps = np.array([0.0, 3600.0, 7200.0])
+    assert window_hours(stamps, HOUR, 0, 7200 + 1800) == pytest.approx([1, 1, 0.5])
+    assert window_hours(stamps, HOUR, 1800, 3600 * 10) == pytest.approx([0.5, 1, 1])
+
+
+def test_the_charge_is_the_larger_of_request_and_usage_and_nothing_where_neither_is_known():
+    # one pod, cpu only: request 1 core; usage 0.5, then 2, then unknown, then both unknown
+    requests = np.zeros((1, 3, 4))
+    usage = np.zeros((1, 3, 4))
+    requests[0, 0] = [1, 1, 1, NAN]
+    usage[0, 0] = [0.5, 2, NAN, NAN]
+    hourly = costs_per_hour(requests, usage, Prices(core_hour=0.5).per_unit_hour())
+    assert hourly[0, 0] == pytest.approx([0.5, 1.0, 0.5, 0.0])
+
+
+def test_allocations_sum_rows_of_a_key_over_the_window():
+    # two pods of one namespace and one of another, two hourly samples, half the second hour past
+    stamps = np.array([0.0, 3600.0])
+    requests = np.full((3, 3, 2), NAN)
+    usage = np.full((3, 3, 2), NAN)
+    requests[:, 0] = [[1, 1], [2, 2], [4, 4]]  # cores
+    requests[:, 1] = 2 * GIB
+    usage[:, 1] = [[GIB, 3 * GIB], [GIB, GIB], [GIB, GIB]]  # the first pod uses 3 GiB in the second hour
+    requests[0, 2] = 1  # one GPU
+    found = allocations(["a", "a", "b"], requests, usage, Prices().per_unit_hour(), stamps, HOUR, 0, 5400)
+    a = found["a"]
+    assert a.hours == 1.5
+    # cpu: (1 + 2) cores x 1.5 h; memory: (2 + 2) GiB x 1 h, then (3 + 2) GiB x 0.5 h; gpu: 1.5 h
+    assert a.charged_hours == pytest.approx([4.5, 6.5 * GIB, 1.5])
+    assert a.cost == pytest.approx([4.5 * 0.031611, 6.5 * 0.004237, 1.5 * 0.95])
+    assert a.request_average == pytest.approx([3, 4 * GIB, 1])
+    assert a.usage_average == pytest.approx([0, (2 + 4 * 0.5) * GIB / 1.5, 0])
+    assert found["b"].total == pytest.approx(4 * 1.5 * 0.031611 + 2 * 1.5 * 0.004237)
+
+
+def test_per_row_prices_charge_each_row_at_its_own():
+    requests = np.ones((2, 3, 1))
+    prices = np.array([[1.0, 0.0, 0.0], [10.0, 0.0, 0.0]])
+    found = allocations(["x", "x"], requests, np.full_like(requests, NAN), prices, np.array([0.0]), HOUR, 0, HOUR)
+    assert found["x"].cost == pytest.approx([11, 0, 0])
+
+
+def test_calendar_boundaries_are_utc_days_and_months():
+    assert calendar(at("2026-12-31T13:30:00")) == (
+        at("2026-12-31T00:00:00"), at("2027-01-01T00:00:00"), at("2026-12-01T00:00:00"), at("2027-01-01T00:00:00"))
+    assert calendar(at("2028-02-29T00:00:00"))[3] == at("2028-03-01T00:00:00")
+
+
+def test_spend_today_this_month_and_the_forecast_at_the_recent_rate():
+    # $2 an hour since the 1st, $4 an hour from noon on the 2nd; it is 13:00 on the 2nd
+    now = at("2026-12-02T13:00:00")
+    stamps = at("2026-12-01T00:00:00") + HOUR * np.arange(37)  # up to 12:00 on the 2nd
+    hourly = np.where(stamps >= at("2026-12-02T12:00:00"), 4.0, 2.0)
+    found = spend(hourly, stamps, HOUR, now)
+    assert found.today == pytest.approx(12 * 2 + 4)
+    assert found.month == pytest.approx(36 * 2 + 4)
+    assert found.forecast_today == pytest.approx(28 + 4 * 11)
+    assert found.forecast_month == pytest.approx(76 + 4 * (29 * 24 + 11))
+
+
+def test_spend_in_the_first_minutes_of_a_month_uses_only_those_minutes():
+    now = at("2026-12-01T00:30:00")
+    found = spend(np.array([2.0]), np.array([at("2026-12-01T00:00:00")]), HOUR, now)
+    assert found.today == found.month == pytest.approx(1.0)
+    assert found.forecast_today == pytest.approx(1.0 + 2 * 23.5)
