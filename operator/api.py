@@ -8,12 +8,16 @@ histories and swap requests, for tools that would rather not read statuses.
                                                          requests before and after
     POST /swap_request {"plan": NAME, "approve": PLANID} approve the plan in status (as the
                                                          annotation quartermaster.dev/approve does)
+    GET  /cost?window=today|month|7d&aggregate=namespace|workload|pool
+                                                         cost per group over the window, shaped
+                                                         like OpenCost's /allocation
 
 Authentication and authorisation as kube-rbac-proxy does them: the bearer token is checked
 with a TokenReview, then a SubjectAccessReview asks whether its user may `get` swapplans
 (reads) or `patch` them (POST). No token or a token the apiserver does not know: 401;
 known but not allowed: 403. Bad input: 400 with a message; an unknown plan or workload:
-404; an approval of a plan that is not the one in status: 409.
+404; an approval of a plan that is not the one in status: 409; no cost read yet (no
+Prometheus): 503 saying why.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from aiohttp import web
 from kubernetes import client
 from kubernetes.client import ApiException
 
+from quartermaster.operator.cost import AGGREGATES
 from quartermaster.operator.kube import api_client
 from quartermaster.operator.models import GROUP, VERSION, SwapPlan
 from quartermaster.operator.swapplan import APPROVE_ANNOTATION
@@ -41,7 +46,8 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": _REASONS[status], "message": message}, status=status)
 
 
-_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict"}
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
+            503: "ServiceUnavailable"}
 
 
 class Access:
@@ -99,16 +105,17 @@ async def _authorised(request: web.Request, handler):
             return _error(403, f"{user['username']} may not {verb} {SwapPlan.plural}.{GROUP}")
     except ApiException as failure:
         logger.warning("token or access review failed: %s %s", failure.status, failure.reason)
-        return web.json_response({"error": "ServiceUnavailable",
-                                  "message": f"the apiserver did not answer the review: {failure.reason}"}, status=503)
+        return _error(503, f"the apiserver did not answer the review: {failure.reason}")
     return await handler(request)
 
 
 def build_app(plans: Callable[[], Mapping[str, Mapping]], forecast: Callable[..., Optional[dict]],
-              access: Access, approve: Optional[Callable] = None) -> web.Application:
+              access: Access, approve: Optional[Callable] = None,
+              cost: Optional[Callable[[str, str], dict | str]] = None) -> web.Application:
     """The API over the cycle's view: `plans()` each SwapPlan's status by name,
     `forecast(namespace, workload, resource)` a forecast answer; `approve(name, plan_id)`
-    annotates a plan (the operator's own patch by default)."""
+    annotates a plan (the operator's own patch by default); `cost(window, aggregate)` the
+    /cost answer, or why there is none (ValueError for bad input)."""
     app = web.Application(middlewares=[_json_errors, _authorised])
     app["access"] = access
     approve = approve or _annotate_approval
@@ -163,7 +170,18 @@ def build_app(plans: Callable[[], Mapping[str, Mapping]], forecast: Callable[...
         await approve(name, body["approve"])
         return web.json_response({"plan": name, "approved": body["approve"]}, status=202)
 
+    async def cost_report(request: web.Request) -> web.Response:
+        window = request.query.get("window")
+        if not window:
+            return _error(400, "missing query parameter: window (today, month or a duration such as 7d)")
+        try:
+            answer = cost(window, request.query.get("aggregate", "namespace")) if cost else "cost is not served"
+        except ValueError as bad:
+            return _error(400, str(bad))
+        return _error(503, answer) if isinstance(answer, str) else web.json_response(answer)
+
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/cost", cost_report)
     app.router.add_get("/prediction", prediction)
     app.router.add_get("/swap_history", swap_history)
     app.router.add_post("/swap_request", swap_request)
@@ -223,7 +241,7 @@ _ERRORS = {str(code): {"description": reason, "content": {"application/json": {"
 OPENAPI = {
     "openapi": "3.0.3",
     "info": {"title": "Quartermaster", "version": "v1alpha1",
-             "description": "Forecasts and swaps. Bearer tokens of the cluster; reads need get on "
+             "description": "Forecasts, swaps and cost. Bearer tokens of the cluster; reads need get on "
                             "swapplans.quartermaster.dev, POST needs patch."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -247,5 +265,15 @@ OPENAPI = {
                 "type": "object", "required": ["plan", "approve"], "additionalProperties": False,
                 "properties": {"plan": {"type": "string"}, "approve": {"type": "string"}}}}}},
             "responses": {"202": {"description": "approved"}, **_ERRORS}}},
+        "/cost": {"get": {
+            "summary": "Cost per namespace, workload or pool over a window, as OpenCost's /allocation: "
+                       "max(request, usage) x price",
+            "parameters": [_parameter("window", "today, month (UTC calendar, to now), or a duration back from now: "
+                                                "30m, 12h, 7d"),
+                           {**_parameter("aggregate", "what to group by", AGGREGATES),
+                            "required": False}],
+            "responses": {"200": {"description": '{"code": 200, "data": [{name: {name, cpuCost, ramCost, gpuCost, '
+                                                 'totalCost, cpuCoreRequestAverage, ..., start, end, window}}]}'},
+                          **_ERRORS}}},
     },
 }

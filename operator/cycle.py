@@ -28,6 +28,7 @@ from kubernetes.client import ApiException
 
 from quartermaster.operator import quota, report, resourcepool, scalingpolicy, swapplan
 from quartermaster.operator.accounting import PodRecord, PoolSummary, summarise
+from quartermaster.operator.cost import CostData, CostObserver, allocation_answer
 from quartermaster.operator.forecast_tracking import ForecastTracker
 from quartermaster.operator.kube import api_client
 from quartermaster.operator.models import (Quota, ResourcePool, ResourcePoolSpec, ScalingMode, ScalingPolicy,
@@ -123,6 +124,7 @@ class ControlCycle:
         if reader is None and settings.metrics.prometheus_url:
             reader = PrometheusReader(settings.metrics)
         self.usage = UsageObserver(settings.metrics, reader)
+        self.cost = CostObserver(settings.metrics, settings.price_table, reader)
         self.tracker = ForecastTracker()
         self.telemetry = telemetry or Telemetry()
         self._specs: dict[tuple[str, int], object] = {}  # parsed once per (uid, generation)
@@ -134,6 +136,9 @@ class ControlCycle:
         # the last cycle's view, which the REST API answers from
         self.latest_snapshot: Optional[ClusterSnapshot] = None
         self.latest_book: Optional[_ForecastBook] = None
+        # the last cost read, or why there is none; each live pod's workload and pool
+        self.latest_cost: CostData | tuple[str, str] = ("NotReadYet", "no cost read yet")
+        self.latest_pods: tuple[dict, dict] = ({}, {})
 
     # ---- compute: observe, forecast, decide (no Kubernetes I/O) ---------------------
 
@@ -180,10 +185,12 @@ class ControlCycle:
             self._cluster_state(observed, plan, now), problem, self._written.get(plan.uid, plan.status), now))
             for plan in snapshot.plans]
         quotas = []
+        cost = self._read_cost(snapshot, observed, names, now) if snapshot.quotas or self.settings.api_port else None
         for obj in snapshot.quotas:
             spec = self._parse(obj, quota.parse_spec)
+            scope = quota.figures(obj, spec, snapshot)
             quotas.append(Outcome(Quota.plural, obj, quota.decide(
-                obj, spec, quota.figures(obj, spec, snapshot), self._written.get(obj.uid, obj.status), now)))
+                obj, spec, scope, self._written.get(obj.uid, obj.status), now, quota.cost_figures(scope, cost))))
         self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies, *snapshot.plans, *snapshot.quotas)},
                      set(names.values()))
         timings["decide"] = time.perf_counter() - clock
@@ -192,6 +199,26 @@ class ControlCycle:
         if self.usage.last_success is not None:
             self.telemetry.metrics_age.set(now - self.usage.last_success)
         return CycleResult(pools, policies, plans, len(workloads), error, timings, quotas)
+
+    def _read_cost(self, snapshot: ClusterSnapshot, observed: _Observed, names: dict[str, str],
+                   now: float) -> CostData | tuple[str, str]:
+        """The cost grid of every namespace (once a cycle, for the Quotas and /cost), or why not."""
+        try:
+            self.latest_cost = self.cost.read(snapshot.pods, {n.name: n.labels for n in snapshot.nodes},
+                                              sorted(snapshot.namespace_labels), now)
+        except MetricsUnavailable as failure:
+            self.telemetry.query_errors.labels(failure.reason).inc()
+            self.latest_cost = (failure.reason, f"no cost figures: {failure}")
+        self.latest_pods = ({(p.namespace, p.name): p.owner for p in snapshot.pods if p.owner is not None},
+                            {(p.namespace, p.name): names[uid] for uid, s in observed.summaries.items()
+                             for p in s.member_pods})
+        return self.latest_cost
+
+    def cost_answer(self, window: str, aggregate: str) -> dict | str:
+        """/cost's answer from the last cost read (ValueError for bad input), or why there is none."""
+        if isinstance(self.latest_cost, tuple):
+            return self.latest_cost[1]
+        return allocation_answer(self.latest_cost, *self.latest_pods, window, aggregate)
 
     def _parse(self, obj: CustomObject, parse) -> object:
         key = (obj.uid, obj.generation)
@@ -211,7 +238,7 @@ class ControlCycle:
             shares[pool.uid] = {w: n / pods_of[w] for w, n in members.items()}
         policy_specs = {p.uid: self._parse(p, scalingpolicy.parse_spec) for p in snapshot.policies}
         valid = [(p, policy_specs[p.uid]) for p in snapshot.policies if not isinstance(policy_specs[p.uid], str)]
-        owners = {p.uid: scalingpolicy.ownership(p, spec, valid, snapshot.hpas) for p, spec in valid}
+        owners = {p.uid: scalingpolicy.ownership(p, spec, valid, snapshot.hpas, snapshot.vpas) for p, spec in valid}
         targets = {p.uid: scalingpolicy.target_of(p, spec) for p, spec in valid}
         wanted = set(targets.values())
         target_pods: dict[WorkloadKey, list[PodRecord]] = {}

@@ -387,8 +387,15 @@ class QuotaSpec(Model):
 
 
 class CostSpent(Model):
-    today: float = 0.0
-    this_month: float = 0.0
+    """Spend as of `asOf`, charged as OpenCost does (max of request and usage × price); the
+    forecasts add the last hour's rate for the hours left in the UTC day and month."""
+
+    today: NonNegativeFloat = 0.0
+    this_month: NonNegativeFloat = 0.0
+    forecast_today: Optional[NonNegativeFloat] = None
+    forecast_month: Optional[NonNegativeFloat] = None
+    currency: str = "USD"
+    as_of: Optional[str] = None
 
 
 class NamespaceShare(Model):

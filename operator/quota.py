@@ -11,6 +11,14 @@ Desired against observed: the owned objects are indexed (by the managed-by label
 object is applied only when what it holds differs from what is wanted. The cluster, not
 the operator's memory, is the record, so a restarted operator, an apply that failed, or a
 hand edit of an owned object are all put right by the next cycle.
+
+Cost: the cycle reads the month's cost grid from Prometheus once (operator/cost.py) and
+hands each Quota its namespaces' spend (planner/cost.py). Status `cost` holds spent
+today and this month and the forecasts to the ends of both; `BudgetExceeded` (spend over
+`budget.daily` or `budget.monthly`) and `BudgetAtRisk` (a forecast over one) are filed
+with a warning Event when they turn True. Without Prometheus, or with a namespace whose
+Running pods have no current usage sample, `cost` is left out and `CostAvailable` is
+False saying why: no figure from missing data.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from quartermaster.operator.models import GROUP, VERSION, Quota, QuotaSpec
 from quartermaster.operator.observe import ClusterSnapshot, CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
+from quartermaster.planner.cost import Spend
 from quartermaster.planner.quotas import split_total
 from quartermaster.providers.hpa import FIELD_MANAGER, MANAGED_BY_LABEL
 from quartermaster.providers.quotas import QUOTA_LABEL, QuotaObjects, limit_range_manifest, resource_quota_manifest
@@ -36,6 +45,7 @@ PLURAL = Quota.plural
 RESOURCES = {"cpu": ("requests.cpu", 1000), "memory": ("requests.memory", 1),
              "nvidia.com/gpu": ("requests.nvidia.com/gpu", 1), "pods": ("pods", 1)}
 MANAGED = {MANAGED_BY_LABEL: FIELD_MANAGER}
+BAD_WHEN_TRUE = ("Exceeded", "BudgetExceeded", "BudgetAtRisk")  # conditions whose True is a warning
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,31 @@ class QuotaFigures:
     missing: tuple[str, ...]  # listed in the scope but not in the cluster
     used: Mapping[str, Mapping[str, float]]  # namespace -> resource -> sum of its pods' requests
     held: Mapping[tuple[str, str, str], OwnedRecord]  # (kind, namespace, name) -> the Quota's owned objects
+    running: frozenset[str] = frozenset()  # namespaces in scope with a pod on a node
+
+
+@dataclass(frozen=True)
+class CostFigures:
+    """The Quota's namespaces' spend, in the price table's currency."""
+
+    spend: Spend
+    currency: str
+
+
+def cost_figures(figures: Optional[QuotaFigures], cost) -> CostFigures | tuple[str, str] | None:
+    """The Quota's spend from the cycle's cost read (operator.cost.CostData, or (reason,
+    message) when the read failed), or (reason, message) when it cannot be given: the read
+    failed, or a namespace whose pods run has no current usage sample."""
+    if cost is None or figures is None or not figures.namespaces:
+        return None
+    if isinstance(cost, tuple):
+        return cost
+    data = cost
+    stale = sorted(figures.running - data.fresh)
+    if stale:
+        return ("UsageStale", f"no usage sample within 5 minutes for the running pods of {', '.join(stale)}: "
+                              f"no cost figures until Prometheus has them")
+    return CostFigures(data.spend(figures.namespaces), data.currency)
 
 
 def figures(quota: CustomObject, spec: QuotaSpec | str, snapshot: ClusterSnapshot) -> Optional[QuotaFigures]:
@@ -119,7 +154,8 @@ def figures(quota: CustomObject, spec: QuotaSpec | str, snapshot: ClusterSnapsho
             for resource in RESOURCES:
                 used[pod.namespace][resource] += pod.requests.get(resource, 0.0)
     held = {(r.kind, r.namespace, r.name): r for r in snapshot.quota_objects if r.quota == quota.name}
-    return QuotaFigures(namespaces, tuple(sorted(wanted - set(namespaces))), used, held)
+    running = frozenset(p.namespace for p in snapshot.pods if p.namespace in used and p.node)
+    return QuotaFigures(namespaces, tuple(sorted(wanted - set(namespaces))), used, held, running)
 
 
 @dataclass(frozen=True)
@@ -130,14 +166,13 @@ class QuotaDecision:
 
 
 def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFigures], previous: Mapping,
-           now: float) -> QuotaDecision:
+           now: float, cost: CostFigures | tuple[str, str] | None = None) -> QuotaDecision:
     before = list(previous.get("conditions") or [])
     generation = quota.generation
 
     def finish(conditions, extra=None, action=None):
         status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
-        # Exceeded is the one condition that is bad when True
-        events = [(reason, message, warning != (c["type"] == "Exceeded"))
+        events = [(reason, message, warning != (c["type"] in BAD_WHEN_TRUE))
                   for c in changed(before, conditions) for reason, message, warning in [as_event(c)]]
         if action is not None:
             status["lastAction"] = {"action": action.describe(), "time": rfc3339(now)}
@@ -196,7 +231,46 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
                                    generation)
     else:
         conditions = set_condition(conditions, "Ready", True, "Enforced", enforced, generation)
+    conditions, extra["cost"] = _budget(conditions, spec, cost, now, generation)
     return finish(conditions, extra, QuotaObjects(quota.name, stale) if stale else None)
+
+
+def _budget(conditions: list[dict], spec: QuotaSpec, cost: CostFigures | tuple[str, str] | None, now: float,
+            generation: int) -> tuple[list[dict], Optional[dict]]:
+    """The cost conditions and status `cost` (None: left out, which the merge patch removes)."""
+    if cost is None:
+        return conditions, None
+    if isinstance(cost, tuple):
+        reason, message = cost
+        return set_condition(conditions, "CostAvailable", False, reason, message, generation), None
+    spent = cost.spend
+    conditions = set_condition(conditions, "CostAvailable", True, "Measured",
+                               "charged for max(request, usage) x price, from Prometheus", generation)
+    figures = {"today": round(spent.today, 6), "thisMonth": round(spent.month, 6),
+               "forecastToday": round(spent.forecast_today, 6), "forecastMonth": round(spent.forecast_month, 6),
+               "currency": cost.currency, "asOf": rfc3339(now)}
+    budget = spec.budget
+    if budget is None or (budget.daily is None and budget.monthly is None):
+        return [c for c in conditions if c["type"] not in ("BudgetExceeded", "BudgetAtRisk")], figures
+    if budget.currency != cost.currency:
+        message = f"the budget is in {budget.currency}, the price table in {cost.currency}: not compared"
+        for kind in ("BudgetExceeded", "BudgetAtRisk"):
+            conditions = set_condition(conditions, kind, False, "CurrencyMismatch", message, generation)
+        return conditions, figures
+    periods = [(name, limit, amount, forecast) for name, limit, amount, forecast in (
+        ("daily", budget.daily, spent.today, spent.forecast_today),
+        ("monthly", budget.monthly, spent.month, spent.forecast_month)) if limit is not None]
+    currency = cost.currency
+    over = [f"spent {amount:.2f} {currency} over the {name} budget {limit:.2f}"
+            for name, limit, amount, _ in periods if amount > limit]
+    at_risk = [f"forecast {forecast:.2f} {currency} over the {name} budget {limit:.2f}"
+               for name, limit, _, forecast in periods if forecast > limit]
+    conditions = set_condition(conditions, "BudgetExceeded", bool(over), "OverBudget" if over else "WithinBudget",
+                               "; ".join(over) or "spend is within the budget", generation)
+    conditions = set_condition(conditions, "BudgetAtRisk", bool(at_risk), "ForecastOverBudget" if at_risk
+                               else "ForecastWithinBudget", "; ".join(at_risk) or "the forecast spend is within the "
+                               "budget (spent + the last hour's rate for the hours left)", generation)
+    return conditions, figures
 
 
 def _split(hard: Mapping[str, float], used: Mapping[str, Mapping[str, float]],

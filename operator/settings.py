@@ -6,6 +6,8 @@ from typing import Optional
 
 from pydantic import BaseModel, Field
 
+from quartermaster.operator.prices import PriceTable
+
 # cAdvisor's names, as the kubelet exports them and the test bed backfills them. A template
 # must return one series per pod, labelled `namespace` and `pod`; `${namespaces}` becomes
 # a regex of the namespaces the cycle needs, `${window}` the rate window (e.g. "10m").
@@ -13,6 +15,12 @@ DEFAULT_CPU_QUERY = ('sum by (namespace, pod) (rate(container_cpu_usage_seconds_
                      '{container!="", container!="POD", namespace=~"${namespaces}"}[${window}]))')
 DEFAULT_MEMORY_QUERY = ('sum by (namespace, pod) (container_memory_working_set_bytes'
                         '{container!="", container!="POD", namespace=~"${namespaces}"})')
+# kube-state-metrics' requests per pod, which cost is charged for when above usage.
+DEFAULT_REQUEST_QUERIES = {
+    resource: ('sum by (namespace, pod) (kube_pod_container_resource_requests'
+               f'{{resource="{name}", unit="{unit}", namespace=~"${{namespaces}}"}})')
+    for resource, name, unit in (("cpu", "cpu", "core"), ("memory", "memory", "byte"),
+                                 ("gpu", "nvidia_com_gpu", "integer"))}
 
 
 class MetricsSettings(BaseModel):
@@ -26,6 +34,13 @@ class MetricsSettings(BaseModel):
     rate_window: str = Field(default="10m", description="The window of rate() in the cpu template.")
     cpu_query: str = DEFAULT_CPU_QUERY
     memory_query: str = DEFAULT_MEMORY_QUERY
+    cpu_request_query: str = DEFAULT_REQUEST_QUERIES["cpu"]
+    memory_request_query: str = DEFAULT_REQUEST_QUERIES["memory"]
+    gpu_request_query: str = DEFAULT_REQUEST_QUERIES["gpu"]
+    cost_step_seconds: int = Field(default=3600, ge=60, description="The resolution cost is read at.")
+    cost_lookback_seconds: int = Field(default=7 * 86400, ge=3600,
+                                       description="Cost is read from this long ago or the month's start, "
+                                                   "whichever is earlier.")
     # Samples older than this many steps do not count as current usage (stale data).
     max_age_steps: int = Field(default=3, ge=1)
     # Prometheus refuses more than 11,000 points per series in one range query.
@@ -47,6 +62,7 @@ class OperatorSettings(BaseModel):
     api_tls_key: Optional[str] = None
     peering: Optional[str] = Field(default=None, description="Kopf peering name; None runs standalone.")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    price_table: PriceTable = Field(default_factory=PriceTable)
 
 
 # Set once by the CLI before Kopf starts; the start-up handler hands it to the cycle.

@@ -85,3 +85,36 @@ def test_spend_in_the_first_minutes_of_a_month_uses_only_those_minutes():
     found = spend(np.array([2.0]), np.array([at("2026-12-01T00:00:00")]), HOUR, now)
     assert found.today == found.month == pytest.approx(1.0)
     assert found.forecast_today == pytest.approx(1.0 + 2 * 23.5)
+
+
+# ---- the price table (operator/prices.py) ----------------------------------------------
+
+def test_a_price_table_overrides_per_instance_type_and_node_label_the_first_match_winning(tmp_path):
+    from quartermaster.operator.prices import load_price_table
+
+    path = tmp_path / "prices.yaml"
+    path.write_text("currency: EUR\ndefault: {cpuCoreHour: 0.04}\noverrides:\n"
+                    "  - instanceType: m5.large\n    cpuCoreHour: 0.1\n"
+                    "  - nodeSelector: {spot: 'true'}\n    cpuCoreHour: 0.01\n    gpuHour: 0.5\n")
+    table = load_price_table(path)
+    assert table.currency == "EUR"
+    assert table.prices(None) == Prices(0.04, 0.004237, 0.95), "unset defaults stay OpenCost's"
+    assert table.prices({"node.kubernetes.io/instance-type": "m5.large", "spot": "true"}).core_hour == 0.1
+    assert table.prices({"spot": "true"}) == Prices(0.01, 0.004237, 0.5)
+    assert table.prices({"spot": "false"}).core_hour == 0.04
+
+
+@pytest.mark.parametrize("text, message", [
+    ("default: {cpuCoreHour: -1}", "default.cpuCoreHour: Input should be greater than or equal to 0"),
+    ("overrides: [{cpuCoreHour: 1}]", "overrides[0] needs instanceType or nodeSelector"),
+    ("defaults: {}", "defaults: Extra inputs are not permitted"),
+    ("[1, 2", "is not YAML"),
+    ("just a string", "must be a mapping"),
+])
+def test_a_bad_price_table_stops_the_operator_at_start_with_a_clear_message(tmp_path, capsys, text, message):
+    from quartermaster.operator.cli import main
+
+    path = tmp_path / "prices.yaml"
+    path.write_text(text)
+    assert main(["run", f"--price-table={path}"]) == 2
+    assert message in capsys.readouterr().err

@@ -5,7 +5,8 @@ from dataclasses import replace
 from quartermaster.operator.models import QuotaStatus
 from quartermaster.operator.observe import snapshot_from_objects
 from quartermaster.operator.quantities import to_float
-from quartermaster.operator.quota import decide, figures, owned_record, parse_spec
+from quartermaster.operator.quota import cost_figures, decide, figures, owned_record, parse_spec
+from quartermaster.planner.cost import Spend
 
 NOW = 1_800_000_000.0
 SCOPE = {"namespaces": ["a", "gone"], "team": {"key": "team", "value": "blue"}}
@@ -126,3 +127,69 @@ def test_bad_input_is_a_condition_not_a_crash():
     nowhere = decided({**quota_body(), "spec": {"scope": {"namespaces": ["gone"]}, "hard": {"cpu": "1"}}})
     ready = condition(nowhere, "Ready")
     assert ready["reason"] == "NoNamespaces" and "gone not found" in ready["message"] and nowhere.action is None
+
+
+# ---- cost ----------------------------------------------------------------------------
+
+def costed(budget, spend, previous=None, pods=(pod("a", "p1", "500m"),), cost_data=None):
+    """The decision for a Quota with `budget` given a cost read whose spend is `spend`."""
+    body = quota_body(budget=budget) if budget else quota_body()
+    snapshot = snapshot_from_objects(pods=pods, namespaces=NAMESPACES, quotas=[body])
+    obj = snapshot.quotas[0]
+    spec = parse_spec(obj)
+    scope = figures(obj, spec, snapshot)
+    read = cost_data or CostRead(spend, frozenset({"a"}))
+    return decide(obj, spec, scope, previous or {}, NOW, cost_figures(scope, read))
+
+
+class CostRead:
+    """What the Quota takes of operator.cost.CostData: its namespaces' spend, the fresh namespaces."""
+
+    currency = "USD"
+
+    def __init__(self, spend, fresh):
+        self._spend, self.fresh = spend, fresh
+
+    def spend(self, namespaces):
+        assert set(namespaces) == {"a", "b"}, "the spend of the Quota's own namespaces"
+        return self._spend
+
+
+def test_status_cost_holds_the_spend_and_its_forecasts():
+    decision = costed({"daily": 10, "monthly": 300}, Spend(1.5, 20.25, 4.0, 80.0))
+    assert decision.status["cost"] == {"today": 1.5, "thisMonth": 20.25, "forecastToday": 4.0, "forecastMonth": 80.0,
+                                       "currency": "USD", "asOf": "2027-01-15T08:00:00Z"}
+    QuotaStatus.model_validate(decision.status)
+    assert condition(decision, "BudgetExceeded")["status"] == "False"
+    assert condition(decision, "BudgetAtRisk")["status"] == "False"
+
+
+def test_a_spend_over_the_budget_is_exceeded_and_a_forecast_over_it_at_risk_each_with_a_warning_once():
+    at_risk = costed({"daily": 10}, Spend(6, 6, 12, 100))
+    assert condition(at_risk, "BudgetExceeded")["status"] == "False"
+    risk = condition(at_risk, "BudgetAtRisk")
+    assert risk["status"] == "True" and "forecast 12.00 USD over the daily budget 10.00" in risk["message"]
+    assert ("ForecastOverBudget", risk["message"], True) in at_risk.events
+    exceeded = costed({"daily": 10}, Spend(11, 11, 14, 100), previous=at_risk.status)
+    assert condition(exceeded, "BudgetExceeded")["reason"] == "OverBudget"
+    assert [e for e in exceeded.events if e[0] == "OverBudget"] == [
+        ("OverBudget", "spent 11.00 USD over the daily budget 10.00", True)]
+    again = costed({"daily": 10}, Spend(12, 12, 15, 100), previous=exceeded.status)
+    assert not [e for e in again.events if e[0] in ("OverBudget", "ForecastOverBudget")], "an Event when it turns True"
+
+
+def test_no_cost_figures_from_missing_or_stale_data_and_a_condition_saying_why():
+    unreachable = costed({"daily": 10}, None, cost_data=("PrometheusUnreachable", "no cost figures: cannot connect"))
+    assert unreachable.status["cost"] is None
+    available = condition(unreachable, "CostAvailable")
+    assert available["status"] == "False" and available["reason"] == "PrometheusUnreachable"
+    stale = costed({"daily": 10}, Spend(1, 1, 1, 1), cost_data=CostRead(Spend(1, 1, 1, 1), frozenset()),
+                   pods=[{**pod("a", "p1", "1"), "spec": {**pod("a", "p1", "1")["spec"], "nodeName": "n1"}}])
+    assert stale.status["cost"] is None
+    assert condition(stale, "CostAvailable")["reason"] == "UsageStale" and "a" in condition(stale, "CostAvailable")[
+        "message"]
+
+
+def test_a_budget_in_another_currency_is_not_compared():
+    decision = costed({"daily": 0.01, "currency": "EUR"}, Spend(5, 5, 5, 5))
+    assert condition(decision, "BudgetExceeded")["reason"] == "CurrencyMismatch"
