@@ -44,7 +44,7 @@ async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, p
     cycle = ControlCycle(config, telemetry=telemetry)
     if config.api_port:
         app = api.build_app(cycle.plan_statuses, lambda *asked: api.forecast_answer(cycle.latest_book, *asked),
-                            api.Access())
+                            api.Access(), cost=cycle.cost_answer)
         memo.api = await api.serve(app, config.api_host, config.api_port, config.api_tls_certificate,
                                    config.api_tls_key)
     indices = dict(node_index=node_index, pod_index=pod_index, namespace_index=namespace_index,
