@@ -5,6 +5,8 @@
                       [--api-port N [--api-host H] [--api-tls-certificate PEM --api-tls-key PEM]]
                       [--prometheus-url URL] [--prometheus-timeout S] [--metrics-step-seconds N]
                       [--history-seconds N] [--rate-window W] [--cpu-query PROMQL] [--memory-query PROMQL]
+                      [--cpu-request-query PROMQL] [--memory-request-query PROMQL] [--gpu-request-query PROMQL]
+                      [--cost-step-seconds N] [--price-table FILE]
     quartermaster crds [FOLDER]
     quartermaster status [--kubeconfig PATH] [--context NAME] [-n NS | -A] [-o table|json|yaml]
     quartermaster replay [--csv FILE ...] [--target-per-replica CORES] [--policy POLICY.yaml]
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 from quartermaster.operator import crdgen, replay, settings, status_command
+from quartermaster.operator.prices import PriceTable, PriceTableError, load_price_table
 from quartermaster.operator.settings import MetricsSettings, OperatorSettings
 
 
@@ -55,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
                           "and ${window} are filled in")
     run.add_argument("--memory-query", default=usage.memory_query,
                      help="PromQL template: working-set bytes per pod, labelled namespace and pod")
+    for resource, unit in (("cpu", "cores"), ("memory", "bytes"), ("gpu", "GPUs")):
+        run.add_argument(f"--{resource}-request-query", default=getattr(usage, f"{resource}_request_query"),
+                         help=f"PromQL template: requested {unit} per pod (kube-state-metrics), for cost")
+    run.add_argument("--cost-step-seconds", type=int, default=usage.cost_step_seconds,
+                     help="the resolution cost is read from Prometheus at")
+    run.add_argument("--price-table", type=Path, help="YAML: prices per core-, GiB- and GPU-hour, overridden "
+                                                      "per node label or instance type (default: OpenCost's)")
     run.add_argument("--peering", help="Kopf peering name: pause while a higher-priority peer runs "
                                        "(not leader election; the ClusterKopfPeering must exist). "
                                        "Default: standalone")
@@ -75,6 +85,11 @@ def run(options: argparse.Namespace) -> int:
         # also configures the client our own writes use; the client reads $KUBECONFIG when it
         # is first imported, so set it before anything imports it.
         os.environ["KUBECONFIG"] = options.kubeconfig
+    try:
+        prices = PriceTable() if options.price_table is None else load_price_table(options.price_table)
+    except PriceTableError as error:
+        print(f"quartermaster run: {error}", file=sys.stderr)
+        return 2
     import kopf
 
     from quartermaster.operator import handlers  # noqa: F401  (registers the handlers)
@@ -87,7 +102,10 @@ def run(options: argparse.Namespace) -> int:
         metrics=MetricsSettings(
             prometheus_url=options.prometheus_url, timeout_seconds=options.prometheus_timeout,
             step_seconds=options.metrics_step_seconds, history_seconds=options.history_seconds,
-            rate_window=options.rate_window, cpu_query=options.cpu_query, memory_query=options.memory_query),
+            rate_window=options.rate_window, cpu_query=options.cpu_query, memory_query=options.memory_query,
+            cpu_request_query=options.cpu_request_query, memory_request_query=options.memory_request_query,
+            gpu_request_query=options.gpu_request_query, cost_step_seconds=options.cost_step_seconds),
+        price_table=prices,
     )
     logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
