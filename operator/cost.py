@@ -8,9 +8,9 @@ namespace at once, from the month's start (or `cost_lookback_seconds` ago, if ea
 limit. Nothing is counted in memory: a restarted operator reads the same figures again. A
 read is reused until the grid gains a step.
 
-Fresh or not: an instant count of the usage query by namespace at `now` says which
-namespaces have a usage sample within Prometheus's lookback (5 minutes); a namespace with
-Running pods and no such sample is stale, and no cost figure is given for it.
+Fresh or not: the cpu usage query counted by namespace at `now` says which namespaces have
+a current sample (within its rate window and Prometheus's 5-minute lookback); a namespace
+with Running pods and none is stale, and no cost figure is given for it.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ class CostObserver:
         self.settings, self.prices, self.reader = settings, prices, reader
         self._cache: Optional[tuple[tuple, tuple]] = None  # (what was asked, (pods, timestamps, requests, usage))
 
-    def templates(self) -> dict[str, tuple[str, str]]:
+    def templates(self) -> dict[tuple[str, str], str]:
         """(role, resource) -> template; usage has no GPU series (GPUs are charged by request)."""
         s = self.settings
         return {("usage", "cpu"): s.cpu_query, ("usage", "memory"): s.memory_query,

@@ -135,7 +135,7 @@ def cost_figures(figures: Optional[QuotaFigures], cost) -> CostFigures | tuple[s
     data = cost
     stale = sorted(figures.running - data.fresh)
     if stale:
-        return ("UsageStale", f"no usage sample within 5 minutes for the running pods of {', '.join(stale)}: "
+        return ("UsageStale", f"no current usage sample for the running pods of {', '.join(stale)}: "
                               f"no cost figures until Prometheus has them")
     return CostFigures(data.spend(figures.namespaces), data.currency)
 

@@ -11,14 +11,16 @@ integral, so a counter backfilled up to `start` and one counted live after it jo
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import Iterable, Mapping, TextIO
 
 import numpy as np
 
 TRACES = Path(__file__).resolve().parent / "traces"
+# kube-state-metrics' unit label of each resource of kube_pod_container_resource_requests
+REQUEST_UNITS = {"cpu": "core", "memory": "byte", "nvidia_com_gpu": "integer"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Workload:
     timestamps: np.ndarray  # unix seconds, increasing
     cpu_seconds_total: np.ndarray  # the cumulative counter cAdvisor exports
     memory_bytes: np.ndarray
+    # the container's requests as kube-state-metrics names them ("cpu" cores, "memory"
+    # bytes, "nvidia_com_gpu"), the same at every timestamp
+    requests: Mapping[str, float] = field(default_factory=dict)
 
 
 def read_trace(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +104,8 @@ def workload_from_trace(usage: TraceUsage, namespace: str, pod: str, end: float,
 
 def write_openmetrics(workloads: Iterable[Workload], out: TextIO, stamped: bool = True) -> None:
     """OpenMetrics text: with timestamps for `promtool tsdb create-blocks-from openmetrics`,
-    without them for a scrape (Prometheus stamps it, and marks vanished pods stale)."""
+    without them for a scrape (Prometheus stamps it, and marks vanished pods stale); the
+    cAdvisor usage series, and kube-state-metrics' requests of the containers that have any."""
     workloads = list(workloads)
 
     def family(metric: str, kind: str, values: str, digits: int) -> None:
@@ -111,4 +117,13 @@ def write_openmetrics(workloads: Iterable[Workload], out: TextIO, stamped: bool 
 
     family("container_cpu_usage_seconds_total", "counter", "cpu_seconds_total", 6)
     family("container_memory_working_set_bytes", "gauge", "memory_bytes", 0)
+    if any(w.requests for w in workloads):
+        out.write("# TYPE kube_pod_container_resource_requests gauge\n")
+    for w in workloads:
+        for resource, amount in w.requests.items():
+            labels = (f'namespace="{w.namespace}",pod="{w.pod}",container="{w.container}",'
+                      f'resource="{resource}",unit="{REQUEST_UNITS[resource]}"')
+            for t in w.timestamps:
+                stamp = f" {t:.0f}" if stamped else ""
+                out.write(f"kube_pod_container_resource_requests{{{labels}}} {amount:.12g}{stamp}\n")
     out.write("# EOF\n")

@@ -4,9 +4,11 @@ A UsageDrive is one workload (the pods a label selector picks in a namespace) wh
 usage follows a bundled trace (traces.TraceUsage), split evenly among its Running pods.
 The exporter serves `container_cpu_usage_seconds_total` (each pod's share integrated
 between scrapes) and `container_memory_working_set_bytes` for the pods it finds through
-the Kubernetes API. Pods named in `backfill_pods` also get 7 days of history before the
-session's start (UsageDrive.backfill, which Prometheus writes with promtool), and their
-live counters carry on from the backfilled values.
+the Kubernetes API, and, as kube-state-metrics does, `kube_pod_container_resource_requests`
+of the drive's container from each pod's spec. Pods named in `backfill_pods` also get 7
+days of history before the session's start (UsageDrive.backfill, which Prometheus writes
+with promtool; their requests are the drive's `requests`), and their live counters carry
+on from the backfilled values.
 
 The exporter runs as its own process (UsageExporter), so that `make demo` can leave it
 running. It re-reads its drives file on every scrape: UsageExporter.add() takes effect at
@@ -23,12 +25,13 @@ import os
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
 from kubernetes import client, config
+from kubernetes.utils import parse_quantity
 
 from .processes import ProcessGroup, free_port
 from .traces import TraceUsage, Workload, workload_from_trace, write_openmetrics
@@ -44,7 +47,9 @@ class UsageDrive:
     """One workload's usage: `trace` scaled as traces.TraceUsage does, for the Running pods
     in `namespace` that `selector` matches. `backfill_pods` are pods whose names are known
     before they run (a StatefulSet's `name-0`, `name-1`), backfilled before Prometheus
-    starts; a drive added once Prometheus runs is live only."""
+    starts; a drive added once Prometheus runs is live only. `requests` are the backfilled
+    pods' container requests, as their spec will give them, by kube-state-metrics' names
+    ("cpu" cores, "memory" bytes); live pods' come from their spec."""
 
     namespace: str
     selector: dict[str, str]
@@ -54,6 +59,7 @@ class UsageDrive:
     peak_memory: float = 1024 * 2**20
     backfill_pods: tuple[str, ...] = ()
     container: str = "app"
+    requests: dict[str, float] = field(default_factory=dict)
 
     def usage(self, session_start: float) -> TraceUsage:
         return TraceUsage(self.trace, session_start, self.peak_cores, self.base_memory, self.peak_memory)
@@ -61,8 +67,8 @@ class UsageDrive:
     def backfill(self, session_start: float) -> list[Workload]:
         """Each backfilled pod's share of the usage, every 5 minutes for 7 days up to the start."""
         usage = self.usage(session_start)
-        return [workload_from_trace(usage, self.namespace, pod, session_start, 1 / len(self.backfill_pods),
-                                    BACKFILL_DAYS, BACKFILL_STEP, self.container)
+        return [replace(workload_from_trace(usage, self.namespace, pod, session_start, 1 / len(self.backfill_pods),
+                                            BACKFILL_DAYS, BACKFILL_STEP, self.container), requests=self.requests)
                 for pod in self.backfill_pods]
 
     def to_json(self) -> dict:
@@ -75,9 +81,23 @@ class UsageDrive:
 
 def running_pods(core: client.CoreV1Api, namespace: str, selector: dict[str, str]) -> list[str]:
     """The names of the Running pods `selector` matches in `namespace`, sorted."""
+    return sorted(running_pod_requests(core, namespace, selector, ""))
+
+
+def running_pod_requests(core: client.CoreV1Api, namespace: str, selector: dict[str, str],
+                         container: str) -> dict[str, dict[str, float]]:
+    """The Running pods `selector` matches in `namespace`, each with its `container`'s
+    requests by kube-state-metrics' resource names (e.g. "nvidia_com_gpu")."""
     label_selector = ",".join(f"{key}={value}" for key, value in selector.items())
     pods = core.list_namespaced_pod(namespace, label_selector=label_selector, _request_timeout=10).items
-    return sorted(pod.metadata.name for pod in pods if pod.status and pod.status.phase == "Running")
+
+    def requests(pod) -> dict[str, float]:
+        found = next((c for c in pod.spec.containers if c.name == container), None)
+        wanted = (found.resources.requests if found is not None and found.resources else None) or {}
+        return {resource.replace(".", "_").replace("/", "_"): float(parse_quantity(amount))
+                for resource, amount in wanted.items()}
+
+    return {pod.metadata.name: requests(pod) for pod in pods if pod.status and pod.status.phase == "Running"}
 
 
 class LiveDrive:
@@ -87,16 +107,17 @@ class LiveDrive:
         self.drive, self.session_start, self.core = drive, session_start, core
         self.usage = drive.usage(session_start)
         self.backfilled = {w.pod: w for w in drive.backfill(session_start)}
-        self.pods: list[str] = []
+        self.pods: dict[str, dict[str, float]] = {}  # Running pod -> its container's requests
         self.listed_at = -np.inf
         self.counters: dict[str, float] = {}  # pod -> cpu seconds at `sampled_at`
         self.sampled_at = session_start
         self.seeded: set[str] = set()  # backfilled pods whose counter has started from it
 
-    def _list(self, now: float) -> list[str]:
+    def _list(self, now: float) -> dict[str, dict[str, float]]:
         if now - self.listed_at >= LISTING_TTL:
             try:
-                self.pods = running_pods(self.core, self.drive.namespace, self.drive.selector)
+                self.pods = running_pod_requests(self.core, self.drive.namespace, self.drive.selector,
+                                                 self.drive.container)
             except Exception as error:  # an apiserver hiccup: keep serving the last listing
                 print(f"usage: listing {self.drive.namespace} {self.drive.selector}: {error}", file=sys.stderr)
             self.listed_at = now
@@ -124,7 +145,7 @@ class LiveDrive:
                          for pod in pods}
         self.sampled_at = now
         return [Workload(self.drive.namespace, pod, self.drive.container, np.array([now]),
-                         np.array([cpu_seconds]), np.array([memory]))
+                         np.array([cpu_seconds]), np.array([memory]), pods[pod])
                 for pod, cpu_seconds in self.counters.items()]
 
 

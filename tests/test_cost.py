@@ -1,5 +1,6 @@
 """planner/cost.py: known answers for the charge (max of request and usage), the window's
 hours, grouping, and spend and its forecast over UTC calendar boundaries."""
+import time
 from datetime import datetime, timezone
 
 import numpy as np
@@ -118,3 +119,46 @@ def test_a_bad_price_table_stops_the_operator_at_start_with_a_clear_message(tmp_
     path.write_text(text)
     assert main(["run", f"--price-table={path}"]) == 2
     assert message in capsys.readouterr().err
+
+
+# ---- the read from a real Prometheus (operator/cost.py) ----------------------------------
+
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory):
+    """A Prometheus holding 7 days of two pods that use next to nothing and request 500m
+    and 256Mi each (so the charge is their requests), up to `session_start`."""
+    from quartermaster.testbed.processes import TestbedError
+    from quartermaster.testbed.prometheus import Prometheus
+    from quartermaster.testbed.traces import TRACES
+    from quartermaster.testbed.usage import UsageDrive
+
+    start = int(time.time())
+    drive = UsageDrive("cost-a", {"app": "idle"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=0.01,
+                       base_memory=2**20, peak_memory=2 * 2**20, backfill_pods=("idle-0", "idle-1"),
+                       requests={"cpu": 0.5, "memory": 256 * 2**20})
+    server = Prometheus(tmp_path_factory.mktemp("prometheus"), drive.backfill(start))
+    try:
+        server.start()
+    except TestbedError as error:
+        pytest.skip(str(error))
+    yield server, start
+    server.stop()
+
+
+def test_the_cost_read_charges_the_backfilled_requests_and_knows_which_namespaces_are_current(backfilled):
+    from quartermaster.operator.cost import CostObserver, allocation_answer
+    from quartermaster.operator.prices import PriceTable
+    from quartermaster.operator.prometheus_reader import PrometheusReader
+    from quartermaster.operator.settings import MetricsSettings
+
+    server, now = backfilled
+    settings = MetricsSettings(prometheus_url=server.url)
+    data = CostObserver(settings, PriceTable(), PrometheusReader(settings)).read([], {}, ["cost-a", "cost-b"], now)
+    assert data.pods == [("cost-a", "idle-0"), ("cost-a", "idle-1")]
+    assert data.fresh == {"cost-a"}, "cost-b has no usage at all"
+    month_start = calendar(now)[2]
+    per_hour = 2 * (0.5 * 0.031611 + 0.25 * 0.004237)
+    assert data.spend(["cost-a"]).month == pytest.approx(per_hour * (now - month_start) / HOUR, rel=1e-4)
+    answer = allocation_answer(data, {}, {}, "24h", "namespace")
+    assert answer["code"] == 200 and answer["data"][0]["cost-a"]["totalCost"] == pytest.approx(per_hour * 24, rel=1e-4)
+    assert answer["data"][0]["cost-a"]["cpuCoreRequestAverage"] == pytest.approx(1.0, rel=1e-4)
