@@ -6,19 +6,16 @@ then DONE, with an `error` when the test says so. Not the real Compute Engine.""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import itertools
-import sys
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from quartermaster.providers import registry
 from quartermaster.providers.cloud import MAX_SIZE_LABEL, MIN_SIZE_LABEL, POOL_LABEL
 from quartermaster.providers.gcp import ManagedInstanceGroups
 from quartermaster.providers.interface import (
-    InsufficientCapacity, NodePoolProvider, NotFound, QuotaExceeded, Rejected, Throttled, Unauthorized,
-    backoff_delays, retry_transient)
+    InsufficientCapacity, NodePoolProvider, NotFound, ProviderError, QuotaExceeded, Rejected, Throttled,
+    Unauthorized, Unavailable, backoff_delays, retry_transient)
 from recorded_cloud import RecordedCloud, Reply, serving
 
 PROJECT = "qm-test"
@@ -231,6 +228,22 @@ def test_permission_denied_is_unauthorized_and_not_retried(provider, compute):
     assert len(compute.requests("GET", f"{PATH}/aggregated/instanceGroupManagers")) == 1
 
 
+@pytest.mark.parametrize("status, reason, kind", [
+    (403, "rateLimitExceeded", Throttled),  # the reason, not the 403, says what it is
+    (403, "quotaExceeded", QuotaExceeded),
+    (429, "aReasonNotInTheTable", Throttled),  # else the status does
+    (503, "backendError", Unavailable),
+    (403, "somethingElse", Unauthorized),
+    (404, "somethingElse", NotFound),
+    (400, "somethingElse", Rejected),
+])
+def test_an_api_error_is_typed_by_its_reason_else_its_status(provider, compute, status, reason, kind):
+    compute.fail("GET", f"{PATH}/aggregated/instanceGroupManagers", google_error(status, reason, "injected"))
+    with pytest.raises(ProviderError, match=f"{reason}: .*injected") as raised:
+        asyncio.run(provider.list_node_pools())
+    assert type(raised.value) is kind
+
+
 def test_missing_group_or_template_is_not_found_and_out_of_range_is_rejected(provider, compute):
     with pytest.raises(NotFound, match="no zonal managed instance group named nowhere in project qm-test"):
         asyncio.run(provider.describe("nowhere"))
@@ -250,14 +263,3 @@ def test_bad_bounds_labels_are_rejected_by_name(provider, compute):
     with pytest.raises(Rejected, match=f"{MIN_SIZE_LABEL} 1 is above {MAX_SIZE_LABEL} 0"):
         asyncio.run(provider.describe("workers"))
 
-
-def test_the_entry_point_is_this_provider():
-    points = {ep.name: ep for ep in registry.entry_points(group=registry.ENTRY_POINT_GROUP)}
-    assert points["gcp"].load() is ManagedInstanceGroups
-
-
-def test_a_missing_sdk_names_the_gcp_extra(monkeypatch):
-    monkeypatch.delitem(sys.modules, "quartermaster.providers.gcp")
-    monkeypatch.setitem(sys.modules, "google.cloud.compute_v1", None)  # None: the import fails
-    with pytest.raises(ImportError, match=r"pip install 'quartermaster\[gcp\]'"):
-        importlib.import_module("quartermaster.providers.gcp")

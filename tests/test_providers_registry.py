@@ -1,6 +1,8 @@
 """Provider discovery by entry points: a registered provider loads, an unknown one is named,
 the node-pool providers are registered, and a missing SDK names its extra."""
 import asyncio
+import importlib
+import sys
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -46,8 +48,8 @@ def test_unknown_provider_error_lists_the_installed_ones(one_provider):
 
 def test_the_node_pool_providers_are_registered_by_the_package():
     points = {ep.name: ep for ep in registry.entry_points(group=registry.ENTRY_POINT_GROUP)}
-    assert {"kwok", "aws"} <= set(points)
-    for name in ("kwok", "aws"):
+    assert {"kwok", "aws", "gcp", "azure"} <= set(points)
+    for name in ("kwok", "aws", "gcp", "azure"):
         cls = points[name].load()
         assert all(callable(getattr(cls, method, None)) for method in
                    ("list_node_pools", "describe", "set_desired_size", "instance_types")), name
@@ -56,3 +58,13 @@ def test_the_node_pool_providers_are_registered_by_the_package():
 def test_a_missing_sdk_names_the_extra_to_install():
     with pytest.raises(ImportError, match=r"the aws provider needs no_such_sdk: pip install 'quartermaster\[aws\]'"):
         require_sdk("no_such_sdk", "aws")
+
+
+@pytest.mark.parametrize("extra, sdk", [("gcp", "google.cloud.compute_v1"), ("azure", "azure.mgmt.compute"),
+                                        ("azure", "azure.identity")])
+def test_a_provider_without_its_sdk_names_its_extra(monkeypatch, extra, sdk):
+    monkeypatch.delitem(sys.modules, f"quartermaster.providers.{extra}", raising=False)
+    monkeypatch.setitem(sys.modules, sdk, None)  # None in sys.modules: importing it fails
+    expected = rf"the {extra} provider needs {sdk}: pip install 'quartermaster\[{extra}\]'"
+    with pytest.raises(ImportError, match=expected):
+        importlib.import_module(f"quartermaster.providers.{extra}")
