@@ -59,10 +59,11 @@ def typed_error(codes: list[str], message: str, status: int | None) -> ProviderE
 class ManagedInstanceGroups:
     def __init__(self, project: str | None = None, credentials=None, api_endpoint: str | None = None,
                  operation_timeout: float = 300.0, poll_interval: float = 1.0, catalogue: str = "gcp") -> None:
-        if project is None:
-            credentials, project = google.auth.default() if credentials is None else (credentials, None)
+        if project is None and credentials is None:  # ADC's project: GOOGLE_CLOUD_PROJECT or the credentials'
+            credentials, project = google.auth.default()
         if not project:
-            raise ValueError("the gcp provider needs a project: pass project= or set GOOGLE_CLOUD_PROJECT")
+            raise ValueError("the gcp provider needs a project: pass project=, or set GOOGLE_CLOUD_PROJECT "
+                             "for Application Default Credentials")
         options = {"credentials": credentials, "transport": "rest",
                    "client_options": {"api_endpoint": api_endpoint} if api_endpoint else None}
         self._project = project

@@ -139,9 +139,9 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def serving(server: RecordedCloud, tls: tuple[Path, Path] | None = None) -> Iterator[RecordedCloud]:
-    """`server` answering on its thread (over TLS with (certificate, key) when given) until
-    the block ends."""
+def serving(server: ThreadingHTTPServer, tls: tuple[Path, Path] | None = None) -> Iterator[ThreadingHTTPServer]:
+    """`server` (a RecordedCloud, or any other test server) answering on its thread, over
+    TLS with (certificate, key) when given, until the block ends."""
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)

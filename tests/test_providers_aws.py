@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
@@ -17,6 +16,7 @@ from quartermaster.providers.aws import POOL_TAG, AutoScalingGroups
 from quartermaster.providers.interface import (
     NodePoolProvider, NotFound, Rejected, Throttled, Unauthorized, backoff_delays, retry_transient)
 from quartermaster.testbed.processes import free_port
+from recorded_cloud import serving
 
 REGION = "us-east-1"
 
@@ -75,14 +75,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def proxy(moto_url):
-    server = FailingProxy(int(moto_url.rsplit(":", 1)[1]))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(FailingProxy(int(moto_url.rsplit(":", 1)[1]))) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")

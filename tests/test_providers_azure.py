@@ -12,13 +12,15 @@ import time
 
 import pytest
 from azure.core.credentials import AccessToken
-from recorded_cloud import RecordedCloud, Reply, self_signed_certificate, serving
+from azure.core.exceptions import ClientAuthenticationError
 
 from quartermaster.providers.azure import ScaleSets
 from quartermaster.providers.cloud import MAX_SIZE_LABEL, MIN_SIZE_LABEL, POOL_LABEL
 from quartermaster.providers.interface import (
-    InsufficientCapacity, NodePoolProvider, NotFound, QuotaExceeded, Rejected, Throttled, Unauthorized,
+    InsufficientCapacity, NodePoolProvider, NotFound, QuotaExceeded, Rejected, Throttled, Unauthorized, Unavailable,
     retry_transient)
+from quartermaster.testbed.processes import free_port
+from recorded_cloud import RecordedCloud, Reply, self_signed_certificate, serving
 
 SUBSCRIPTION = "6b1e3f2a-9c4d-4e8f-a1b2-3c4d5e6f7a8b"
 GROUP = "MC_qm_cluster_eastus"
@@ -232,3 +234,23 @@ def test_missing_scale_set_is_not_found_and_out_of_range_is_rejected(provider, a
     with pytest.raises(Rejected, match=r"size 7 is outside \[1, 6\]"):
         asyncio.run(provider.set_desired_size("workers", 7))
     assert arm.requests("PATCH", f"{SCALE_SETS}/workers") == []
+
+
+def test_no_answer_is_unavailable(certificate):
+    nobody = ScaleSets(SUBSCRIPTION, GROUP, credential=FixedToken(), base_url=f"https://127.0.0.1:{free_port()}",
+                       connection_verify=str(certificate[0]))
+    with pytest.raises(Unavailable, match="Connection refused"):
+        asyncio.run(nobody.describe("workers"))
+
+
+def test_a_credential_chain_without_a_token_is_unauthorized(arm, certificate):
+    class NoToken:
+        def get_token(self, *scopes, **kwargs):
+            raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the "
+                                            "included credentials.")
+
+    provider = ScaleSets(SUBSCRIPTION, GROUP, credential=NoToken(), base_url=arm.url,
+                         connection_verify=str(certificate[0]))
+    with pytest.raises(Unauthorized, match="failed to retrieve a token"):
+        asyncio.run(provider.describe("workers"))
+    assert arm.received == []

@@ -16,6 +16,7 @@ from quartermaster.providers.gcp import ManagedInstanceGroups
 from quartermaster.providers.interface import (
     InsufficientCapacity, NodePoolProvider, NotFound, ProviderError, QuotaExceeded, Rejected, Throttled,
     Unauthorized, Unavailable, backoff_delays, retry_transient)
+from quartermaster.testbed.processes import free_port
 from recorded_cloud import RecordedCloud, Reply, serving
 
 PROJECT = "qm-test"
@@ -263,3 +264,15 @@ def test_bad_bounds_labels_are_rejected_by_name(provider, compute):
     with pytest.raises(Rejected, match=f"{MIN_SIZE_LABEL} 1 is above {MAX_SIZE_LABEL} 0"):
         asyncio.run(provider.describe("workers"))
 
+
+
+def test_credentials_without_a_project_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match="the gcp provider needs a project: pass project=, or set GOOGLE_CLOUD_PROJECT"):
+        ManagedInstanceGroups(credentials=AnonymousCredentials())
+
+
+def test_no_answer_is_unavailable():
+    nobody = ManagedInstanceGroups(PROJECT, credentials=AnonymousCredentials(),
+                                   api_endpoint=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(Unavailable, match="Connection refused"):
+        asyncio.run(nobody.describe("workers"))
