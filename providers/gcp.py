@@ -41,8 +41,7 @@ DONE = compute_v1.Operation.Status.DONE
 ERROR_CODES: dict[type[ProviderError], set[str]] = {
     Throttled: {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"},
     QuotaExceeded: {"quotaExceeded", "QUOTA_EXCEEDED"},
-    InsufficientCapacity: {"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
-                           "REGION_RESOURCE_POOL_EXHAUSTED", "resourceExhausted"},
+    InsufficientCapacity: {"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"},
     Unauthorized: {"forbidden", "accessNotConfigured", "authError", "PERMISSIONS_ERROR"},
     NotFound: {"notFound", "RESOURCE_NOT_FOUND"},
     Rejected: {"invalid", "badRequest", "INVALID_FIELD_VALUE", "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE"},
