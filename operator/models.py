@@ -493,7 +493,7 @@ class ScalingPolicySpec(Model):
     scale_up: ScalingStep = Field(default_factory=ScalingStep)
     scale_down: ScalingStep = Field(default_factory=ScalingStep)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
-    confidence_threshold: Fraction = 0.7
+    confidence_threshold: Fraction = 0.6
     update_mode: UpdateMode = Field(default=UpdateMode.AUTO, description=(
         "Off: recommend only. Auto: act (the HPA's bounds; for Vertical, the pod template's "
         "requests). InPlace: as Auto, resizing running pods where the cluster supports it."))

@@ -24,7 +24,7 @@ scaled as the scaling benchmark scales its traces (its 95th percentile needs 10 
 of 0.5 cores), and writes replay.json and replay.png here.
 
 Without `--policy` the policy is `ScalingRules()`'s defaults: Predictive at the 0.9 quantile
-over 30 minutes, confidence threshold 0.7, at least one replica and no other bound, no
+over 30 minutes, confidence threshold 0.6, at least one replica and no other bound, no
 step limit or cooldown. A policy file is an ordinary ScalingPolicy manifest, read as the
 apiserver would (the CRD's defaults for what it leaves out); its signals' targets are
 ignored for `--target-per-replica`.

@@ -21,12 +21,12 @@ The model, in the order it is applied:
    under way). With the forecast's median (``median``: the replay passes it; the control
    cycle forecasts it anyway) and a quantile above 0.5, the need is a band, in fractional
    replicas: from ``low`` = the median's peak over the horizon / target to ``high`` = the
-   quantile's peak / target, planned ``plan_fraction`` (a quarter) of the way from ``low``
+   quantile's peak / target, planned ``plan_fraction`` (half) of the way from ``low``
    to ``high``. The count stands while it lies between ``low`` and the plan rounded up;
    below ``low`` it rises to the plan rounded up; above the plan it comes down to ``low``
    rounded up. Why: the band is the forecast's own uncertainty, so what counts as a wiggle
    follows how noisy the series is (a fixed percentage is too wide for a steady series and
-   too narrow for a bursty one); the plan sits well below the upper quantile because the
+   too narrow for a bursty one); the plan sits below the upper quantile because the
    reactive floor (and, in a cluster, the HPA above its minReplicas floor) answers the
    demand that does exceed it, so capacity held up to the quantile's peak over the whole
    horizon pays twice for the same risk (on the benchmark's bursty traces the 0.9 quantile
@@ -94,10 +94,10 @@ class ScalingRules:
     quantile: float = 0.9  # the forecast quantile the predictive rule plans for
     horizon_seconds: float = 1800.0  # how far ahead it looks
     step_seconds: float = 300.0  # the forecast's step: forecast[k] is for now + (k + 1) x step
-    confidence_threshold: float = 0.7  # below it, Predictive decides reactively
+    confidence_threshold: float = 0.6  # below it, Predictive decides reactively
     scale_down_delay_seconds: float = 600.0  # predictive scale-down window (the strategy's)
     fallback_stabilisation_seconds: float = 7200.0  # the window when the forecast is not trusted
-    plan_fraction: float = 0.25  # with a median: how far from its need towards the quantile's to plan
+    plan_fraction: float = 0.5  # with a median: how far from its need towards the quantile's to plan
     hysteresis_up: float = 0.3  # without a median: the forecast raises replicas only beyond this
     hysteresis_down: float = 0.2  # fraction above current, and lowers them only beyond this below
 

@@ -99,8 +99,8 @@ def test_below_the_confidence_threshold_predictive_decides_reactively_and_says_s
     forecast = flat(3.1)  # would be 8 replicas
     fallback = decide_replicas(PREDICTIVE, at(5), NOW, 2.0, 0.4, forecast, 0.52)
     assert (fallback.replicas, fallback.basis) == (5, "reactive")
-    assert fallback.reasoning.startswith("confidence 0.52 below 0.70: reactive")
-    assert decide_replicas(PREDICTIVE, at(5), NOW, 2.0, 0.4, forecast, 0.70).replicas == 8
+    assert fallback.reasoning.startswith("confidence 0.52 below 0.60: reactive")
+    assert decide_replicas(PREDICTIVE, at(5), NOW, 2.0, 0.4, forecast, 0.60).replicas == 8
     assert decide_replicas(PREDICTIVE, at(5), NOW, 2.0, 0.4, None, None).reasoning.startswith("no forecast")
 
 
@@ -124,24 +124,24 @@ def test_predictive_gives_capacity_back_slower_when_the_forecast_is_not_trusted(
     assert decide_replicas(REACTIVE, state, NOW, 2.0, 0.4).replicas == 5
 
 
-def test_with_a_median_below_the_band_it_rises_to_the_plan_a_quarter_of_the_way_up():
-    # p50 2.1 and p90 4.1 cores over 400m: 5.25 to 10.25 replicas, planned at 6.5; 5 is below: 7
+def test_with_a_median_below_the_band_it_rises_to_the_plan_half_way_up():
+    # p50 2.1 and p90 4.1 cores over 400m: 5.25 to 10.25 replicas, planned at 7.75; 5 is below: 8
     decision = decide_replicas(PREDICTIVE, at(5), NOW, 1.6, 0.4, flat(4.1), 0.9, median=flat(2.1))
-    assert (decision.replicas, decision.basis) == (7, "predictive")
+    assert (decision.replicas, decision.basis) == (8, "predictive")
     assert decision.reasoning == ("cpu forecast peaks at 2.1 cores (p50) to 4.1 cores (p90, at 22:25, in 5 min); "
-                                  "400m per replica → 5.25 to 10.2 replicas, planned 25% of the way up: 6.5 → "
-                                  "7 replicas; now 5")
+                                  "400m per replica → 5.25 to 10.2 replicas, planned 50% of the way up: 7.75 → "
+                                  "8 replicas; now 5")
 
 
 def test_with_a_median_the_count_stands_between_the_median_need_and_the_plan():
-    # 5 to 10 replicas, planned at 6.25: 6 and 7 stand (a fixed +30 % band would go to 10)
-    kept = decide_replicas(PREDICTIVE, at(7), NOW, 2.6, 0.4, flat(4.0), 0.9, median=flat(2.0))
-    assert kept.replicas == 7 and "7 is within 5 to 7: 7 replicas" in kept.reasoning
+    # 5 to 10 replicas, planned half way at 7.5: 6 to 8 stand (a fixed +30 % band would go to 10)
+    kept = decide_replicas(PREDICTIVE, at(8), NOW, 3.0, 0.4, flat(4.0), 0.9, median=flat(2.0))
+    assert kept.replicas == 8 and "8 is within 5 to 8: 8 replicas" in kept.reasoning
     assert decide_replicas(PREDICTIVE, at(6), NOW, 2.2, 0.4, flat(4.0), 0.9, median=flat(2.0)).replicas == 6
 
 
 def test_with_a_median_capacity_above_the_plan_comes_down_to_the_median_need():
-    # 5 to 7 replicas, planned at 5.5: 10 is above, so down to the median's 5, not to 6 or 7
+    # 5 to 7 replicas, planned at 6: 10 is above, so down to the median's 5, not to 6 or 7
     eased = decide_replicas(PREDICTIVE, at(10), NOW, 1.6, 0.4, flat(2.8), 0.9, median=flat(2.0))
     assert eased.replicas == 5 and "10 is above 6: down to the p50's 5 replicas" in eased.reasoning
 
