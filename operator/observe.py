@@ -57,6 +57,7 @@ class ClusterSnapshot:
     pools: list[CustomObject]
     policies: list[CustomObject] = field(default_factory=list)
     hpas: list = field(default_factory=list)  # scalingpolicy.HpaRecord
+    vpas: list = field(default_factory=list)  # scalingpolicy.VpaRecord
     workloads: list[WorkloadTemplate] = field(default_factory=list)  # Deployments' and StatefulSets'
     plans: list[CustomObject] = field(default_factory=list)  # SwapPlans
     quotas: list[CustomObject] = field(default_factory=list)
@@ -92,7 +93,7 @@ def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping]
 
 
 def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, policy_index,
-                          hpa_index, deployment_index, statefulset_index, swapplan_index, quota_index,
+                          hpa_index, vpa_index, deployment_index, statefulset_index, swapplan_index, quota_index,
                           resourcequota_index, limitrange_index) -> ClusterSnapshot:
     """A snapshot of Kopf's indices (each keeps a store of values per key: take them all)."""
     def values(index):
@@ -102,6 +103,7 @@ def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, po
         nodes=values(node_index), pods=values(pod_index),
         namespace_labels={ns: labels for ns, store in namespace_index.items() for labels in store},
         pools=values(pool_index), policies=values(policy_index), hpas=values(hpa_index),
+        vpas=values(vpa_index),
         workloads=values(deployment_index) + values(statefulset_index), plans=values(swapplan_index),
         quotas=values(quota_index), quota_objects=values(resourcequota_index) + values(limitrange_index))
 

@@ -35,7 +35,7 @@ async def run_cycles(cycle: ControlCycle, config: OperatorSettings, wake: Change
 
 @kopf.on.startup()
 async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, pool_index, policy_index,
-                      hpa_index, deployment_index, statefulset_index, swapplan_index, quota_index,
+                      hpa_index, vpa_index, deployment_index, statefulset_index, swapplan_index, quota_index,
                       resourcequota_index, limitrange_index, **_):
     config = settings.current
     telemetry = Telemetry()
@@ -49,6 +49,7 @@ async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, p
                                    config.api_tls_key)
     indices = dict(node_index=node_index, pod_index=pod_index, namespace_index=namespace_index,
                    pool_index=pool_index, policy_index=policy_index, hpa_index=hpa_index,
+                   vpa_index=vpa_index,
                    deployment_index=deployment_index, statefulset_index=statefulset_index,
                    swapplan_index=swapplan_index, quota_index=quota_index,
                    resourcequota_index=resourcequota_index, limitrange_index=limitrange_index)

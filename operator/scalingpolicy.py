@@ -39,6 +39,7 @@ from quartermaster.providers.requests import PodResize, TemplateRequests
 
 PLURAL = ScalingPolicy.plural
 HORIZONTAL = (ScalingMode.REACTIVE, ScalingMode.PREDICTIVE)
+REPLICAS = "replicas"  # what a horizontal scaler sets, beside the resources it scales on
 FORECAST_POINTS = 6  # the compact forecast in status: quantile values at this many horizons
 OOM_MEMORY_SECONDS = 86400  # how long memory stays raised after an OOMKill (VPA's half-life)
 
@@ -53,17 +54,54 @@ class HpaRecord:
     adoptable: bool  # a user's HPA annotated quartermaster.dev/adopt: "true"
     min_replicas: Optional[int]
     max_replicas: Optional[int]
+    resources: frozenset[str] = frozenset({"cpu"})  # the resources its metrics scale on
+
+    @property
+    def target(self) -> WorkloadKey:
+        return WorkloadKey(self.namespace, self.target_kind, self.target_name)
+
+    @property
+    def claims(self) -> frozenset[str]:
+        return frozenset({REPLICAS}) | self.resources
+
+
+def hpa_record(namespace: str, name: str, spec: Mapping, labels: Mapping, annotations: Mapping) -> HpaRecord:
+    target = spec.get("scaleTargetRef") or {}
+    # Resource and ContainerResource metrics scale on a resource relative to its request;
+    # an HPA with no metrics scales on cpu (the API's default).
+    resources = frozenset((m.get("resource") or m.get("containerResource") or {}).get("name")
+                          for m in spec.get("metrics") or [{"type": "Resource", "resource": {"name": "cpu"}}]
+                          if m.get("type") in ("Resource", "ContainerResource")) - {None}
+    return HpaRecord(namespace, name, target.get("kind", ""), target.get("name", ""),
+                     labels.get(POLICY_LABEL), annotations.get(ADOPT_ANNOTATION) == "true",
+                     spec.get("minReplicas"), spec.get("maxReplicas"), resources)
+
+
+@dataclass(frozen=True)
+class VpaRecord:
+    """A VerticalPodAutoscaler (autoscaling.k8s.io) that sets its target's requests: one
+    whose updateMode is not Off, for the resources it controls."""
+
+    namespace: str
+    name: str
+    target_kind: str
+    target_name: str
+    claims: frozenset[str]  # the resources whose requests it sets; empty: it only recommends
 
     @property
     def target(self) -> WorkloadKey:
         return WorkloadKey(self.namespace, self.target_kind, self.target_name)
 
 
-def hpa_record(namespace: str, name: str, spec: Mapping, labels: Mapping, annotations: Mapping) -> HpaRecord:
-    target = spec.get("scaleTargetRef") or {}
-    return HpaRecord(namespace, name, target.get("kind", ""), target.get("name", ""),
-                     labels.get(POLICY_LABEL), annotations.get(ADOPT_ANNOTATION) == "true",
-                     spec.get("minReplicas"), spec.get("maxReplicas"))
+def vpa_record(namespace: str, name: str, spec: Mapping) -> VpaRecord:
+    target = spec.get("targetRef") or {}
+    claims: frozenset[str] = frozenset()
+    if (spec.get("updatePolicy") or {}).get("updateMode", "Auto") != "Off":
+        # the VPA's defaults: every container, cpu and memory, unless a container policy says less
+        policies = (spec.get("resourcePolicy") or {}).get("containerPolicies") or [{}]
+        claims = frozenset(resource for policy in policies if policy.get("mode", "Auto") != "Off"
+                           for resource in policy.get("controlledResources") or ("cpu", "memory"))
+    return VpaRecord(namespace, name, target.get("kind", ""), target.get("name", ""), claims)
 
 
 # ---- Kopf: the indices the cycle reads, and its wake-up ------------------------------
@@ -76,6 +114,12 @@ def policy_index(namespace, name, body, **_):
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
 def hpa_index(namespace, name, spec, labels, annotations, **_):
     return {(namespace, name): hpa_record(namespace, name, spec, labels, annotations)}
+
+
+# Empty where the VPA's CRD is not installed: Kopf watches only the resources the cluster serves.
+@kopf.index("autoscaling.k8s.io", "v1", "verticalpodautoscalers")
+def vpa_index(namespace, name, spec, **_):
+    return {(namespace, name): vpa_record(namespace, name, spec)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, when=spec_not_yet_observed)
@@ -103,25 +147,52 @@ class Ownership:
     conflict: Optional[str] = None
 
 
+def claims(spec: ScalingPolicySpec) -> frozenset[str]:
+    """What a policy sets on its target: a horizontal one the replicas, through an HPA that
+    scales on cpu (and on what its signals read); a vertical one the requests of its
+    signals' resources."""
+    resources = frozenset(s.type for s in spec.signals if s.type in ("cpu", "memory"))
+    return frozenset({REPLICAS, "cpu"}) | resources if spec.mode in HORIZONTAL else resources
+
+
 def ownership(policy: CustomObject, spec: ScalingPolicySpec,
-              policies: Iterable[tuple[CustomObject, ScalingPolicySpec]], hpas: Iterable[HpaRecord]) -> Ownership:
-    """One owner per target: another horizontal policy on the same target (the first by
-    name keeps it), or an HPA this policy does not own and may not adopt, is a conflict."""
-    target = target_of(policy, spec)
+              policies: Iterable[tuple[CustomObject, ScalingPolicySpec]], hpas: Iterable[HpaRecord],
+              vpas: Iterable[VpaRecord] = ()) -> Ownership:
+    """One owner per signal of a target: another ScalingPolicy that sets any of the same
+    things (the replicas, or the requests of a resource the other scales on) is a conflict
+    for the later of the two by name; so is an HPA this policy does not own and may not
+    adopt, or a VPA that sets the requests of a resource this policy scales on or sets.
+    HPAs are the replicas' owners first come: a horizontal policy never takes the target
+    from an HPA that already scales it, another policy's included. A vertical policy
+    meets another policy's HPA as that policy, so that of the two only one steps back."""
+    target, mine = target_of(policy, spec), claims(spec)
+
+    def overlap(theirs: frozenset[str]) -> str:
+        return ", ".join(sorted(mine & theirs))
+
     for other, other_spec in policies:
-        if (other.uid != policy.uid and other.namespace == policy.namespace and other_spec.mode in HORIZONTAL
-                and target_of(other, other_spec) == target and other.name < policy.name):
+        if (other.uid != policy.uid and other.namespace == policy.namespace and other.name < policy.name
+                and target_of(other, other_spec) == target and mine & claims(other_spec)):
             return Ownership(None, conflict=f"ScalingPolicy {other.namespace}/{other.name} already scales "
-                                            f"{target.kind} {target.name}")
+                                            f"{target.kind} {target.name} ({overlap(claims(other_spec))})")
+    siblings = {other.name for other, _ in policies if other.namespace == policy.namespace}
+    held = None
     for hpa in hpas:
-        if hpa.target != target:
+        if hpa.target != target or not mine & hpa.claims:
             continue
-        if hpa.policy == policy.name or hpa.adoptable:
-            return Ownership(hpa.name, hpa)
-        return Ownership(None, conflict=(
-            f"HorizontalPodAutoscaler {hpa.namespace}/{hpa.name} already scales {target.kind} {target.name} "
-            f"(annotate it {ADOPT_ANNOTATION}=true to let this policy adopt it)"))
-    return Ownership(policy.name)
+        if spec.mode in HORIZONTAL and (hpa.policy == policy.name or hpa.adoptable):
+            held = hpa
+        elif spec.mode in HORIZONTAL or hpa.policy not in siblings:
+            return Ownership(None, conflict=(
+                f"HorizontalPodAutoscaler {hpa.namespace}/{hpa.name} already scales {target.kind} {target.name} "
+                f"({overlap(hpa.claims)}; annotate it {ADOPT_ANNOTATION}=true to let a horizontal policy adopt it)"))
+    for vpa in vpas:
+        if vpa.target == target and mine & vpa.claims:
+            return Ownership(None, conflict=(
+                f"VerticalPodAutoscaler {vpa.namespace}/{vpa.name} already sets the {overlap(vpa.claims)} "
+                f"requests of {target.kind} {target.name} (set its updateMode to Off, or its "
+                f"controlledResources to others, to let this policy act)"))
+    return Ownership(held.name, held) if held is not None else Ownership(policy.name)
 
 
 @dataclass(frozen=True)
@@ -178,7 +249,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         return finish(set_condition(before, "Ready", False, "UnsupportedSignal",
                                     f"{', '.join(unsupported)} signals are not read yet; use cpu or memory",
                                     generation))
-    if owner.conflict is not None and spec.mode in HORIZONTAL:
+    if owner.conflict is not None:
         return finish(set_condition(before, "Ready", False, "Conflict", owner.conflict, generation))
     if problem is not None or figures is None:
         reason, message = problem or ("NoSamples", "no usage of the target yet")

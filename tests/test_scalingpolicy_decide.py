@@ -4,7 +4,7 @@ import numpy as np
 
 from quartermaster.operator.observe import custom_object
 from quartermaster.operator.scalingpolicy import (HpaRecord, Ownership, PolicyFigures, SignalFigures, decide,
-                                                  ownership, parse_spec)
+                                                  hpa_record, ownership, parse_spec, vpa_record)
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 
 NOW = 1_800_000_000.0
@@ -42,7 +42,7 @@ def test_with_the_median_the_floor_is_planned_inside_the_forecasts_band():
     median = np.full(12, 2.0)  # 4 replicas at the median's peak, 8 at the p90's
     signal = SignalFigures("cpu", 2.0, forecast, 0.9, 0.5, median=median)
     decision = decided(policy(mode="Predictive"), PolicyFigures(2, (signal,), 300, NOW))
-    assert decision.status["recommendation"]["replicas"] == 5, "a quarter of the way from 4 to 8"
+    assert decision.status["recommendation"]["replicas"] == 6, "half way from 4 to 8"
     assert "p50" in decision.status["reasoning"] and "p90" in decision.status["reasoning"]
 
 
@@ -52,7 +52,7 @@ def test_below_the_confidence_threshold_it_recommends_on_now_says_so_and_does_no
     assert "confidence" in decision.status["reasoning"]
     assert decision.action is None
     ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "LowConfidence" and "0.30 below 0.70" in ready["message"]
+    assert ready["reason"] == "LowConfidence" and "0.30 below 0.60" in ready["message"]
     reactive = decided(policy(mode="Reactive"), figures(demand=2.0, peak=4.0, confidence=0.3))
     assert reactive.action.min_replicas == 4, "a Reactive policy does not depend on the forecast"
 
@@ -78,6 +78,39 @@ def test_one_owner_per_target():
     assert ownership(first, specs[0][1], specs[:1], [adoptable]) == Ownership("theirs", adoptable)
     conflicted = decided(second, figures(), owner=ownership(second, specs[1][1], specs, []))
     assert conflicted.action is None and conflicted.events[0][0] == "Conflict"
+
+
+def test_one_owner_per_signal_across_hpas_vpas_and_vertical_policies():
+    memory = [{"type": "memory"}]
+    vertical_cpu, vertical_memory = policy("a-vert", "u1", mode="Vertical"), policy("a-vert", "u1", mode="Vertical",
+                                                                                  signals=memory)
+    horizontal = policy("b-hpa", "u2", mode="Predictive")
+    hpa_on_cpu = hpa_record("shop", "theirs", {"scaleTargetRef": {"kind": "Deployment", "name": "web"}}, {}, {})
+    hpa_on_rps = hpa_record("shop", "theirs", {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "metrics": [
+        {"type": "Pods", "pods": {"metric": {"name": "rps"}}}]}, {}, {})
+    assert hpa_on_cpu.resources == {"cpu"}, "an HPA without metrics scales on cpu"
+    alone = [(vertical_cpu, parse_spec(vertical_cpu))]
+    assert "HorizontalPodAutoscaler shop/theirs" in ownership(vertical_cpu, alone[0][1], alone, [hpa_on_cpu]).conflict
+    assert ownership(vertical_cpu, alone[0][1], alone, [hpa_on_rps]).conflict is None, "requests do not move rps"
+    memory_only = [(vertical_memory, parse_spec(vertical_memory))]
+    assert ownership(vertical_memory, memory_only[0][1], memory_only, [hpa_on_cpu]).conflict is None
+
+    both = alone + [(horizontal, parse_spec(horizontal))]
+    assert "ScalingPolicy shop/a-vert" in ownership(horizontal, both[1][1], both, []).conflict
+    ours = HpaRecord("shop", "b-hpa", "Deployment", "web", "b-hpa", False, 1, 10)
+    assert ownership(vertical_cpu, both[0][1], both, [ours]).conflict is None, "a sibling's HPA is the sibling"
+
+    vpa = {"targetRef": {"kind": "Deployment", "name": "web"}}
+    recommending = vpa_record("shop", "vpa", {**vpa, "updatePolicy": {"updateMode": "Off"}})
+    cpu_only = vpa_record("shop", "vpa", {**vpa, "resourcePolicy": {"containerPolicies": [
+        {"containerName": "*", "controlledResources": ["cpu"]}]}})
+    horizontal_alone = both[1:]
+    assert ownership(horizontal, horizontal_alone[0][1], horizontal_alone, [], [recommending]).conflict is None
+    conflict = ownership(horizontal, horizontal_alone[0][1], horizontal_alone, [], [vpa_record("shop", "vpa", vpa)])
+    assert "VerticalPodAutoscaler shop/vpa" in conflict.conflict and "cpu" in conflict.conflict
+    assert ownership(vertical_memory, memory_only[0][1], memory_only, [], [cpu_only]).conflict is None
+    stepped_back = decided(vertical_cpu, figures(), owner=ownership(vertical_cpu, alone[0][1], alone, [hpa_on_cpu]))
+    assert stepped_back.action is None and stepped_back.events[0][0] == "Conflict"
 
 
 def test_a_restarted_operator_keeps_the_cooldown_of_the_last_recorded_action():

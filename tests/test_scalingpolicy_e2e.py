@@ -1,7 +1,8 @@
 """ScalingPolicy end to end: a Deployment whose usage follows a trace, a policy that owns an
 HPA, and the real HPA controller in kube-controller-manager scaling the Deployment to the
 floor the policy sets; a second policy on the same target, and a user's HPA, conflict; a
-Vertical policy that rolls its Deployment to new requests, and one that an OOMKill moves."""
+Vertical policy that rolls its Deployment to new requests, one that an OOMKill moves, and
+one that steps back while a VerticalPodAutoscaler sets the same requests."""
 import json
 
 import pytest
@@ -44,7 +45,7 @@ def apps(sim_cluster, control_plane, operator_process, usage_exporter, prometheu
     with control_plane.api_client() as api:
         apps = client.AppsV1Api(api)
         apps.create_namespaced_stateful_set(NAMESPACE, app_workload("StatefulSet", "shop", 1, template("shop")))
-        for name in ("legacy", "watched", "legacy-too", "sized"):
+        for name in ("legacy", "watched", "legacy-too", "sized", "vpa-sized"):
             apps.create_namespaced_deployment(NAMESPACE, app_workload("Deployment", name, 1, template(name)))
         yield api
 
@@ -167,3 +168,22 @@ def test_an_oomkilled_pod_raises_the_memory_recommendation(apps, kubectl):
     memory = to_float(raised["recommendation"]["requests"]["memory"])
     assert memory >= 1.2 * to_float(raised["lastOomKill"]["podPeak"]) - 2**20
     assert "OOMKilled" in raised["reasoning"]
+
+
+def test_a_vertical_policy_steps_back_while_a_vpa_sets_the_same_requests(apps, kubectl):
+    vpas = client.CustomObjectsApi(apps)
+    vpa = {"apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler", "metadata": {"name": "users-vpa"},
+           "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vpa-sized"},
+                    "updatePolicy": {"updateMode": "Recreate"}}}
+    vpas.create_namespaced_custom_object("autoscaling.k8s.io", "v1", NAMESPACE, "verticalpodautoscalers", vpa)
+    kubectl("apply", "-f", "-", input=policy("vpa-too", "vpa-sized", mode="Vertical", confidenceThreshold=0.0))
+    condition = wait_for(lambda: (c := ready(kubectl, "vpa-too")).get("reason") == "Conflict" and c, 60,
+                         "a Conflict condition")
+    assert "VerticalPodAutoscaler e2e-scaling/users-vpa" in condition["message"] and "cpu" in condition["message"]
+    template = client.AppsV1Api(apps).read_namespaced_deployment("vpa-sized", NAMESPACE).spec.template
+    assert template.spec.containers[0].resources.requests == {"cpu": "200m"}, "left to the VPA"
+    # a VPA that only recommends sets nothing: the policy acts again
+    vpas.patch_namespaced_custom_object("autoscaling.k8s.io", "v1", NAMESPACE, "verticalpodautoscalers",
+                                        "users-vpa", {"spec": {"updatePolicy": {"updateMode": "Off"}}})
+    wait_for(lambda: ready(kubectl, "vpa-too").get("reason") not in (None, "Conflict"), 60,
+             "the policy out of Conflict once the VPA only recommends")
