@@ -100,12 +100,12 @@ def test_a_workloads_forecast(tokens, operator_api_port):
 
 def test_the_openapi_document_is_served(operator_api_port):
     status, document = call(operator_api_port, "/openapi.json")
-    assert status == 200 and set(document["paths"]) == {"/prediction", "/swap_history", "/swap_request"}
+    assert status == 200 and set(document["paths"]) == {"/prediction", "/swap_history", "/swap_request", "/cost"}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/prediction", "/swap_history", "/swap_request"]),
-       query=st.dictionaries(st.sampled_from(["namespace", "workload", "resource", "plan"]),
+@given(path=st.sampled_from(["/prediction", "/swap_history", "/swap_request", "/cost"]),
+       query=st.dictionaries(st.sampled_from(["namespace", "workload", "resource", "plan", "window", "aggregate"]),
                              st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=20)),
        body=st.one_of(st.none(), st.text(max_size=40), st.dictionaries(st.text(max_size=8), st.text(max_size=8)).map(json.dumps)))
 def test_no_request_gives_a_server_error(tokens, operator_api_port, path, query, body):
