@@ -2,6 +2,8 @@
 
     quartermaster run [--kubeconfig PATH] [--resync-seconds N] [--liveness-port N [--liveness-host H]]
                       [--metrics-port N [--metrics-host H]] [--peering NAME]
+                      [--leader-election [--leader-election-namespace NS] [--leader-election-lease NAME]
+                       [--lease-duration-seconds N] [--renew-deadline-seconds S] [--retry-period-seconds S]]
                       [--api-port N [--api-host H] [--api-tls-certificate PEM --api-tls-key PEM]]
                       [--prometheus-url URL] [--prometheus-timeout S] [--metrics-step-seconds N]
                       [--history-seconds N] [--rate-window W] [--cpu-query PROMQL] [--memory-query PROMQL]
@@ -9,19 +11,31 @@
                       [--cost-step-seconds N] [--price-table FILE]
     quartermaster crds [FOLDER]
     quartermaster status [--kubeconfig PATH] [--context NAME] [-n NS | -A] [-o table|json|yaml]
+    quartermaster history [KIND/NAME] [--since 2h] [--kubeconfig PATH] [--context NAME] [-n NS | -A]
+                          [-o table|json|yaml]
+    quartermaster set-quota NAME [--cpu Q] [--memory Q] [--gpu Q] [--priority CLASS] [--kubeconfig PATH]
+                            [--context NAME]
+    quartermaster export [-o csv|json|yaml] [--kind pool|quota|cost|recommendation|swap ...]
+                         [--kubeconfig PATH] [--context NAME] [-n NS | -A]
+    quartermaster monitor [--interval S] [--once] [--kubeconfig PATH] [--context NAME] [-n NS | -A]
     quartermaster replay [--csv FILE ...] [--target-per-replica CORES] [--policy POLICY.yaml]
                          [--json OUT] [--plot OUT.png]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
 
-from quartermaster.operator import crdgen, replay, settings, status_command
+from pydantic import ValidationError
+
+from quartermaster.operator import crdgen, leadership, replay, settings, status_command
+from quartermaster.operator import export_command, history_command, monitor_command, set_quota_command
 from quartermaster.operator.prices import PriceTable, PriceTableError, load_price_table
+from quartermaster.operator.leadership import LeaderElectionSettings
 from quartermaster.operator.settings import MetricsSettings, OperatorSettings
 
 
@@ -68,12 +82,38 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--peering", help="Kopf peering name: pause while a higher-priority peer runs "
                                        "(not leader election; the ClusterKopfPeering must exist). "
                                        "Default: standalone")
+    run.add_argument("--leader-election", action="store_true",
+                     help="stand by until this process holds a coordination.k8s.io Lease, then run; "
+                          "exit when it is lost (run several replicas, one acts)")
+    run.add_argument("--leader-election-namespace",
+                     help="the Lease's namespace (default: the pod's own, from its service account)")
+    election = LeaderElectionSettings.model_fields
+    run.add_argument("--leader-election-lease", default=election["lease_name"].default, help="the Lease's name")
+    run.add_argument("--lease-duration-seconds", type=int, default=election["lease_duration_seconds"].default,
+                     help="a standby takes over once the Lease has not been renewed for this long")
+    run.add_argument("--renew-deadline-seconds", type=float, default=election["renew_deadline_seconds"].default,
+                     help="the leader exits once it has not renewed the Lease for this long")
+    run.add_argument("--retry-period-seconds", type=float, default=election["retry_period_seconds"].default,
+                     help="how often to try to take or renew the Lease")
     run.add_argument("--verbose", action="store_true")
     crds = commands.add_parser("crds", help="write the CRD manifests generated from the models")
     crds.add_argument("folder", nargs="?", default="crds")
     status_command.add_arguments(commands.add_parser(
         "status", help="a table per kind: pools, policies, quotas and swap plans, from their status",
         epilog="example: quartermaster status -A   (or -o yaml for the objects)"))
+    history_command.add_arguments(commands.add_parser(
+        "history", help="the operator's decisions and actions, newest first, from Events and status",
+        epilog="example: quartermaster history spol/web --since 2h -n shop"))
+    set_quota_command.add_arguments(commands.add_parser(
+        "set-quota", help="change a Quota's limits or priority class (server-side apply, only the fields given)",
+        epilog="example: quartermaster set-quota team-a --cpu 30 --memory 64Gi --priority critical"))
+    export_command.add_arguments(commands.add_parser(
+        "export", help="recommendations, pools' capacity and forecasts, quotas' usage and cost, swaps: "
+                       "flat rows for reports (CSV, JSON, YAML)",
+        epilog="example: quartermaster export -A --kind recommendation --kind swap > report.csv"))
+    monitor_command.add_arguments(commands.add_parser(
+        "monitor", help="a live view: pools' load and forecast against capacity, recent actions (Ctrl-C quits)",
+        epilog="example: quartermaster monitor --interval 2   (quartermaster monitor --once | less: plain lines)"))
     replay.add_arguments(commands.add_parser(
         "replay", help="replay a horizontal ScalingPolicy on recorded demand (CSV), offline"))
     return parser
@@ -109,14 +149,49 @@ def run(options: argparse.Namespace) -> int:
     )
     logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    kopf.run(
-        clusterwide=True,
-        standalone=config.peering is None,
-        peering_name=config.peering,
-        liveness_endpoint=(f"http://{config.liveness_host}:{config.liveness_port}/healthz"
-                           if config.liveness_port else None),
-    )
+    elector = None
+    if options.leader_election:
+        elector = _leader_elector(options)
+        if isinstance(elector, str):
+            print(f"quartermaster run: {elector}", file=sys.stderr)
+            return 2
+        with (leadership.StandbyHealth(elector, config.liveness_host, config.liveness_port)
+              if config.liveness_port else contextlib.nullcontext()):
+            elector.wait_until_leading()
+        elector.keep_renewing()
+    try:
+        kopf.run(
+            clusterwide=True,
+            standalone=config.peering is None,
+            peering_name=config.peering,
+            liveness_endpoint=(f"http://{config.liveness_host}:{config.liveness_port}/healthz"
+                               if config.liveness_port else None),
+        )
+    finally:
+        if elector is not None:
+            elector.release()
     return 0
+
+
+def _leader_elector(options: argparse.Namespace) -> leadership.LeaderElector | str:
+    """The elector `run --leader-election` asks for, or what is wrong with its flags."""
+    if options.peering:
+        return "--leader-election and --peering exclude each other: with a Lease, Kopf runs standalone"
+    namespace = options.leader_election_namespace or leadership.pod_namespace()
+    if not namespace:
+        return "--leader-election-namespace is needed outside a cluster (in a pod it is the pod's namespace)"
+    try:
+        election = LeaderElectionSettings(
+            lease_name=options.leader_election_lease, lease_namespace=namespace,
+            lease_duration_seconds=options.lease_duration_seconds,
+            renew_deadline_seconds=options.renew_deadline_seconds,
+            retry_period_seconds=options.retry_period_seconds)
+    except ValidationError as error:
+        flags = {"lease_name": "--leader-election-lease", "lease_namespace": "--leader-election-namespace"}
+        return "; ".join(
+            f"{flags.get(e['loc'][0], '--' + str(e['loc'][0]).replace('_', '-'))}: {e['msg']}" if e["loc"]
+            else e["msg"].removeprefix("Value error, ") for e in error.errors())
+    return leadership.LeaderElector(election, leadership.lease_api())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         return replay.run(options)
     if options.command == "status":
         return status_command.run(options)
+    if options.command == "history":
+        return history_command.run(options)
+    if options.command == "set-quota":
+        return set_quota_command.run(options)
+    if options.command == "export":
+        return export_command.run(options)
+    if options.command == "monitor":
+        return monitor_command.run(options)
     return run(options)
 
 

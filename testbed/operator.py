@@ -35,8 +35,10 @@ def install_chart_rbac(control_plane: ControlPlane, release: str, namespace: str
 
 
 def start_operator(kubeconfig: Path, log: Path, *args: str,
-                   on_spawn: Callable[[Process], None] | None = None) -> Process:
-    """`quartermaster run`, returned once Kopf has configured itself; stopped again if
+                   on_spawn: Callable[[Process], None] | None = None,
+                   started: str = "Activity 'configure' succeeded") -> Process:
+    """`quartermaster run`, returned once its log shows `started` (by default: Kopf has
+    configured itself; a leader-election standby logs something else); stopped again if
     that fails or is interrupted. `on_spawn` is told of the process as soon as it starts."""
     process = Process("quartermaster", [
         sys.executable, "-m", "quartermaster.operator.cli", "run", f"--kubeconfig={kubeconfig}", *args,
@@ -44,7 +46,7 @@ def start_operator(kubeconfig: Path, log: Path, *args: str,
     try:
         if on_spawn:
             on_spawn(process)
-        process.wait_until(lambda: "Activity 'configure' succeeded" in process.log_tail(20000), 60, "started")
+        process.wait_until(lambda: started in process.log_tail(20000), 60, "started")
     except BaseException:
         process.stop()
         raise

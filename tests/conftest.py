@@ -81,6 +81,7 @@ def kubectl(control_plane):
 @pytest.fixture(scope="session")
 def crds_installed(control_plane):
     control_plane.install_crds(REPO / "crds")
+    control_plane.install_crds(REPO / "testbed" / "thirdparty_crds")  # before the operator starts: Kopf watches what is served
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +166,10 @@ USAGE_DRIVES = [
                  base_memory=200 * 2**20, peak_memory=300 * 2**20, backfill_pods=(f"{app}-0", f"{app}-1"))
       for namespace in ("swap-auto", "swap-manual", "swap-guard", "swap-restart")
       for app, cores in (("busy", 8), ("idle", 0.2))),
+    # test_cost_e2e.py: StatefulSet `batch` (pods batch-0, batch-1, label app=batch) in
+    # e2e-cost, with history, requesting 500m and 256Mi each (its requests backfilled too).
+    UsageDrive("e2e-cost", {"app": "batch"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=2,
+               backfill_pods=("batch-0", "batch-1"), requests={"cpu": 0.5, "memory": 256 * 2**20}),
     # test_prometheus_testbed.py: pod probe-0 in testbed-usage, backfilled, later run live.
     UsageDrive("testbed-usage", {"app": "probe"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=4,
                backfill_pods=("probe-0",)),

@@ -1,12 +1,14 @@
 """The Helm chart: renders, installs the CRDs, runs the operator as non-root with a narrow role,
 passes its values to the operator's flags and serves /metrics through a Service."""
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import OPERATOR_NAMESPACE, RELEASE
 from quartermaster.operator.cli import _parser
+from quartermaster.operator.leadership import LeaderElectionSettings
 from quartermaster.operator.settings import OperatorSettings
 from quartermaster.testbed import processes  # by module: pytest would collect a TestbedError
 
@@ -104,14 +106,19 @@ USER_VALUES = {
 }
 
 
-def test_deployment_passes_the_values_as_the_operators_flags(testbed_bin, tmp_path):
-    """A values file, as users write one, rendered and parsed by `quartermaster run`'s own parser."""
-    values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump(USER_VALUES))
-    result = subprocess.run([str(testbed_bin / "helm"), "template", RELEASE, str(CHART), "--namespace",
-                             OPERATOR_NAMESPACE, "--values", str(values)], capture_output=True, text=True)
+def render_values_file(helm: Path, folder: Path, values: dict) -> list[dict]:
+    """The chart rendered with `values` written as a values file, as users write one."""
+    path = folder / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = subprocess.run([str(helm), "template", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE,
+                             "--values", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    options = _parser().parse_args(operator_args(list(yaml.safe_load_all(result.stdout))))
+    return list(yaml.safe_load_all(result.stdout))
+
+
+def test_deployment_passes_the_values_as_the_operators_flags(testbed_bin, tmp_path):
+    """A values file, rendered and parsed by `quartermaster run`'s own parser."""
+    options = _parser().parse_args(operator_args(render_values_file(testbed_bin / "helm", tmp_path, USER_VALUES)))
     prometheus = USER_VALUES["prometheus"]
     assert options.prometheus_url == prometheus["url"]
     assert options.prometheus_timeout == prometheus["timeoutSeconds"]
@@ -157,7 +164,121 @@ def test_metrics_service_targets_the_metrics_port(helm_template):
     ("metrics.port=70000", "port"),
     ("prometheus.queries.cpuu=x", "cpuu"),
     ("metrics.port=8080", "must differ"),
+    ("replicas=-1", "replicas"),
+    ("replicas=2,leaderElection.enabled=false", "replicas > 1 needs leaderElection.enabled"),
+    ("leaderElection.leaseDurationSeconds=soon", "leaseDurationSeconds"),
+    ("leaderElection.renewDeadlineSeconds=20", "leaseDurationSeconds > renewDeadlineSeconds"),
+    ("leaderElection.leaseTime=5", "leaseTime"),
+    ("fullnameOverride=Quarter_Master", "fullnameOverride"),
+    ("nodeSelector.disktype=1", "nodeSelector"),
+    ("extraArgs=--verbose", "extraArgs"),
+    ("imagePullSecrets[0].secret=x", "imagePullSecrets"),
 ])
 def test_chart_rejects_wrong_values_by_name(helm_template, value, message):
     with pytest.raises(processes.TestbedError, match=message):
         helm_template(value)
+
+
+def rendered(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def test_leader_election_is_on_by_default_with_the_operators_own_defaults(helm_template):
+    options = _parser().parse_args(operator_args(helm_template()))
+    defaults = LeaderElectionSettings(lease_namespace=OPERATOR_NAMESPACE)
+    assert options.leader_election is True
+    assert (options.leader_election_namespace, options.leader_election_lease) == (
+        OPERATOR_NAMESPACE, f"{RELEASE}-quartermaster")
+    assert (options.lease_duration_seconds, options.renew_deadline_seconds, options.retry_period_seconds) == (
+        defaults.lease_duration_seconds, defaults.renew_deadline_seconds, defaults.retry_period_seconds)
+    off = _parser().parse_args(operator_args(helm_template("leaderElection.enabled=false")))
+    assert off.leader_election is False
+
+
+def test_lease_rbac_is_a_role_for_the_operators_own_lease_in_its_namespace(helm_template):
+    docs = helm_template()
+    (role,), (binding,) = rendered(docs, "Role"), rendered(docs, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == OPERATOR_NAMESPACE
+    assert [(r["apiGroups"], r["resources"], r.get("resourceNames"), r["verbs"]) for r in role["rules"]] == [
+        (["coordination.k8s.io"], ["leases"], None, ["create"]),
+        (["coordination.k8s.io"], ["leases"], [f"{RELEASE}-quartermaster"], ["get", "update"]),
+    ]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{RELEASE}-quartermaster",
+                                    "namespace": OPERATOR_NAMESPACE}]
+    named = rendered(helm_template("leaderElection.leaseName=qm-leader"), "Role")[0]["rules"][1]
+    assert named["resourceNames"] == ["qm-leader"]
+    assert not rendered(helm_template("leaderElection.enabled=false"), "Role")
+
+
+def test_a_disruption_budget_only_with_more_than_one_replica(helm_template):
+    assert not rendered(helm_template(), "PodDisruptionBudget")
+    docs = helm_template("replicas=2")
+    (budget,) = rendered(docs, "PodDisruptionBudget")
+    pod_labels = rendered(docs, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert rendered(docs, "Deployment")[0]["spec"]["replicas"] == 2
+
+
+def test_an_upgrade_never_runs_two_active_operators(helm_template):
+    """With the Lease a surge pod only stands by; without it the old pod goes first."""
+    strategy = rendered(helm_template(), "Deployment")[0]["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    off = rendered(helm_template("leaderElection.enabled=false"), "Deployment")[0]["spec"]["strategy"]
+    assert off == {"type": "Recreate"}
+
+
+def test_probes_ask_the_health_port_for_liveness_readiness_and_start_up(helm_template):
+    container = rendered(helm_template(), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+
+
+POD_VALUES = {
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {
+            "matchLabels": {"app.kubernetes.io/name": "quartermaster"}}}}]}},
+    "podAnnotations": {"example.com/team": "platform"},
+    "podLabels": {"team": "platform"},
+    "imagePullSecrets": [{"name": "registry-credentials"}],
+    "priorityClassName": "system-cluster-critical",
+    "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+    "extraArgs": ["--verbose"],
+}
+
+
+def test_the_pod_values_users_expect_reach_the_pod(testbed_bin, tmp_path):
+    docs = render_values_file(testbed_bin / "helm", tmp_path, POD_VALUES)
+    template = rendered(docs, "Deployment")[0]["spec"]["template"]
+    pod, container = template["spec"], template["spec"]["containers"][0]
+    for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"):
+        assert pod[key] == POD_VALUES[key], key
+    assert template["metadata"]["annotations"] == POD_VALUES["podAnnotations"]
+    assert template["metadata"]["labels"]["team"] == "platform"
+    assert container["env"] == POD_VALUES["extraEnv"]
+    assert _parser().parse_args(container["args"]).verbose is True
+
+
+def test_names_are_cut_to_63_characters_and_stay_distinct(helm_template):
+    docs = helm_template(f"fullnameOverride={'q' * 63}")
+    names = [d["metadata"]["name"] for d in docs]
+    assert all(len(name) <= 63 for name in names), names
+    assert {n for n in names if n.endswith(("-metrics", "-api"))} == {f"{'q' * 55}-metrics", f"{'q' * 59}-api"}
+    assert {d["metadata"]["name"] for d in helm_template("nameOverride=qmaster")} >= {f"{RELEASE}-qmaster"}
+
+
+def test_notes_say_what_to_do_next(control_plane):
+    """Rendered by a dry-run install, which asks the apiserver for its version first."""
+    result = subprocess.run([str(control_plane.bin_dir / "helm"), "install", RELEASE, str(CHART), "--namespace",
+                             OPERATOR_NAMESPACE, "--dry-run=client", "--set", "replicas=2",
+                             "--kubeconfig", str(control_plane.admin_kubeconfig)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout[result.stdout.index("NOTES:"):]
+    assert f"kubectl -n {OPERATOR_NAMESPACE} get pods -l app.kubernetes.io/instance={RELEASE}" in notes
+    assert f"get lease {RELEASE}-quartermaster" in notes and "within\n   19 s" in notes
+    assert "kubectl get quartermaster -A" in notes
+    assert "kubectl apply --server-side -f crds/" in notes
