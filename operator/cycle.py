@@ -9,9 +9,9 @@ report and act stages: status patches when something changed (an action is recor
 status before it is taken), Events, then the actions through providers.
 
 Series forecast each cycle: the cpu and memory of every workload a pool or a policy
-needs, and each pool's aggregate (its member workloads' usage summed, a workload counted
-by the share of its pods in the pool). A pool's forecast is its aggregate's own:
-quantiles do not add up.
+needs, each pool's aggregate (its member workloads' usage summed, a workload counted
+by the share of its pods in the pool), and the total of each custom signal's query. A
+pool's forecast is its aggregate's own: quantiles do not add up.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from quartermaster.operator.models import (Quota, ResourcePool, ResourcePoolSpec
 from quartermaster.operator.observe import SIGNALS, ClusterSnapshot, CustomObject, UsageObserver
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader
 from quartermaster.operator.resourcepool import ResourceFigures, UsageFigures
-from quartermaster.operator.scalingpolicy import Ownership, PolicyFigures, SignalFigures
+from quartermaster.operator.scalingpolicy import Ownership, PolicyFigures, PoolStrategy, SignalFigures
 from quartermaster.operator.settings import OperatorSettings
 from quartermaster.operator.telemetry import Telemetry
 from quartermaster.operator.usage_history import latest
@@ -83,6 +83,7 @@ class _Observed:
     policy_specs: dict[str, ScalingPolicySpec | str]
     targets: dict[str, WorkloadKey]  # valid policies' targets
     owners: dict[str, Ownership]
+    policy_pools: dict[str, PoolStrategy]  # valid policies whose target is in a pool: the pool's strategy
     pods_of: Counter
     pod_requests: dict[WorkloadKey, dict[str, float]]
     target_pods: dict[WorkloadKey, list[PodRecord]]
@@ -93,6 +94,15 @@ class _Observed:
     @property
     def workloads(self) -> list[WorkloadKey]:
         return sorted({w for shares in self.shares.values() for w in shares} | set(self.targets.values()))
+
+    @property
+    def queries(self) -> list[str]:
+        """Every distinct query of the policies' custom signals."""
+        return sorted({q for uid in self.targets for q in scalingpolicy.custom_queries(self.policy_specs[uid])})
+
+    def settings(self, uid: str) -> scalingpolicy.Settings:
+        """A valid policy's quantile and horizon: its own, else its pool's."""
+        return scalingpolicy.resolve_settings(self.policy_specs[uid], self.policy_pools.get(uid))
 
 
 @dataclass(frozen=True)
@@ -148,14 +158,18 @@ class ControlCycle:
 
         observed = self._observe(snapshot)
         workloads = observed.workloads
-        error = None
+        error, failed_queries = None, {}
         if workloads:
             try:
                 self.usage.pull(snapshot.pods, workloads, now)
+                failed_queries = self.usage.pull_queries(observed.queries, now)
             except MetricsUnavailable as failure:
                 error = failure
                 self.telemetry.query_errors.labels(failure.reason).inc()
                 logger.warning("usage not read: %s", failure)
+        for query, failure in failed_queries.items():
+            self.telemetry.query_errors.labels(failure.reason).inc()
+            logger.warning("custom signal query %s not read: %s", query, failure)
         timings["observe"], clock = time.perf_counter() - clock, time.perf_counter()
 
         names = {p.uid: p.name for p in snapshot.pools}
@@ -171,10 +185,11 @@ class ControlCycle:
             problem, self._written.get(pool.uid, pool.status), now)) for pool in snapshot.pools]
         policies = []
         for policy in snapshot.policies:
+            spec = observed.policy_specs[policy.uid]
             decision = scalingpolicy.decide(
-                policy, observed.policy_specs[policy.uid],
-                None if book is None else self._policy_figures(book, observed, policy),
-                problem, observed.owners.get(policy.uid, Ownership(None)),
+                policy, spec, None if book is None else self._policy_figures(book, observed, policy),
+                problem or (None if isinstance(spec, str) else scalingpolicy.query_problem(spec, failed_queries)),
+                observed.owners.get(policy.uid, Ownership(None)),
                 self._scaling_state.get(policy.uid), self._written.get(policy.uid, policy.status), now)
             if decision.state is not None:
                 self._scaling_state[policy.uid] = decision.state
@@ -240,6 +255,17 @@ class ControlCycle:
         valid = [(p, policy_specs[p.uid]) for p in snapshot.policies if not isinstance(policy_specs[p.uid], str)]
         owners = {p.uid: scalingpolicy.ownership(p, spec, valid, snapshot.hpas, snapshot.vpas) for p, spec in valid}
         targets = {p.uid: scalingpolicy.target_of(p, spec) for p, spec in valid}
+        # a target in more than one pool takes the strategy of the one holding most of its
+        # pods (by name on a tie)
+        names = {p.uid: p.name for p in snapshot.pools}
+        policy_pools = {}
+        for uid, target in targets.items():
+            holding = [pool for pool, share in shares.items() if target in share]
+            if holding:
+                pool = min(holding, key=lambda p: (-shares[p][target], names[p]))
+                strategy = pool_specs[pool].strategy.value
+                policy_pools[uid] = PoolStrategy(names[pool], strategy,
+                                                 strategy_parameters(strategy, self._lowest_coverage(pool)))
         wanted = set(targets.values())
         target_pods: dict[WorkloadKey, list[PodRecord]] = {}
         for pod in snapshot.pods:
@@ -249,7 +275,7 @@ class ControlCycle:
         pool_uids = {p.name: p.uid for p in snapshot.pools if p.uid in summaries}
         plan_pools = {uid: pool_uids[spec.pool_ref.name] for uid, spec in plan_specs.items()
                       if not isinstance(spec, str) and spec.pool_ref.name in pool_uids}
-        return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, pods_of,
+        return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, policy_pools, pods_of,
                          _requests_per_pod(snapshot.pods), target_pods, snapshot.templates(), plan_specs, plan_pools)
 
     def _forecast(self, observed: _Observed, workloads: list[WorkloadKey]) -> _ForecastBook:
@@ -258,17 +284,19 @@ class ControlCycle:
         pools = list(observed.shares)
         params = {uid: strategy_parameters(observed.pool_specs[uid].strategy.value,
                                            self._lowest_coverage(uid)) for uid in pools}
-        policy_specs = [s for s in observed.policy_specs.values() if not isinstance(s, str)]
+        policy_settings = [observed.settings(uid).parameters for uid in observed.targets]
         plan_specs = [observed.plan_specs[uid] for uid in observed.plan_pools]
         column = {w: i for i, w in enumerate(workloads)}
         members = [(np.array([column[w] for w in observed.shares[uid]], dtype=np.int64),
                     np.array(list(observed.shares[uid].values()))) for uid in pools]
         history = self.usage.histories[SIGNALS[0]]
         timestamps, end = history.timestamps, history.end
-        # every signal's workload rows, then its pool rows, filled in place, in float32 as
-        # the histories are (10,000 workloads' week is 80 MB a signal)
+        queries = observed.queries
+        # every signal's workload rows, then its pool rows, then the custom queries' totals,
+        # filled in place, in float32 as the histories are (10,000 workloads' week is 80 MB
+        # a signal)
         block = len(workloads) + len(pools)
-        series = np.empty((len(SIGNALS) * block, history.length), dtype=np.float32)
+        series = np.empty((len(SIGNALS) * block + len(queries), history.length), dtype=np.float32)
         keys: list[Hashable] = []
         upper_levels = []
         for s, signal in enumerate(SIGNALS):
@@ -277,12 +305,15 @@ class ControlCycle:
             rows[len(workloads):] = _pool_sums(rows[:len(workloads)], members)
             keys += [("workload", w, signal) for w in workloads] + [("pool", uid, signal) for uid in pools]
             upper_levels += [WORKLOAD_UPPER] * len(workloads) + [params[uid].quantile for uid in pools]
+        series[len(SIGNALS) * block:] = self.usage.queries.matrix(queries)
+        keys += [("query", q) for q in queries]
+        upper_levels += [WORKLOAD_UPPER] * len(queries)
 
-        horizons = ([p.horizon_seconds for p in params.values()] + [s.forecast.horizon_seconds for s in policy_specs]
+        horizons = ([p.horizon_seconds for p in params.values()] + [p.horizon_seconds for p in policy_settings]
                     + [s.horizon_seconds for s in plan_specs])
         horizon = max((math.ceil(h / step) for h in horizons), default=1)
         quantiles = sorted({MEDIAN, WORKLOAD_UPPER, *(p.quantile for p in params.values()),
-                            *(s.forecast.quantile for s in policy_specs), *(s.quantile for s in plan_specs)})
+                            *(p.quantile for p in policy_settings), *(s.quantile for s in plan_specs)})
         # A forecast changes only with a new grid step (or other series): cycles between
         # steps (resyncs, pod events) reuse the last one.
         asked = (end, tuple(keys), tuple(upper_levels), horizon, tuple(quantiles))
@@ -325,24 +356,27 @@ class ControlCycle:
             return None
         target = observed.targets[policy.uid]
         requests = observed.pod_requests.get(target, {})
-        # a Vertical policy sizes both; a horizontal one scales on the signals it names
-        wanted = SIGNALS if spec.mode is ScalingMode.VERTICAL else [s.type for s in spec.signals if s.type in SIGNALS]
+        quantile = observed.settings(policy.uid).parameters.quantile
+        # a Vertical policy sizes both resources; a horizontal one scales on the signals it names
+        sources = ([(signal, None) for signal in SIGNALS] if spec.mode is ScalingMode.VERTICAL
+                   else dict.fromkeys(map(scalingpolicy.signal_source, spec.signals)))
         day = max(1, 86400 // book.step)
         signals = []
-        for signal in dict.fromkeys(wanted):
-            i = book.rows[("workload", target, signal)]
+        for signal, query in sources:
+            key = ("workload", target, signal) if query is None else ("query", query)
+            i = book.rows[key]
             recent = book.series[i, -day:]
             signals.append(SignalFigures(
-                signal=signal, demand=book.current(("workload", target, signal)),
-                forecast=book.forecasts.at(spec.forecast.quantile)[i], median=book.forecasts.at(MEDIAN)[i],
+                signal=signal, demand=book.current(key),
+                forecast=book.forecasts.at(quantile)[i], median=book.forecasts.at(MEDIAN)[i],
                 confidence=float(book.forecasts.confidence[i]),
-                target_per_replica=scalingpolicy.target_per_replica(signal, spec, requests.get(signal)),
-                recent_peak=float(np.nanmax(recent)) if np.isfinite(recent).any() else None))
+                target_per_replica=scalingpolicy.target_per_replica((signal, query), spec, requests.get(signal)),
+                recent_peak=float(np.nanmax(recent)) if np.isfinite(recent).any() else None, query=query))
         pods = observed.target_pods.get(target, [])
         return PolicyFigures(observed.pods_of.get(target, 0), tuple(signals), book.step, book.end,
                              template=observed.templates.get(target),
                              pods=tuple((p.name, p.containers) for p in sorted(pods, key=lambda p: p.name)),
-                             oom_killed=any(p.oom_killed for p in pods))
+                             oom_killed=any(p.oom_killed for p in pods), pool=observed.policy_pools.get(policy.uid))
 
     def _swap_figures(self, book: _ForecastBook, observed: _Observed,
                       plan: CustomObject) -> Optional[swapplan.SwapFigures]:

@@ -475,8 +475,12 @@ class ScalingStep(Model):
 
 
 class ForecastSettings(Model):
-    horizon_seconds: HorizonSeconds = 900
-    quantile: Quantile = 0.9
+    """Unset fields come from the strategy of the target's ResourcePool, else 900 s and 0.9."""
+
+    horizon_seconds: Optional[HorizonSeconds] = Field(
+        default=None, description="How far ahead to look; default: the pool strategy's horizon, else 900.")
+    quantile: Optional[Quantile] = Field(
+        default=None, description="The forecast quantile to plan for; default: the pool strategy's, else 0.9.")
 
 
 class ScalingPolicySpec(Model):
@@ -522,8 +526,19 @@ class LastAction(Model):
     time: str
 
 
+class PolicySettings(Model):
+    """What the policy decided with: its own forecast fields, else its pool strategy's."""
+
+    quantile: Quantile
+    horizon_seconds: int
+    scale_down_delay_seconds: int = Field(description="How long Predictive holds replicas before giving them back.")
+    buffer: NonNegativeFloat = Field(description="Vertical: headroom on the forecast requests.")
+    source: str = Field(description="Where each came from: the policy, a ResourcePool's strategy, or the defaults.")
+
+
 class ScalingPolicyStatus(Status):
     current_replicas: Optional[NonNegativeInt] = None
+    settings: Optional[PolicySettings] = None
     recommendation: Optional[Recommendation] = None
     confidence: Optional[Fraction] = None
     reasoning: Optional[str] = None

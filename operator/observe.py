@@ -4,7 +4,9 @@ workloads use (from Prometheus), as plain records and arrays.
 Usage is pulled with one range query per signal for every namespace the cycle needs;
 histories stay in memory (`UsageHistory`), so a steady cycle pulls only the samples since
 the last one (and a few steps before, which Prometheus may have filled in since). A
-namespace seen for the first time gets its whole history in one cold pull.
+namespace seen for the first time gets its whole history in one cold pull. The PromQL of
+ScalingPolicies' custom signals (`promql`, `queueDepth`) is pulled the same way, one range
+query per distinct query, its series summed into the signal's total.
 """
 from __future__ import annotations
 
@@ -115,15 +117,18 @@ class UsageObserver:
     settings: MetricsSettings
     reader: Optional[PrometheusReader]
     histories: dict[str, UsageHistory] = field(init=False)
+    queries: UsageHistory = field(init=False)  # custom signals' totals, a row per PromQL query
     last_success: Optional[float] = None  # when a pull last brought every signal up to date
     _covered: dict[str, set[str]] = field(init=False)  # namespaces whose history each signal holds
     _pulled_until: dict[str, float] = field(init=False)  # the end of each signal's last good pull
+    _queries_pulled_until: dict[str, float] = field(init=False)  # and of each custom query's
 
     def __post_init__(self) -> None:
         step, window = self.settings.step_seconds, self.settings.history_seconds
         self.histories = {s: UsageHistory(step, window) for s in SIGNALS}
+        self.queries = UsageHistory(step, window)
         self._covered = {s: set() for s in SIGNALS}
-        self._pulled_until = {}
+        self._pulled_until, self._queries_pulled_until = {}, {}
 
     def templates(self) -> dict[str, str]:
         return {"cpu": self.settings.cpu_query, "memory": self.settings.memory_query}
@@ -144,10 +149,8 @@ class UsageObserver:
             known = [ns for ns in wanted if ns in self._covered[signal]]
             history.advance(end)
             if known:
-                # from a few steps before the last good pull: Prometheus may have filled them since
-                overlap = self.settings.max_age_steps * step
-                start = max(self._pulled_until[signal] - overlap, history.timestamps[0])
-                self._pull_into(history, template, known, resolver, start, end, cold=False)
+                self._pull_into(history, template, known, resolver, self._resume(self._pulled_until[signal], history),
+                                end, cold=False)
             if fresh:
                 self._pull_into(history, template, fresh, resolver, history.timestamps[0], end, cold=True)
             # a namespace that leaves and comes back is pulled whole again
@@ -155,6 +158,42 @@ class UsageObserver:
             self._pulled_until[signal] = end
             history.forget(workloads)
         self.last_success = now
+
+    def pull_queries(self, queries: Iterable[str], now: float) -> dict[str, MetricsUnavailable]:
+        """Bring each custom query's total up to `now`: one range query each, from the last
+        good pull on (its whole window the first time). Returns the queries that failed or
+        answered with no series, with why; their histories keep what they had."""
+        if self.reader is None:
+            raise MetricsUnavailable("PrometheusNotConfigured", "no --prometheus-url given", "(none)")
+        queries = sorted(set(queries))
+        history, end = self.queries, aligned(now, self.settings.step_seconds)
+        history.advance(end)
+        failures = {}
+        for query in queries:
+            last = self._queries_pulled_until.get(query)
+            start = history.timestamps[0] if last is None else self._resume(last, history)
+            try:
+                result = self.reader.range(query, start, end, history.step,
+                                           expected_series=1 if last is not None else self.reader.count(query, end))
+            except MetricsUnavailable as failure:
+                failures[query] = failure
+                continue
+            # the pulled range replaces what was held for it: no series, no values
+            history.write([query], result.timestamps, total(result.values)[None, :])
+            if result.labels:
+                self._queries_pulled_until[query] = end
+            else:
+                failures[query] = MetricsUnavailable("QueryReturnedNothing", "the query returned no series",
+                                                     self.reader.url)
+        history.forget(queries)
+        self._queries_pulled_until = {q: self._queries_pulled_until[q] for q in queries
+                                      if q in self._queries_pulled_until}
+        return failures
+
+    def _resume(self, pulled_until: float, history: UsageHistory) -> float:
+        """Where an incremental pull starts: a few steps before the last good one ended, as
+        Prometheus may have filled them in since (and never before the window)."""
+        return max(pulled_until - self.settings.max_age_steps * history.step, history.timestamps[0])
 
     def _pull_into(self, history: UsageHistory, template: str, namespaces: list[str],
                    resolver: PodResolver, start: float, end: float, cold: bool) -> None:
@@ -166,6 +205,12 @@ class UsageObserver:
         result = self.reader.range(promql, start, end, history.step, expected_series=expected)
         keys, values = by_workload(result, resolver)
         history.write(keys, result.timestamps, values)
+
+
+def total(values: np.ndarray) -> np.ndarray:
+    """The sum of the rows of `values` [n, T], NaN only where none of them has a value."""
+    known = np.isfinite(values).any(axis=0)
+    return np.where(known, np.nansum(values, axis=0, dtype=np.float64), np.nan).astype(np.float32)
 
 
 def by_workload(result: RangeResult, resolver: PodResolver) -> tuple[list[WorkloadKey], np.ndarray]:

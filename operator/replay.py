@@ -26,8 +26,9 @@ of 0.5 cores), and writes replay.json and replay.png here.
 Without `--policy` the policy is `ScalingRules()`'s defaults: Predictive at the 0.9 quantile
 over 30 minutes, confidence threshold 0.6, at least one replica and no other bound, no
 step limit or cooldown. A policy file is an ordinary ScalingPolicy manifest, read as the
-apiserver would (the CRD's defaults for what it leaves out); its signals' targets are
-ignored for `--target-per-replica`.
+apiserver would (the CRD's defaults for what it leaves out; a forecast quantile or horizon
+left out is what the operator gives a policy whose target is in no ResourcePool); its
+signals' targets are ignored for `--target-per-replica`.
 
 Bad input (a missing or malformed CSV, a policy that is not a valid horizontal
 ScalingPolicy) is one line on stderr and exit code 2.
@@ -49,6 +50,7 @@ from pydantic import ValidationError
 
 from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicySpec, validation_message
 from quartermaster.operator.settings import MetricsSettings
+from quartermaster.planner.pools import NO_POOL_DEFAULTS
 from quartermaster.planner.scaling import ScalingRules, ScalingState, decide_replicas
 from quartermaster.predictors import forecast_many_detailed
 from quartermaster.testbed.traces import TRACES
@@ -215,7 +217,8 @@ def read_policy(path: Path) -> ScalingPolicySpec:
 def rules_for(spec: ScalingPolicySpec | None, step_seconds: float) -> ScalingRules:
     if spec is None:
         return ScalingRules(step_seconds=step_seconds)
-    return ScalingRules.from_spec(spec.model_dump(by_alias=True, mode="json"), step_seconds=step_seconds)
+    return ScalingRules.from_spec(spec.model_dump(by_alias=True, mode="json"), NO_POOL_DEFAULTS,
+                                  step_seconds=step_seconds)
 
 
 # ---- the replay -------------------------------------------------------------------------

@@ -9,6 +9,12 @@ A policy acts only when its metrics are fresh, its confidence clears the thresho
 it recommends reactively and says so), no cooldown runs, no other object scales the same
 target, and `updateMode` is not Off.
 
+Horizontal policies scale on cpu, memory, or custom signals (`promql`, `queueDepth`): a
+PromQL query whose answer, summed, is the signal's total, forecast like usage and divided
+by the signal's `target` per replica. The forecast quantile and horizon not set in the spec
+(and the scale-down delay and requests buffer) come from the strategy of the ResourcePool
+the target is a member of, else from the defaults (`resolve_settings`).
+
 Vertical policies recommend each container's requests (`planner.vertical`) and, with
 `updateMode: Auto`, set them on the target's pod template, which its controller rolls out
 (one change at a time: none while a rollout runs); with `InPlace` they resize the running
@@ -30,10 +36,12 @@ from quartermaster.operator.conditions import as_event, changed, from_rfc3339, r
 from quartermaster.operator import models
 from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode
 from quartermaster.operator.observe import CustomObject, custom_object
+from quartermaster.operator.prometheus_reader import MetricsUnavailable
 from quartermaster.operator.quantities import format_quantity, request_precision, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 from quartermaster.planner import scaling, vertical
+from quartermaster.planner.pools import NO_POOL_DEFAULTS, StrategyParameters
 from quartermaster.providers.hpa import ADOPT_ANNOTATION, POLICY_LABEL, ReplicaBounds
 from quartermaster.providers.requests import PodResize, TemplateRequests
 
@@ -42,6 +50,7 @@ HORIZONTAL = (ScalingMode.REACTIVE, ScalingMode.PREDICTIVE)
 REPLICAS = "replicas"  # what a horizontal scaler sets, beside the resources it scales on
 FORECAST_POINTS = 6  # the compact forecast in status: quantile values at this many horizons
 OOM_MEMORY_SECONDS = 86400  # how long memory stays raised after an OOMKill (VPA's half-life)
+CUSTOM_SIGNALS = ("promql", "queueDepth")  # read by their own PromQL query, not from usage
 
 
 @dataclass(frozen=True)
@@ -199,13 +208,57 @@ def ownership(policy: CustomObject, spec: ScalingPolicySpec,
 class SignalFigures:
     """One signal of the policy's target, as observed and forecast this cycle."""
 
-    signal: str  # cpu | memory
-    demand: Optional[float]  # the target's total usage now (cores, bytes), None if stale
+    signal: str  # cpu | memory | promql | queueDepth
+    demand: Optional[float]  # the signal's total now (cores, bytes, the query's sum), None if stale
     forecast: np.ndarray  # [H] the policy's quantile over the horizon, total demand
     confidence: float
-    target_per_replica: Optional[float]  # from the spec, else the pod's request
+    target_per_replica: Optional[float]  # from the spec, else (cpu, memory) the pod's request
     recent_peak: Optional[float] = None  # the target's highest total usage over the last day
     median: Optional[np.ndarray] = None  # [H] the forecast's median: the bottom of Predictive's band
+    query: Optional[str] = None  # a custom signal's PromQL
+
+    @property
+    def name(self) -> str:
+        """The signal as its spec names it: a custom one with its query."""
+        return self.signal if self.query is None else f"{self.signal} `{self.query}`"
+
+
+@dataclass(frozen=True)
+class PoolStrategy:
+    """The ResourcePool a policy's target is a member of, and its strategy's numbers."""
+
+    pool: str
+    strategy: str
+    parameters: StrategyParameters
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The numbers a policy decides with, and where they came from."""
+
+    parameters: StrategyParameters  # quantile and horizon as the spec sets them, else its pool's
+    source: str
+
+    def status(self) -> dict:
+        p = self.parameters
+        return {"quantile": p.quantile, "horizonSeconds": p.horizon_seconds,
+                "scaleDownDelaySeconds": p.scale_down_delay_seconds, "buffer": p.buffer, "source": self.source}
+
+
+def resolve_settings(spec: ScalingPolicySpec, pool: Optional[PoolStrategy]) -> Settings:
+    """The policy's forecast quantile and horizon where its spec sets them; the rest, and
+    what it leaves unset, from its pool's strategy, else the defaults for no pool."""
+    own = {name: value for name, value in (("quantile", spec.forecast.quantile),
+                                            ("horizonSeconds", spec.forecast.horizon_seconds)) if value is not None}
+    base = NO_POOL_DEFAULTS if pool is None else pool.parameters
+    parameters = replace(base, quantile=own.get("quantile", base.quantile),
+                         horizon_seconds=own.get("horizonSeconds", base.horizon_seconds))
+    inherited = [name for name in ("quantile", "horizonSeconds") if name not in own] + [
+        "scaleDownDelaySeconds", "buffer"]
+    origin = ("the defaults (the target is in no ResourcePool)" if pool is None
+              else f"ResourcePool {pool.pool}'s {pool.strategy} strategy")
+    parts = ([f"{', '.join(own)}: the policy's own"] if own else []) + [f"{', '.join(inherited)}: {origin}"]
+    return Settings(parameters, "; ".join(parts))
 
 
 @dataclass(frozen=True)
@@ -217,6 +270,7 @@ class PolicyFigures:
     template: Optional[WorkloadTemplate] = None  # the target's pod template, if indexed
     pods: tuple[tuple[str, tuple[ContainerRequests, ...]], ...] = ()  # each pod's containers
     oom_killed: bool = False  # a container of a pod of the target was OOMKilled last time
+    pool: Optional[PoolStrategy] = None  # the pool whose strategy sets what the spec leaves unset
 
 
 @dataclass(frozen=True)
@@ -244,11 +298,11 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
 
     if isinstance(spec, str):
         return finish(set_condition(before, "Ready", False, "InvalidSpec", spec, generation))
-    unsupported = [s.type for s in spec.signals if s.type not in ("cpu", "memory")]
-    if unsupported and spec.mode in HORIZONTAL:
-        return finish(set_condition(before, "Ready", False, "UnsupportedSignal",
-                                    f"{', '.join(unsupported)} signals are not read yet; use cpu or memory",
-                                    generation))
+    custom = sorted({s.type for s in spec.signals if s.type in CUSTOM_SIGNALS})
+    if custom and spec.mode is ScalingMode.VERTICAL:
+        return finish(set_condition(before, "Ready", False, "UnsupportedSignal", (
+            f"a Vertical policy sets cpu and memory requests, and a {' or '.join(custom)} signal has no "
+            f"request to set: use cpu and memory signals, or mode Reactive or Predictive"), generation))
     if owner.conflict is not None:
         return finish(set_condition(before, "Ready", False, "Conflict", owner.conflict, generation))
     if problem is not None or figures is None:
@@ -256,7 +310,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         conditions = set_condition(before, "MetricsAvailable", False, reason, message, generation)
         return finish(set_condition(conditions, "Ready", False, "WaitingForMetrics",
                                     "no recommendation and no action without fresh metrics", generation))
-    stale = [s.signal for s in figures.signals if s.demand is None]
+    stale = [s.name for s in figures.signals if s.demand is None]
     conditions = set_condition(before, "MetricsAvailable", not stale,
                                "SamplesFresh" if not stale else "NoSamples",
                                f"usage up to {rfc3339(figures.metrics_time)}" if not stale
@@ -265,14 +319,16 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         return finish(set_condition(conditions, "Ready", False, "WaitingForMetrics",
                                     "no recommendation and no action without fresh metrics", generation))
 
+    settings = resolve_settings(spec, figures.pool)
     if spec.mode is ScalingMode.VERTICAL:
-        return finish(*_vertical(policy, spec, figures, conditions, previous, now))
-    untargeted = [s.signal for s in figures.signals if not s.target_per_replica]
+        return finish(*_vertical(policy, spec, figures, settings, conditions, previous, now))
+    untargeted = [s for s in figures.signals if not s.target_per_replica]
     if untargeted:
+        fallback = "" if all(s.query for s in untargeted) else " or the pods' requests"
         return finish(set_condition(conditions, "Ready", False, "NoTarget",
-                                    f"no per-replica target for {', '.join(untargeted)}: set the signal's "
-                                    f"target or the pods' requests", generation))
-    rules = scaling.ScalingRules.from_spec(spec.model_dump(by_alias=True, mode="json"),
+                                    f"no per-replica target for {', '.join(s.name for s in untargeted)}: set "
+                                    f"the signal's target{fallback}", generation))
+    rules = scaling.ScalingRules.from_spec(spec.model_dump(by_alias=True, mode="json"), settings.parameters,
                                            step_seconds=figures.step_seconds)
     # the replicas in place are what the cluster runs now, whatever the last decision said
     state = replace(state or _restored_state(previous, figures.replicas), replicas=figures.replicas)
@@ -280,10 +336,11 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
                                          s.confidence, signal=s.signal, median=s.median) for s in figures.signals]
     chosen = max(decisions, key=lambda d: d.replicas)  # the signal that needs most replicas rules
     main = figures.signals[decisions.index(chosen)]
-    horizon = max(1, math.ceil(spec.forecast.horizon_seconds / figures.step_seconds))
+    horizon = rules.horizon_steps
     picks = np.unique(np.linspace(0, horizon - 1, min(FORECAST_POINTS, horizon)).round().astype(int))
     extra = {
         "currentReplicas": figures.replicas,
+        "settings": settings.status(),
         "recommendation": {"replicas": chosen.replicas},
         "confidence": round(float(main.confidence), 3),
         "reasoning": chosen.reasoning,
@@ -313,15 +370,16 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
     return finish(conditions, extra, action, chosen.state)
 
 
-def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigures, conditions: list[dict],
-              previous: Mapping, now: float) -> tuple[list[dict], dict, Optional[TemplateRequests | PodResize]]:
+def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigures, settings: Settings,
+              conditions: list[dict], previous: Mapping,
+              now: float) -> tuple[list[dict], dict, Optional[TemplateRequests | PodResize]]:
     """Per-pod requests from the per-pod share of the target's forecast and recent peak
     (its pods share a template), shared among the containers, and the action that puts
     them in place: the pod template (Auto) or the running pods (InPlace)."""
     generation = policy.generation
-    rules = vertical.RequestRules(quantile=spec.forecast.quantile)
+    rules = vertical.RequestRules.from_strategy(settings.parameters)
     pods = max(figures.replicas, 1)
-    horizon = max(1, math.ceil(spec.forecast.horizon_seconds / figures.step_seconds))
+    horizon = max(1, math.ceil(settings.parameters.horizon_seconds / figures.step_seconds))
     oom = _oom_kill(figures, previous, pods, now)
     decisions = []
     for s in figures.signals:
@@ -332,7 +390,7 @@ def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigu
         decisions.append(vertical.decide_request(rules, s.signal, s.forecast[:horizon] / pods, peak,
                                                  oom_killed=raised))
     per_pod = {d.resource: d.request for d in decisions}
-    extra = {"currentReplicas": figures.replicas,
+    extra = {"currentReplicas": figures.replicas, "settings": settings.status(),
              "recommendation": {"requests": {r: _request(r, v) for r, v in per_pod.items()}},
              "confidence": round(min(float(s.confidence) for s in figures.signals), 3),
              "reasoning": "; ".join(d.reasoning for d in decisions)}
@@ -421,8 +479,35 @@ def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:
     return scaling.ScalingState(replicas, last_scale_up=at, last_scale_down=at)
 
 
-def target_per_replica(signal: str, spec: ScalingPolicySpec, request: Optional[float]) -> Optional[float]:
-    """The spec's per-replica target for the signal, else one pod's request of it."""
-    configured = next((s.target for s in spec.signals if s.type == signal and s.target is not None), None)
-    return to_float(configured) if configured is not None else request
+def signal_source(signal: models.Signal) -> tuple[str, Optional[str]]:
+    """What a signal reads: its type, and a custom signal's query (None for cpu, memory)."""
+    return signal.type, signal.query if signal.type in CUSTOM_SIGNALS else None
+
+
+def custom_queries(spec: ScalingPolicySpec) -> list[str]:
+    """The PromQL queries a policy's custom signals read (a Vertical policy reads none)."""
+    if spec.mode is ScalingMode.VERTICAL:
+        return []
+    return list(dict.fromkeys(query for _, query in map(signal_source, spec.signals) if query is not None))
+
+
+def query_problem(spec: ScalingPolicySpec,
+                  failures: Mapping[str, MetricsUnavailable]) -> Optional[tuple[str, str]]:
+    """Why a policy has no figures when one of its queries failed or answered with nothing:
+    the first failed query's reason, and a message naming each failed query."""
+    failed = {source: failures[source[1]] for source in map(signal_source, spec.signals) if source[1] in failures}
+    if not failed:
+        return None
+    return next(iter(failed.values())).reason, "; ".join(
+        f"{signal} query `{query}`: {failure}" for (signal, query), failure in failed.items())
+
+
+def target_per_replica(source: tuple[str, Optional[str]], spec: ScalingPolicySpec,
+                       request: Optional[float]) -> Optional[float]:
+    """The spec's per-replica target for the signal (`signal_source`), else one pod's
+    request of it (a custom signal has none)."""
+    configured = next((s.target for s in spec.signals if signal_source(s) == source and s.target is not None), None)
+    if configured is not None:
+        return to_float(configured)
+    return request if source[1] is None else None
 

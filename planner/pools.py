@@ -51,6 +51,9 @@ _FIXED_STRATEGIES = {
 }
 # Adaptive plans like Balanced; only its buffer moves, with the measured coverage.
 _ADAPTIVE = StrategyParameters(0.90, 1800, 0.10, 600)
+# A ScalingPolicy whose target is in no ResourcePool plans as Balanced over 15 minutes: the
+# defaults its fields had before a pool's strategy could set them.
+NO_POOL_DEFAULTS = StrategyParameters(0.90, 900, 0.10, 600)
 ADAPTIVE_MIN_BUFFER, ADAPTIVE_MAX_BUFFER = 0.05, 0.30
 # Each point of coverage missing below the planned quantile adds two points of buffer.
 ADAPTIVE_BUFFER_PER_MISS = 2.0

@@ -41,7 +41,7 @@ def pod(name: str, owner_kind: str, owner: str, labels: dict) -> dict:
             "status": {"phase": "Running"}}
 
 
-def snapshot(strategy: str = "Balanced"):
+def snapshot(strategy: str = "Balanced", policies=()):
     pods = [pod(p, "ReplicaSet", f"web-{WEB_HASH}", {"app": "web", "pod-template-hash": WEB_HASH}) for p in WEB_PODS]
     pods.append(pod("db-0", "StatefulSet", "db", {"app": "db"}))
     pool = {"apiVersion": "quartermaster.dev/v1alpha1", "kind": "ResourcePool",
@@ -51,7 +51,14 @@ def snapshot(strategy: str = "Balanced"):
     node = {"metadata": {"name": "n1", "labels": {"pool": "shop"}},
             "status": {"allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"}}}
     return snapshot_from_objects(nodes=[node], pods=pods, namespaces=[{"metadata": {"name": NAMESPACE}}],
-                                 pools=[pool])
+                                 pools=[pool], policies=policies)
+
+
+def scaling_policy(name: str, kind: str, target: str, signals: list, **spec) -> dict:
+    return {"apiVersion": "quartermaster.dev/v1alpha1", "kind": "ScalingPolicy",
+            "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "generation": 1},
+            "spec": {"targetRef": {"kind": kind, "name": target}, "signals": signals, "mode": "Predictive",
+                     "maxReplicas": 50, "confidenceThreshold": 0.0, **spec}}
 
 
 def settings(url: str, **metrics) -> OperatorSettings:
@@ -208,3 +215,73 @@ def test_cycles_between_grid_steps_reuse_the_forecast(prometheus, monkeypatch):
     assert len(calls) == 1 and again["forecast"] == first["forecast"]
     cycle.compute(snapshot(), now=END + 10)
     assert len(calls) == 2, "a new step, a new forecast"
+
+
+WEB_CPU = f'rate(container_cpu_usage_seconds_total{{namespace="{NAMESPACE}", pod=~"web-{WEB_HASH}-.*"}}[10m])'
+
+
+def test_a_custom_query_is_pulled_once_a_cycle_summed_and_forecast_with_the_rest(prometheus, monkeypatch):
+    from quartermaster.operator import cycle as cycle_module
+
+    forecasts = []
+    real = cycle_module.forecast_many_detailed
+    monkeypatch.setattr(cycle_module, "forecast_many_detailed", lambda series, *a: forecasts.append(len(series))
+                        or real(series, *a))
+    reader = PrometheusReader(settings(prometheus.url).metrics)
+    pulls = []
+    original = reader.range
+
+    def recording(promql, start, end, step, expected_series=1):
+        pulls.append((promql, (end - start) / step + 1))
+        return original(promql, start, end, step, expected_series)
+
+    reader.range = recording
+    # two policies read the same query (one pull), each scaling its own target on it
+    signal = [{"type": "promql", "query": WEB_CPU, "target": "250m"}]
+    policies = [scaling_policy("web", "Deployment", "web", signal), scaling_policy("db", "StatefulSet", "db", signal)]
+    cycle = ControlCycle(settings(prometheus.url), reader=reader)
+    result = cycle.compute(snapshot(policies=policies), now=END + 10)
+    assert [p for p in pulls if p[0] == WEB_CPU] == [(WEB_CPU, 7 * 86400 // STEP)], "one pull, the whole window"
+    assert len(forecasts) == 1 and forecasts[0] == 2 * (2 + 1) + 1, "usage, pool and query rows in one forecast"
+
+    total = cycle.usage.queries.matrix([WEB_CPU])[0]
+    expected = prometheus.query(f"sum({WEB_CPU})", at=END)
+    assert total[-1] == pytest.approx(float(expected[0]["value"][1]), rel=1e-4), "the query's series summed"
+    status = next(o for o in result.policies if o.obj.name == "web").decision.status
+    assert condition(status, "MetricsAvailable")["status"] == "True"
+    assert status["reasoning"].startswith("promql "), status["reasoning"]
+    assert "0.25 per replica" in status["reasoning"]
+
+    pulls.clear()
+    cycle.compute(snapshot(policies=policies), now=END + STEP + 10)
+    assert [p for p in pulls if p[0] == WEB_CPU] == [(WEB_CPU, cycle.settings.metrics.max_age_steps + 2)], \
+        "the new step, and the last few again"
+
+
+def test_a_custom_query_that_returns_nothing_or_fails_stops_its_policy_only(prometheus):
+    nothing, broken = 'sum(queue_messages_ready{queue="absent"})', "sum(rate(x[5m])"
+    policies = [scaling_policy("web", "Deployment", "web", [{"type": "queueDepth", "query": nothing, "target": "5"}]),
+                scaling_policy("db", "StatefulSet", "db", [{"type": "promql", "query": broken, "target": "5"}])]
+    result = ControlCycle(settings(prometheus.url)).compute(snapshot(policies=policies), now=END + 10)
+    web, db = (next(o for o in result.policies if o.obj.name == n).decision for n in ("web", "db"))
+    empty = condition(web.status, "MetricsAvailable")
+    assert (empty["status"], empty["reason"]) == ("False", "QueryReturnedNothing")
+    assert f"queueDepth query `{nothing}`: the query returned no series" in empty["message"]
+    refused = condition(db.status, "MetricsAvailable")
+    assert (refused["status"], refused["reason"]) == ("False", "PrometheusQueryError") and broken in refused["message"]
+    assert web.action is None and db.action is None and "recommendation" not in web.status
+    assert condition(result.pools[0].decision.status, "MetricsAvailable")["status"] == "True", "usage is read"
+
+
+def test_the_pools_strategy_sets_its_member_policies_forecast_unless_they_set_it(prometheus):
+    policies = [scaling_policy("web", "Deployment", "web", [{"type": "cpu", "target": "500m"}]),
+                scaling_policy("db", "StatefulSet", "db", [{"type": "cpu", "target": "500m"}],
+                               forecast={"quantile": 0.8})]
+    result = ControlCycle(settings(prometheus.url)).compute(snapshot("Conservative", policies), now=END + 10)
+    web, db = (next(o for o in result.policies if o.obj.name == n).decision.status for n in ("web", "db"))
+    assert web["settings"] == {"quantile": 0.95, "horizonSeconds": 3600, "scaleDownDelaySeconds": 1800,
+                               "buffer": 0.2, "source": "quantile, horizonSeconds, scaleDownDelaySeconds, buffer: "
+                                                        "ResourcePool shop's Conservative strategy"}
+    assert "p95" in web["reasoning"]
+    assert (db["settings"]["quantile"], db["settings"]["horizonSeconds"]) == (0.8, 3600)
+    assert db["settings"]["source"].startswith("quantile: the policy's own; horizonSeconds")

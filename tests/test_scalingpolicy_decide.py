@@ -1,10 +1,15 @@
 """The ScalingPolicy's decide step and who owns a target: figures in, status, Events and an
 HPA's bounds out (no I/O)."""
+from dataclasses import replace
+
 import numpy as np
 
 from quartermaster.operator.observe import custom_object
-from quartermaster.operator.scalingpolicy import (HpaRecord, Ownership, PolicyFigures, SignalFigures, decide,
-                                                  hpa_record, ownership, parse_spec, vpa_record)
+from quartermaster.operator.prometheus_reader import MetricsUnavailable
+from quartermaster.operator.scalingpolicy import (HpaRecord, Ownership, PolicyFigures, PoolStrategy, SignalFigures,
+                                                  decide, hpa_record, ownership, parse_spec, query_problem,
+                                                  resolve_settings, vpa_record)
+from quartermaster.planner.pools import strategy_parameters
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 
 NOW = 1_800_000_000.0
@@ -204,3 +209,118 @@ def test_in_place_resizes_only_the_running_pods_that_differ():
                        vertical_figures(template(("app", {"cpu": 0.2, "memory": GIB})), pods=pods))
     assert decision.action.pods == ("web-b",)
     assert decision.status["lastAction"]["action"].startswith("pods web-b in shop resized in place")
+
+
+# ---- custom signals --------------------------------------------------------------------
+
+QUEUE = 'sum(rabbitmq_queue_messages_ready{queue="orders"})'
+
+
+def queue_policy(**spec):
+    return policy(signals=[{"type": "queueDepth", "query": QUEUE, "target": "50"}], **spec)
+
+
+def queue_figures(depth=120.0, peak=340.0, target=50.0):
+    forecast = np.full(12, depth)
+    forecast[1] = peak
+    return PolicyFigures(2, (SignalFigures("queueDepth", depth, forecast, 0.9, target, query=QUEUE),), 300, NOW)
+
+
+def test_a_queue_depth_signal_scales_on_its_forecast_per_replica_target():
+    decision = decided(queue_policy(mode="Predictive"), queue_figures())
+    assert decision.status["recommendation"]["replicas"] == 7, "340 at the forecast's peak / 50 per replica"
+    assert decision.action.min_replicas == 7
+    assert decision.status["reasoning"].startswith("queueDepth p90 forecast peaks at 340 at "), \
+        decision.status["reasoning"]
+    reactive = decided(queue_policy(mode="Reactive"), queue_figures())
+    assert reactive.status["recommendation"]["replicas"] == 3 and "queueDepth now 120" in reactive.status["reasoning"]
+
+
+def test_a_custom_signal_needs_its_own_target():
+    untargeted = policy(signals=[{"type": "promql", "query": QUEUE}])
+    decision = decided(untargeted, queue_figures(target=None))
+    ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "NoTarget") and decision.action is None
+    assert ready["message"] == f"no per-replica target for queueDepth `{QUEUE}`: set the signal's target"
+
+
+def test_a_query_that_fails_or_returns_nothing_stops_the_policy_and_names_the_query():
+    spec = parse_spec(queue_policy())
+    assert query_problem(spec, {}) is None
+    nothing = "QueryReturnedNothing"
+    assert query_problem(spec, {"other": MetricsUnavailable(nothing, "x", "u")}) is None
+    empty = query_problem(spec, {QUEUE: MetricsUnavailable(nothing, "the query returned no series", "http://p")})
+    assert empty == (nothing, f"queueDepth query `{QUEUE}`: the query returned no series (Prometheus at http://p)")
+    decision = decided(queue_policy(mode="Predictive"), queue_figures(), problem=empty)
+    metrics = next(c for c in decision.status["conditions"] if c["type"] == "MetricsAvailable")
+    assert (metrics["status"], metrics["reason"]) == ("False", nothing) and QUEUE in metrics["message"]
+    assert decision.action is None and "recommendation" not in decision.status
+
+
+def test_a_stale_custom_signal_is_named_with_its_query():
+    stale = PolicyFigures(2, (SignalFigures("promql", None, np.full(12, 1.0), 0.9, 1.0, query=QUEUE),), 300, NOW)
+    decision = decided(policy(signals=[{"type": "promql", "query": QUEUE, "target": "1"}]), stale)
+    metrics = next(c for c in decision.status["conditions"] if c["type"] == "MetricsAvailable")
+    assert metrics["status"] == "False" and f"promql `{QUEUE}`" in metrics["message"] and decision.action is None
+
+
+def test_a_vertical_policy_refuses_a_custom_signal():
+    decision = decided(queue_policy(mode="Vertical"), vertical_figures(template(("app", {"cpu": 0.2}))))
+    ready = next(c for c in decision.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "UnsupportedSignal") and decision.action is None
+    assert "cpu and memory requests" in ready["message"] and "queueDepth" in ready["message"]
+
+
+# ---- the pool's strategy sets what the policy leaves unset -------------------------------
+
+CONSERVATIVE = PoolStrategy("general", "Conservative", strategy_parameters("Conservative"))
+
+
+def test_the_pools_strategy_fills_in_what_the_policy_leaves_unset():
+    alone = resolve_settings(parse_spec(policy()), None)
+    assert (alone.parameters.quantile, alone.parameters.horizon_seconds) == (0.9, 900)
+    assert alone.source == ("quantile, horizonSeconds, scaleDownDelaySeconds, buffer: the defaults "
+                            "(the target is in no ResourcePool)")
+    pooled = resolve_settings(parse_spec(policy()), CONSERVATIVE)
+    assert pooled.parameters == strategy_parameters("Conservative")
+    assert pooled.source == ("quantile, horizonSeconds, scaleDownDelaySeconds, buffer: "
+                             "ResourcePool general's Conservative strategy")
+    own = resolve_settings(parse_spec(policy(forecast={"quantile": 0.8})), CONSERVATIVE)
+    assert (own.parameters.quantile, own.parameters.horizon_seconds) == (0.8, 3600)
+    assert own.source == ("quantile: the policy's own; horizonSeconds, scaleDownDelaySeconds, buffer: "
+                          "ResourcePool general's Conservative strategy")
+
+
+def test_a_member_of_a_conservative_pool_looks_an_hour_ahead_unless_it_says_otherwise():
+    forecast = np.full(12, 2.0)
+    forecast[8] = 4.0  # 45 minutes ahead: beyond the default 15, within Conservative's 60
+
+    def recommended(obj, pool):
+        signal = SignalFigures("cpu", 2.0, forecast, 0.9, 0.5)
+        decision = decided(obj, PolicyFigures(4, (signal,), 300, NOW, pool=pool))
+        return decision.status["recommendation"]["replicas"], decision.status["settings"]
+
+    assert recommended(policy(mode="Predictive"), None)[0] == 4
+    replicas, settings = recommended(policy(mode="Predictive"), CONSERVATIVE)
+    assert replicas == 8 and settings["horizonSeconds"] == 3600 and "ResourcePool general" in settings["source"]
+    assert recommended(policy(mode="Predictive", forecast={"horizonSeconds": 900}), CONSERVATIVE)[0] == 4
+
+
+def test_the_pools_reaction_speed_holds_replicas_after_a_trusted_forecast_falls():
+    aggressive = PoolStrategy("burst", "Aggressive", strategy_parameters("Aggressive"))  # 2-minute scale-down delay
+    obj = policy(mode="Predictive", scaleDown={"step": 10, "cooldownSeconds": 0})
+    high, low = figures(demand=2.0, peak=4.0, replicas=4), figures(demand=1.0, peak=1.0, replicas=8)
+
+    def after_five_minutes(pool):
+        first = decide(obj, parse_spec(obj), replace(high, pool=pool), None, Ownership("web"), None, {}, NOW)
+        return decide(obj, parse_spec(obj), replace(low, pool=pool), None, Ownership("web"), first.state, {},
+                      NOW + 300).status["recommendation"]["replicas"]
+
+    assert after_five_minutes(None) == 8, "the default 10-minute delay holds the peak's replicas"
+    assert after_five_minutes(aggressive) == 2, "Aggressive gives them back after 2 minutes"
+
+
+def test_a_vertical_member_takes_its_pools_buffer():
+    decision = decided(policy(mode="Vertical", updateMode="Off"),
+                       replace(vertical_figures(template(("app", {"cpu": 0.2, "memory": GIB}))), pool=CONSERVATIVE))
+    assert decision.status["recommendation"]["requests"]["cpu"] == "1200m", "1 core per pod forecast + 20 %"

@@ -1,8 +1,9 @@
 """ScalingPolicy end to end: a Deployment whose usage follows a trace, a policy that owns an
 HPA, and the real HPA controller in kube-controller-manager scaling the Deployment to the
-floor the policy sets; a second policy on the same target, and a user's HPA, conflict; a
-Vertical policy that rolls its Deployment to new requests, one that an OOMKill moves, and
-one that steps back while a VerticalPodAutoscaler sets the same requests."""
+floor the policy sets; a policy on a custom PromQL signal, and one whose query returns
+nothing; a second policy on the same target, and a user's HPA, conflict; a Vertical policy
+that rolls its Deployment to new requests, one that an OOMKill moves, and one that steps
+back while a VerticalPodAutoscaler sets the same requests."""
 import json
 
 import pytest
@@ -45,7 +46,7 @@ def apps(sim_cluster, control_plane, operator_process, usage_exporter, prometheu
     with control_plane.api_client() as api:
         apps = client.AppsV1Api(api)
         apps.create_namespaced_stateful_set(NAMESPACE, app_workload("StatefulSet", "shop", 1, template("shop")))
-        for name in ("legacy", "watched", "legacy-too", "sized", "vpa-sized"):
+        for name in ("legacy", "watched", "legacy-too", "sized", "vpa-sized", "consumer", "idle-consumer"):
             apps.create_namespaced_deployment(NAMESPACE, app_workload("Deployment", name, 1, template(name)))
         yield api
 
@@ -54,8 +55,12 @@ def status(kubectl, name: str) -> dict:
     return json.loads(kubectl("get", "scalingpolicy", "-n", NAMESPACE, name, "-o", "json").stdout).get("status") or {}
 
 
+def condition(kubectl, name: str, kind: str) -> dict:
+    return next((c for c in status(kubectl, name).get("conditions") or [] if c["type"] == kind), {})
+
+
 def ready(kubectl, name: str) -> dict:
-    return next((c for c in status(kubectl, name).get("conditions") or [] if c["type"] == "Ready"), {})
+    return condition(kubectl, name, "Ready")
 
 
 def test_the_hpa_controller_scales_the_target_to_the_policys_floor(apps, kubectl):
@@ -77,6 +82,39 @@ def test_the_hpa_controller_scales_the_target_to_the_policys_floor(apps, kubectl
     assert next(c for c in final["conditions"] if c["type"] == "Ready")["reason"] == "Recommending", \
         "the forecast, with a week of history, is trusted"
     assert ready(kubectl, "shop")["status"] == "True"
+
+
+# shop-0's cpu (conftest.USAGE_DRIVES: a week of history, 2.8 to 8 cores), per pod series
+# that the operator sums: the signal of a consumer of shop's work
+SHOP_CPU = 'rate(container_cpu_usage_seconds_total{namespace="e2e-scaling", pod="shop-0"}[10m])'
+
+
+def test_a_promql_signal_raises_the_hpa_floor(apps, kubectl):
+    kubectl("apply", "-f", "-", input=policy("consumer", "consumer", mode="Predictive", confidenceThreshold=0.0,
+                                             signals=[{"type": "promql", "query": SHOP_CPU, "target": "1"}]))
+    hpas = client.AutoscalingV2Api(apps)
+    hpa = wait_for(lambda: next((h for h in hpas.list_namespaced_horizontal_pod_autoscaler(NAMESPACE).items
+                                 if h.metadata.name == "consumer"), None), 120, "the policy's HPA")
+    recommended = status(kubectl, "consumer")
+    assert recommended["reasoning"].startswith("promql ") and "1 per replica" in recommended["reasoning"], \
+        recommended["reasoning"]
+    assert recommended["recommendation"]["replicas"] >= 3, "at least 2.8 cores, 1 a replica"
+    assert hpa.spec.scale_target_ref.name == "consumer" and hpa.spec.min_replicas >= 3
+    assert condition(kubectl, "consumer", "MetricsAvailable")["status"] == "True"
+
+
+def test_a_query_that_returns_nothing_stops_its_policy_and_says_which(apps, kubectl):
+    absent = 'sum(rabbitmq_queue_messages_ready{queue="absent"})'
+    kubectl("apply", "-f", "-", input=policy("idle-consumer", "idle-consumer", mode="Reactive",
+                                             signals=[{"type": "queueDepth", "query": absent, "target": "10"}]))
+    metrics = wait_for(lambda: (c := condition(kubectl, "idle-consumer", "MetricsAvailable")).get("reason") and c,
+                       60, "a MetricsAvailable condition")
+    assert (metrics["status"], metrics["reason"]) == ("False", "QueryReturnedNothing")
+    assert f"queueDepth query `{absent}`: the query returned no series" in metrics["message"]
+    assert condition(kubectl, "idle-consumer", "Ready")["reason"] == "WaitingForMetrics"
+    names = [h.metadata.name for h in client.AutoscalingV2Api(apps).list_namespaced_horizontal_pod_autoscaler(
+        NAMESPACE).items]
+    assert "idle-consumer" not in names and "recommendation" not in status(kubectl, "idle-consumer")
 
 
 def test_a_second_policy_on_the_same_target_is_a_conflict(apps, kubectl):
