@@ -30,6 +30,7 @@ import os
 import sys
 from pathlib import Path
 
+from kubernetes.config import kube_config
 from pydantic import ValidationError
 
 from quartermaster.operator import crdgen, leadership, replay, settings, status_command
@@ -122,9 +123,11 @@ def _parser() -> argparse.ArgumentParser:
 def run(options: argparse.Namespace) -> int:
     if options.kubeconfig:
         # Kopf logs in through the kubernetes client (in-cluster, else the kubeconfig), which
-        # also configures the client our own writes use; the client reads $KUBECONFIG when it
-        # is first imported, so set it before anything imports it.
+        # also configures the client our own writes use. The client takes $KUBECONFIG's value
+        # as its default when first imported, and this module's imports (leadership) already
+        # have imported it: tell it the path itself too.
         os.environ["KUBECONFIG"] = options.kubeconfig
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = options.kubeconfig
     try:
         prices = PriceTable() if options.price_table is None else load_price_table(options.price_table)
     except PriceTableError as error:
