@@ -1,15 +1,20 @@
 """The Helm chart: renders, installs the CRDs, runs the operator as non-root with a narrow role,
-passes its values to the operator's flags and serves /metrics through a Service."""
+passes its values to the operator's flags, serves /metrics through a Service, and optionally
+a ServiceMonitor for it and a Grafana dashboard of the operator's own metrics."""
+import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 
 from conftest import OPERATOR_NAMESPACE, RELEASE
 from quartermaster.operator.cli import _parser
 from quartermaster.operator.leadership import LeaderElectionSettings
 from quartermaster.operator.settings import OperatorSettings
+from quartermaster.operator.telemetry import Telemetry
 from quartermaster.testbed import processes  # by module: pytest would collect a TestbedError
 
 REPO = processes.REPO
@@ -66,6 +71,7 @@ EXPECTED_RULES = [
      ["patch"]),
     ([""], ["nodes", "pods", "namespaces"], ["list", "watch"]),
     (["autoscaling"], ["horizontalpodautoscalers"], ["list", "watch", "create", "patch"]),
+    (["autoscaling.k8s.io"], ["verticalpodautoscalers"], ["list", "watch"]),
     (["apps"], ["deployments", "statefulsets"], ["list", "watch", "patch"]),
     ([""], ["pods/resize"], ["patch"]),
     ([""], ["resourcequotas", "limitranges"], ["list", "watch", "create", "patch"]),
@@ -173,6 +179,9 @@ def test_metrics_service_targets_the_metrics_port(helm_template):
     ("nodeSelector.disktype=1", "nodeSelector"),
     ("extraArgs=--verbose", "extraArgs"),
     ("imagePullSecrets[0].secret=x", "imagePullSecrets"),
+    ("metrics.serviceMonitor.interval=30 seconds", "interval"),
+    ("metrics.serviceMonitor.labels.release=1", "labels"),
+    ("grafana.dashboard.enabld=true", "enabld"),
 ])
 def test_chart_rejects_wrong_values_by_name(helm_template, value, message):
     with pytest.raises(processes.TestbedError, match=message):
@@ -282,3 +291,81 @@ def test_notes_say_what_to_do_next(control_plane):
     assert f"get lease {RELEASE}-quartermaster" in notes and "within\n   19 s" in notes
     assert "kubectl get quartermaster -A" in notes
     assert "kubectl apply --server-side -f crds/" in notes
+
+
+def test_service_monitor_scrapes_the_metrics_service_only(helm_template):
+    assert not rendered(helm_template(), "ServiceMonitor")
+    docs = helm_template("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.interval=15s",
+                         "metrics.serviceMonitor.scrapeTimeout=10s",
+                         "metrics.serviceMonitor.labels.release=kube-prometheus-stack")
+    (monitor,) = rendered(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    services = {s["metadata"]["name"]: s for s in rendered(docs, "Service")}
+    selected = [name for name, s in services.items()
+                if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+    assert selected == [f"{RELEASE}-quartermaster-metrics"], "the API's Service is not scraped"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [OPERATOR_NAMESPACE]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    assert endpoint["port"] in [p["name"] for p in services[selected[0]]["spec"]["ports"]]
+
+
+def exported_series() -> set[str]:
+    """The series names a fresh operator's /metrics names (a labelled family is listed
+    before it has any sample): a counter's _total, a histogram's _bucket, _count, _sum."""
+    suffixes = {"counter": ("",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+    families = re.findall(r"^# TYPE (\S+) (\S+)$", generate_latest(Telemetry().registry).decode(), re.M)
+    return {name + suffix for name, kind in families for suffix in suffixes[kind]}
+
+
+# What in a PromQL expression is not a metric name: strings, label matchers, ranges, the
+# label lists of by/without/on/ignoring/group_*, function names (before a parenthesis),
+# keywords and numbers.
+PROMQL_NOT_METRICS = [r'"[^"]*"', r"\{[^}]*\}", r"\[[^\]]*\]",
+                      r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)",
+                      r"\b[a-z_]+\s*(?=\()", r"\b(?:and|or|unless|bool|offset)\b", r"\b\d+(?:\.\d+)?(?:e\d+)?\b"]
+
+
+def metric_names(expr: str) -> set[str]:
+    for pattern in PROMQL_NOT_METRICS:
+        expr = re.sub(pattern, " ", expr)
+    return set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
+
+
+def test_grafana_dashboard_charts_the_operators_own_metrics(helm_template, tmp_path):
+    assert not rendered(helm_template(), "ConfigMap")
+    (config_map,) = rendered(helm_template("grafana.dashboard.enabled=true",
+                                           "grafana.dashboard.annotations.grafana_folder=Capacity"), "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Capacity"}
+    dashboard = json.loads(config_map["data"]["quartermaster.json"])
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    exprs = {p["title"]: [t["expr"] for t in p["targets"]] for p in panels}
+    pool_variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "pool")["definition"]
+    exprs["pool variable"] = [re.fullmatch(r"label_values\((\w+), *pool\)", pool_variable).group(1)]
+    exported = exported_series()
+    named = set()
+    for title, queries in exprs.items():
+        for expr in queries:
+            names = metric_names(expr)
+            assert names and names <= exported, f"{title}: {expr} names {names - exported or 'no metric'}"
+            named |= names
+    # what the issue asks the dashboard to show: forecasts against capacity, actions, accuracy
+    assert {"quartermaster_pool_forecast", "quartermaster_pool_capacity", "quartermaster_actions_total",
+            "quartermaster_forecast_coverage_ratio", "quartermaster_cycle_duration_seconds_bucket"} <= named
+    # and each expression is PromQL that Prometheus parses, with Grafana's variables filled in
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"panel_{i}", "expr": expr.replace("$__rate_interval", "1m").replace("$pool", ".*")}
+        for i, expr in enumerate(e for queries in exprs.values() for e in queries)]}]}
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    result = subprocess.run(["promtool", "check", "rules", str(tmp_path / "rules.yaml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_dashboard_goes_where_the_sidecar_looks(helm_template):
+    (config_map,) = rendered(helm_template("grafana.dashboard.enabled=true", "grafana.dashboard.namespace=monitoring"),
+                             "ConfigMap")
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    (default,) = rendered(helm_template("grafana.dashboard.enabled=true"), "ConfigMap")
+    assert default["metadata"]["namespace"] == OPERATOR_NAMESPACE

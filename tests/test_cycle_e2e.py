@@ -103,8 +103,18 @@ def test_prometheus_outage_is_a_condition_and_an_event_and_recovers(usage_pool, 
 
 def test_operator_serves_its_own_metrics(usage_pool, kubectl, operator_metrics_port):
     wait_for(lambda: pool_status(kubectl).get("metricsTime"), 120, "a cycle with usage")
-    with urllib.request.urlopen(f"http://127.0.0.1:{operator_metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+
+    # the pool's figures are its status as the next cycle reads it back: two nodes of 8 cores
+    capacity = re.compile(rf'^quartermaster_pool_capacity\{{pool="{POOL}",resource="cpu"\}} 16\.0$', re.M)
+
+    def scrape_with_capacity() -> str | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{operator_metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return text if capacity.search(text) else None
+
+    text = wait_for(scrape_with_capacity, 30, "the pool's capacity metric")
+    used = re.search(rf'^quartermaster_pool_used\{{pool="{POOL}",resource="cpu"\}} (\S+)$', text, re.M)
+    assert used and float(used.group(1)) > 0, text[-3000:]
     assert re.search(r'^quartermaster_cycle_duration_seconds_count [1-9]', text, re.M), text[:2000]
     assert re.search(r'^quartermaster_cycle_stage_duration_seconds_bucket\{le="[^"]+",stage="forecast"\}', text, re.M)
     assert re.search(r"^quartermaster_workloads_observed [1-9]", text, re.M)

@@ -36,3 +36,8 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end -}}
+{{- /* Tells the metrics Service from the API's, which shares its other labels: what the
+       ServiceMonitor selects. */}}
+{{- define "quartermaster.metricsComponent" -}}
+app.kubernetes.io/component: metrics
+{{- end -}}
