@@ -138,17 +138,18 @@ def _usage_drives(plane: ControlPlane, timeout: float = 120) -> list[UsageDrive]
 
 
 def _example_replicas() -> int:
-    """The pods examples/ runs, all of them in the example pool's team namespaces."""
+    """The pods examples/ starts (a Deployment without replicas, web, starts one; its HPA
+    may add more), all of them in the example pool's team namespaces."""
     return sum(d["spec"].get("replicas", 1) for d in _documents("10-workloads.yaml", "Deployment"))
 
 
 def _wait_for_pool(plane: ControlPlane, name: str, members: int, timeout: float = 90) -> None:
-    """Until the pool is Ready and counts every example pod."""
+    """Until the pool is Ready and counts every example pod (at least `members`)."""
     def settled() -> bool:
         result = plane.kubectl("get", "resourcepool", name, "-o", "json", check=False)
         status = json.loads(result.stdout or "{}").get("status", {})
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
-        return ready and status.get("members") == members
+        return ready and status.get("members", 0) >= members
 
     try:
         poll(settled, timeout, f"pool {name}", interval=1)

@@ -18,6 +18,20 @@ from .processes import Process, ProcessGroup, TestbedError, free_port, poll
 
 ADMIN_TOKEN = "quartermaster-testbed-admin"
 KWOK_NODE_ANNOTATION = {"kwok.x-k8s.io/node": "fake"}
+WRITE_VERBS = ["create", "update", "patch", "delete", "deletecollection"]
+# The apiserver's audit log records what service accounts (the operator's) write, and
+# nothing else: the test bed's own servers and tests use the admin token. A write's
+# metadata says which object and subresource; Deployments' and StatefulSets' bodies too,
+# to show what in a pod template a provider changed.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Request", "userGroups": ["system:serviceaccounts"], "verbs": WRITE_VERBS,
+         "resources": [{"group": "apps", "resources": ["deployments", "statefulsets"]}]},
+        {"level": "Metadata", "userGroups": ["system:serviceaccounts"], "verbs": WRITE_VERBS},
+        {"level": "None"},
+    ],
+}
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -82,8 +96,20 @@ class ControlPlane(ProcessGroup):
     def log_dir(self) -> Path:
         return self.workdir
 
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
+
+    def audit_events(self) -> list[dict]:
+        """The audit log's events so far (see AUDIT_POLICY), oldest first; not a line the
+        apiserver is still writing."""
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().split("\n")[:-1] if line.strip()]
+
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
         make_pki(self.pki)
         etcd_client, etcd_peer = free_port(), free_port()
         etcd = self._spawn("etcd", [
@@ -114,6 +140,7 @@ class ControlPlane(ProcessGroup):
             f"--service-account-signing-key-file={self.pki / 'sa.key'}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true", "--profiling=false",
+            f"--audit-policy-file={self.workdir / 'audit-policy.yaml'}", f"--audit-log-path={self.audit_log}",
         ])
         self.admin_kubeconfig.write_text(yaml.safe_dump(
             kubeconfig_document(self.server, self.pki / "ca.crt", ADMIN_TOKEN, "admin")))

@@ -170,6 +170,11 @@ USAGE_DRIVES = [
     # e2e-cost, with history, requesting 500m and 256Mi each (its requests backfilled too).
     UsageDrive("e2e-cost", {"app": "batch"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=2,
                backfill_pods=("batch-0", "batch-1"), requests={"cpu": 0.5, "memory": 256 * 2**20}),
+    # test_gitops_e2e.py: examples/' Deployment web in team-a, with history, so that the
+    # example ScalingPolicy trusts its forecast and acts. Its live pods' names are only known
+    # once they run: the backfilled ones stand for earlier pods of the Deployment.
+    UsageDrive("team-a", {"app": "web"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=3,
+               backfill_pods=("web-5d9c7b8f6d-hist0", "web-5d9c7b8f6d-hist1", "web-5d9c7b8f6d-hist2")),
     # test_prometheus_testbed.py: pod probe-0 in testbed-usage, backfilled, later run live.
     UsageDrive("testbed-usage", {"app": "probe"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=4,
                backfill_pods=("probe-0",)),
