@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 from conftest import OPERATOR_NAMESPACE, RELEASE
 from quartermaster.operator.cli import _parser
 from quartermaster.operator.leadership import LeaderElectionSettings
+from quartermaster.operator.prices import load_price_table
 from quartermaster.operator.settings import OperatorSettings
 from quartermaster.operator.telemetry import Telemetry
 from quartermaster.testbed import processes  # by module: pytest would collect a TestbedError
@@ -369,3 +370,49 @@ def test_grafana_dashboard_goes_where_the_sidecar_looks(helm_template):
     assert config_map["metadata"]["namespace"] == "monitoring"
     (default,) = rendered(helm_template("grafana.dashboard.enabled=true"), "ConfigMap")
     assert default["metadata"]["namespace"] == OPERATOR_NAMESPACE
+
+
+def mounted_file(pod: dict, path: str) -> tuple[dict, str]:
+    """The pod's volume a container path lies in, and the path inside that volume."""
+    mount = next(m for m in pod["containers"][0].get("volumeMounts", []) if path.startswith(m["mountPath"] + "/"))
+    return next(v for v in pod["volumes"] if v["name"] == mount["name"]), path[len(mount["mountPath"]) + 1:]
+
+
+def test_the_price_table_value_reaches_the_operator_as_the_file_it_loads(testbed_bin, tmp_path):
+    table = {"currency": "EUR", "default": {"cpuCoreHour": 0.04},
+             "overrides": [{"instanceType": "m5.large", "cpuCoreHour": 0.05, "memoryGiBHour": 0.006}]}
+    docs = render_values_file(testbed_bin / "helm", tmp_path, {"cost": {"priceTable": table}})
+    path = _parser().parse_args(operator_args(docs)).price_table
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume, key = mounted_file(pod, str(path))
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
+    (tmp_path / "prices.yaml").write_text(config_map["data"][key])
+    loaded = load_price_table(tmp_path / "prices.yaml")  # what the operator reads at start-up
+    assert loaded.currency == "EUR"
+    assert loaded.prices({"node.kubernetes.io/instance-type": "m5.large"}).core_hour == 0.05
+    assert loaded.prices({}).core_hour == 0.04
+
+
+def test_an_existing_price_table_config_map_is_mounted_instead(testbed_bin, tmp_path):
+    docs = render_values_file(testbed_bin / "helm", tmp_path,
+                              {"cost": {"priceTableConfigMap": {"name": "finance-prices", "key": "table.yaml"}}})
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume, key = mounted_file(pod, str(_parser().parse_args(operator_args(docs)).price_table))
+    assert (volume["configMap"]["name"], key) == ("finance-prices", "table.yaml")
+    assert not [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-prices")]
+
+
+def test_no_price_table_value_keeps_the_operators_defaults(helm_template):
+    assert _parser().parse_args(operator_args(helm_template())).price_table is None
+
+
+def test_provider_credentials_come_from_the_secrets_named(testbed_bin, tmp_path):
+    docs = render_values_file(testbed_bin / "helm", tmp_path, {"providerCredentials": {
+        "aws": {"secretName": "aws-keys"}, "azure": {"secretName": "azure-sp"},
+        "gcp": {"secretName": "gcp-sa", "key": "sa.json"}}})
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert [source["secretRef"]["name"] for source in container["envFrom"]] == ["aws-keys", "azure-sp"]
+    key_file = next(e["value"] for e in container["env"] if e["name"] == "GOOGLE_APPLICATION_CREDENTIALS")
+    volume, key = mounted_file(pod, key_file)
+    assert (volume["secret"]["secretName"], key) == ("gcp-sa", "sa.json")

@@ -41,3 +41,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- define "quartermaster.metricsComponent" -}}
 app.kubernetes.io/component: metrics
 {{- end -}}
+{{- /* The price table's file name in its ConfigMap: the chart's own, or the given one's key. */}}
+{{- define "quartermaster.priceTableKey" -}}
+{{- if .Values.cost.priceTableConfigMap.name -}}{{ .Values.cost.priceTableConfigMap.key }}{{- else -}}prices.yaml{{- end -}}
+{{- end -}}
