@@ -282,14 +282,16 @@ def test_names_are_cut_to_63_characters_and_stay_distinct(helm_template):
 
 
 def test_notes_say_what_to_do_next(control_plane):
-    """Rendered by a dry-run install, which asks the apiserver for its version first."""
-    result = subprocess.run([str(control_plane.bin_dir / "helm"), "install", RELEASE, str(CHART), "--namespace",
-                             OPERATOR_NAMESPACE, "--dry-run=client", "--set", "replicas=2",
+    """Rendered by a dry-run install, which asks the apiserver for its version first (and
+    whether the objects exist: a release and namespace of its own, not the session operator's)."""
+    release, namespace = "qm-notes", "qm-notes-system"
+    result = subprocess.run([str(control_plane.bin_dir / "helm"), "install", release, str(CHART), "--namespace",
+                             namespace, "--dry-run=client", "--set", "replicas=2",
                              "--kubeconfig", str(control_plane.admin_kubeconfig)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     notes = result.stdout[result.stdout.index("NOTES:"):]
-    assert f"kubectl -n {OPERATOR_NAMESPACE} get pods -l app.kubernetes.io/instance={RELEASE}" in notes
-    assert f"get lease {RELEASE}-quartermaster" in notes and "within\n   19 s" in notes
+    assert f"kubectl -n {namespace} get pods -l app.kubernetes.io/instance={release}" in notes
+    assert f"get lease {release}-quartermaster" in notes and "within\n   19 s" in notes
     assert "kubectl get quartermaster -A" in notes
     assert "kubectl apply --server-side -f crds/" in notes
 

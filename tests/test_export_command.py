@@ -75,7 +75,9 @@ def test_the_command_exports_what_the_operator_reconciled(control_plane, operato
         return [r for r in table if r["name"] == "export-cli"]
 
     pool_rows = wait_for(exported, 60, "the reconciled pool in quartermaster export")
-    assert {r["resource"]: float(r["capacity"]) for r in pool_rows} == {"cpu": 6, "memory": 3 * 2**30}
+    # a fixed capacity's resources as given; those it leaves out are reported as none
+    assert {r["resource"]: float(r["capacity"]) for r in pool_rows} == {"cpu": 6, "memory": 3 * 2**30,
+                                                                         "nvidia.com/gpu": 0, "pods": 0}
     assert {r["record"] for r in pool_rows} == {"pool"}
     as_json = quartermaster("export", control_plane.admin_kubeconfig, "-o", "json", "--kind", "pool")
     assert any(r["name"] == "export-cli" and r["capacity"] == 6 for r in json.loads(as_json.stdout))

@@ -57,7 +57,8 @@ def test_the_command_applies_only_its_fields_under_its_own_manager(control_plane
     result = set_quota(control_plane.admin_kubeconfig, "set-quota-cli", "--cpu", "30", "--priority", "critical")
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", "no GitOps marks, no warning"
-    obj = json.loads(kubectl("get", "quotas.quartermaster.dev", "set-quota-cli", "-o", "json").stdout)
+    obj = json.loads(kubectl("get", "quotas.quartermaster.dev", "set-quota-cli", "-o", "json",
+                             "--show-managed-fields").stdout)
     assert obj["spec"]["hard"] == {"cpu": "30", "memory": "8Gi", "pods": 20}
     assert obj["spec"]["priorityClass"] == "critical" and obj["spec"]["fairShareWeight"] == 2
     assert obj["spec"]["scope"] == {"namespaces": ["set-quota-cli"]}
