@@ -161,10 +161,11 @@ USAGE_DRIVES = [
     UsageDrive("e2e-scaling", {"app": "shop"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=8,
                backfill_pods=("shop-0",)),
     # test_swapplan_e2e.py: StatefulSets `busy` (about 3 cores) and `idle` (a tenth of a
-    # core), two pods each, in each of its namespaces, with history.
+    # core), two pods each, in each of its namespaces (and test_leadership_e2e.py's swap-ha),
+    # with history.
     *(UsageDrive(namespace, {"app": app}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=cores,
                  base_memory=200 * 2**20, peak_memory=300 * 2**20, backfill_pods=(f"{app}-0", f"{app}-1"))
-      for namespace in ("swap-auto", "swap-manual", "swap-guard", "swap-restart")
+      for namespace in ("swap-auto", "swap-manual", "swap-guard", "swap-restart", "swap-ha")
       for app, cores in (("busy", 8), ("idle", 0.2))),
     # test_cost_e2e.py: StatefulSet `batch` (pods batch-0, batch-1, label app=batch) in
     # e2e-cost, with history, requesting 500m and 256Mi each (its requests backfilled too).

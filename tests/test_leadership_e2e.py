@@ -3,12 +3,15 @@ the test bed's apiserver, each with only the chart's ServiceAccount (a release o
 with its own Lease), so that exactly one acts; killing it hands over within the stated time.
 
 Operators are cluster-wide, so whatever the pair's leader reconciles the session's operator
-may reconcile too: these tests judge the pair by its Lease and its logs, not by objects."""
+may reconcile too: most tests here judge the pair by its Lease and its logs. The one that
+judges it by its actions freezes the session's operator while it runs, so that the pair is
+the only one acting, and counts the pair's writes in the apiserver's audit log."""
 import json
 import signal
 import socket
 import time
 import urllib.request
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -17,7 +20,9 @@ from kubernetes import client
 from conftest import RBAC_DENIAL, wait_for
 from quartermaster.operator.leadership import LeaderElectionSettings
 from quartermaster.testbed.operator import install_chart_rbac, start_operator
-from quartermaster.testbed.processes import Process, free_port
+from quartermaster.testbed.processes import Process, free_port, poll
+from test_swapplan_e2e import (ORIGINAL, add_swap_pool, finished, planned_requests, status, swap_plan,
+                               template_requests)
 
 RELEASE, NAMESPACE = "qm-ha", "qm-ha-system"
 LEASE = f"{RELEASE}-quartermaster"  # the chart's default: the release's full name
@@ -51,7 +56,7 @@ def candidates(ha_kubeconfig, tmp_path):
     their logs must show no RBAC denial."""
     started: list[Process] = []
 
-    def start(name: str, until: str) -> Process:
+    def start(name: str, until: str, *extra: str) -> Process:
         port = free_port()
         process = start_operator(
             ha_kubeconfig, tmp_path / f"{name}.log", "--verbose", "--resync-seconds=5",
@@ -59,7 +64,7 @@ def candidates(ha_kubeconfig, tmp_path):
             f"--leader-election-namespace={NAMESPACE}", f"--leader-election-lease={LEASE}",
             f"--lease-duration-seconds={ELECTION.lease_duration_seconds}",
             f"--renew-deadline-seconds={ELECTION.renew_deadline_seconds}",
-            f"--retry-period-seconds={ELECTION.retry_period_seconds}",
+            f"--retry-period-seconds={ELECTION.retry_period_seconds}", *extra,
             on_spawn=started.append, started=until)
         process.liveness_port = port
         return process
@@ -156,3 +161,56 @@ def test_a_leader_stopped_cleanly_gives_the_lease_up_at_once(candidates, leases)
     wait_for(lambda: not leader.running(), 10, "the old pod to exit")
     assert leader.popen.returncode == 0
     assert leases.read_namespaced_lease(LEASE, NAMESPACE).spec.holder_identity == identity(standby)
+
+
+@pytest.fixture
+def only_the_pair_acts(operator_process):
+    """The session's operator frozen (SIGSTOP) for the test and resumed (SIGCONT) after it,
+    whatever happens: the pair under test is then the only operator acting."""
+    operator_process.popen.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        operator_process.popen.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture(scope="module")
+def swap_ha(sim_cluster, control_plane, prometheus, kubectl):
+    with control_plane.api_client() as api:
+        add_swap_pool(api, sim_cluster, control_plane, kubectl, "swap-ha")
+        yield api
+
+
+def template_writes(control_plane, namespace: str) -> Counter:
+    """The pair's successful writes to StatefulSets in `namespace`, per StatefulSet, as the
+    apiserver's audit log recorded them (the pair's ServiceAccount is its own)."""
+    account = f"system:serviceaccount:{NAMESPACE}:{RELEASE}-quartermaster"
+    return Counter(e["objectRef"]["name"] for e in control_plane.audit_events()
+                   if e["user"]["username"] == account and e["verb"] in ("create", "update", "patch")
+                   and e["objectRef"].get("resource") == "statefulsets" and e["objectRef"].get("namespace") == namespace
+                   and (e.get("responseStatus") or {}).get("code", 0) < 300)
+
+
+def test_the_standby_finishes_a_plan_the_killed_leader_was_executing_making_each_change_once(
+        candidates, leases, only_the_pair_acts, swap_ha, control_plane, kubectl, prometheus):
+    reads_usage = (f"--prometheus-url={prometheus.url}", "--prometheus-timeout=5", "--metrics-step-seconds=15",
+                   "--history-seconds=21600")
+    first = candidates("first", ACQUIRED, *reads_usage)
+    wait_for(lambda: KOPF_STARTED in first.log_tail(10**7), 60, "the leader to start Kopf")
+    second = candidates("second", STANDING_BY, *reads_usage)
+    kubectl("apply", "-f", "-", input=swap_plan("swap-ha", "Auto"))
+    executing = poll(lambda: (s := status(kubectl, "swap-ha")).get("phase") == "Executing" and s, 240,
+                     "the plan to start executing", interval=0.05)
+    first.popen.send_signal(signal.SIGKILL)  # in the cycle that acts: its step is recorded, maybe not yet made
+    first.popen.wait()
+    assert any(step["state"] == "Applying" for step in executing["execution"]["steps"]), "killed mid-step"
+    wait_for(lambda: ACQUIRED in second.log_tail(10**7), ELECTION.handover_seconds + 2, "the standby to take over")
+
+    done = finished(kubectl, "swap-ha", 240)
+    assert done["phase"] == "Succeeded", done
+    assert done["planId"] == executing["planId"], "the standby carried on with the same plan"
+    assert template_requests(swap_ha, "swap-ha") == {**ORIGINAL, **planned_requests(done)}
+    assert [h["phase"] for h in done["history"]].count("Approved") == 1
+    # each planned change reached the apiserver exactly once, whichever of the two made it
+    changed = {step["workload"].rsplit("/", 1)[1] for step in done["execution"]["steps"]}
+    assert template_writes(control_plane, "swap-ha") == Counter({name: 1 for name in changed})

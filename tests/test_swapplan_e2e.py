@@ -22,22 +22,27 @@ def template(name: str, requests: dict) -> client.V1PodTemplateSpec:
                                     spec=client.V1PodSpec(containers=[container]))
 
 
+def add_swap_pool(api, sim_cluster, control_plane, kubectl, name: str) -> None:
+    """A namespace, node and pool `name` with `busy` (2 pods, 200m each, using about 3 cores)
+    and `idle` (2 pods, 2 cores each, using a tenth of a core); their history is in
+    conftest.USAGE_DRIVES."""
+    sim_cluster.add_node(f"{name}-1", "16", "32Gi", pods=20, labels={"pool": name})
+    control_plane.create_namespace(name, timeout=60)
+    for app, requests in ORIGINAL.items():
+        workload = app_workload("StatefulSet", app, 2, template(app, requests))
+        workload.spec.template.spec.node_selector = {"pool": name}
+        client.AppsV1Api(api).create_namespaced_stateful_set(name, workload)
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourcePool", "metadata": {"name": name},
+        "spec": {"nodeSelector": {"matchLabels": {"pool": name}}, "workloads": {"namespaces": [name]}}}))
+
+
 @pytest.fixture(scope="module")
 def pools(sim_cluster, control_plane, operator_process, prometheus, kubectl):
-    """One namespace, node and pool per test (`swap-auto`, `swap-manual`, `swap-guard`, `swap-restart`),
-    each with `busy` (2 pods, 200m each, using about 3 cores) and `idle` (2 pods, 2 cores
-    each, using a tenth of a core)."""
+    """One swap pool per test (`swap-auto`, `swap-manual`, `swap-guard`, `swap-restart`)."""
     with control_plane.api_client() as api:
         for name in ("swap-auto", "swap-manual", "swap-guard", "swap-restart"):
-            sim_cluster.add_node(f"{name}-1", "16", "32Gi", pods=20, labels={"pool": name})
-            control_plane.create_namespace(name, timeout=60)
-            for app, requests in ORIGINAL.items():
-                workload = app_workload("StatefulSet", app, 2, template(app, requests))
-                workload.spec.template.spec.node_selector = {"pool": name}
-                client.AppsV1Api(api).create_namespaced_stateful_set(name, workload)
-            kubectl("apply", "-f", "-", input=json.dumps({
-                "apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourcePool", "metadata": {"name": name},
-                "spec": {"nodeSelector": {"matchLabels": {"pool": name}}, "workloads": {"namespaces": [name]}}}))
+            add_swap_pool(api, sim_cluster, control_plane, kubectl, name)
         yield api
 
 
