@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-forecast-ablation bench-planner bench-cycle bench-scaling
+.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-forecast-ablation bench-forecast-peers bench-planner bench-cycle bench-scaling
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ bench-forecast: install
 # Each forecasting layer switched off in turn, judged by leave-one-family-out cross-validation.
 bench-forecast-ablation: install
 	$(PY) benchmarks/forecast_ablation.py --shared $(SHARED)
+
+# quartermaster.predictors beside statsforecast's AutoETS and MSTL on the same origins (the `bench` extra).
+bench-forecast-peers: install
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/forecast_peers.py --shared $(SHARED)
 
 bench-planner: install
 	$(PY) benchmarks/planner.py --shared $(SHARED)

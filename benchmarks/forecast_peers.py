@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""The forecaster beside the library users reach for (`make bench-forecast-peers`).
+
+Scores quartermaster.predictors, Nixtla's statsforecast AutoETS, and statsforecast MSTL (a
+daily seasonal decomposition with an AutoETS trend) on SHARED/data/traces with the shared
+benchmark's own evaluation (SHARED/bench/forecast_eval.py: the same origins, horizon 12,
+stride 24, at most 7 days of history, relMASE50 / relSPL90 / COV90 against seasonal_naive)
+and prints the figures with the milliseconds per call, pooled and per trace family.
+
+The peers' 0.9 quantile is the upper end of their 80 % prediction interval and their 0.5
+the point forecast, as statsforecast's users read them. Their season is a day of steps
+(statsforecast's AutoETS itself leaves out seasons longer than 24 steps, as R's ets does).
+statsforecast is not a dependency of the product: `make bench-forecast-peers` installs the
+`bench` extra. Its first call of each model compiles it with numba; that is left out of the
+timing by one call before the run.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from forecast_ablation import HISTORY_DAYS, HORIZON, STRIDE, family, figures, print_table
+from quartermaster.predictors import forecast
+
+DAY = 86400.0
+
+
+def statsforecast_peer(model_for):
+    """A forecaster in the shared benchmark's shape from a statsforecast model factory
+    (season length in steps -> model)."""
+    def peer(history, step_seconds, horizon, quantiles):
+        y = np.asarray(history, dtype=float)
+        y = y[np.isfinite(y)]
+        season = int(round(DAY / step_seconds))
+        model = model_for(season if y.size >= 2 * season else 1)
+        levels = sorted({round(abs(2 * q - 1) * 100) for q in quantiles if q != 0.5})
+        out = model.forecast(y=y, h=horizon, level=levels) if levels else model.forecast(y=y, h=horizon)
+        rows = []
+        for q in quantiles:
+            key = "mean" if q == 0.5 else f"{'hi' if q > 0.5 else 'lo'}-{round(abs(2 * q - 1) * 100)}"
+            rows.append(np.asarray(out[key], dtype=float))
+        return np.vstack(rows)
+    return peer
+
+
+def peers() -> dict:
+    try:
+        from statsforecast.models import MSTL, AutoETS
+    except ImportError:
+        sys.exit("statsforecast is missing: pip install -e '.[bench]' (make bench-forecast-peers does)")
+    return {
+        "quartermaster.predictors": forecast,
+        "statsforecast AutoETS": statsforecast_peer(lambda season: AutoETS(season_length=season)),
+        "statsforecast MSTL + AutoETS trend": statsforecast_peer(
+            lambda season: MSTL(season_length=season, trend_forecaster=AutoETS(model="ZZN")) if season > 1
+            else AutoETS(model="ZZN")),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared folder (bench/, data/)")
+    parser.add_argument("--series", default="", help="only the traces whose name contains this")
+    args = parser.parse_args(argv)
+    spec = importlib.util.spec_from_file_location("forecast_eval", args.shared / "bench" / "forecast_eval.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    series = {p.stem: bench.load_series(p) for p in sorted((args.shared / "data" / "traces").glob("*.csv"))
+              if args.series in p.stem}
+    groups: dict[str, list[str]] = {}
+    for name in series:
+        groups.setdefault(family(name), []).append(name)
+
+    forecasters = peers()
+    warm = np.sin(np.arange(3 * 288) / 288 * 2 * np.pi) + 2
+    for f in forecasters.values():  # numba compiles on the first call: not part of the timing
+        f(warm, 300.0, HORIZON, (0.5, 0.9))
+    reference_rows = bench.evaluate(series, {"ref": bench.seasonal_naive}, HORIZON, STRIDE, HISTORY_DAYS)
+    reference = {name: reference_rows[("ref", name)] for name in series}
+    rows = bench.evaluate(series, forecasters, HORIZON, STRIDE, HISTORY_DAYS)
+    results = {label: {name: rows[(label, name)] for name in series} for label in forecasters}
+
+    print(f"{len(series)} series, horizon {HORIZON}, stride {STRIDE}, at most {HISTORY_DAYS:g} days of history; "
+          f"relative to seasonal_naive (lower is better), COV90 goal 0.88-0.92")
+    print_table({label: figures(r, reference, series) for label, r in results.items()}, "all series")
+    for fam, names in groups.items():
+        print_table({label: figures(r, reference, names) for label, r in results.items()}, f"family: {fam}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
