@@ -16,11 +16,12 @@ def to_float(value: str | int | float | None) -> float:
 
 
 def format_quantity(resource: str, amount: float) -> str:
-    """cpu in cores or millicores, memory in the largest exact binary unit, others as counts."""
+    """cpu in cores or millicores, memory and storage in the largest exact binary unit,
+    others as counts."""
     if resource == "cpu":
         millis = round(amount * 1000)
         return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
-    if resource == "memory":
+    if resource in ("memory", "storage"):
         whole = round(amount)
         for suffix, size in _BINARY:
             if whole >= size and whole % size == 0:

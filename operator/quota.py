@@ -2,10 +2,18 @@
 LimitRanges the operator owns, the cycle's wake-up) and the Quota's decide step.
 
 A Quota is enforced by the apiserver itself: in each namespace of its scope it owns a
-ResourceQuota (requests.cpu, requests.memory, requests.nvidia.com/gpu, pods) and, when the
-spec gives container defaults, a LimitRange. A Quota over several namespaces keeps its
-total: every cycle the hard limits are split across them by current use plus an equal
-share of the rest (`planner.quotas.split_total`).
+ResourceQuota (requests.cpu, requests.memory, requests.nvidia.com/gpu, pods,
+requests.storage, and the counts of Deployments, StatefulSets and Jobs for
+`concurrentWorkloads`) and, when the spec gives container defaults, a LimitRange. A Quota
+over several namespaces keeps its total: every cycle the hard limits are split across them
+by current use plus an equal share of the rest (`planner.quotas.split_total`).
+
+`concurrentWorkloads` is one number over three object counts, which the apiserver can only
+limit one by one: so that the total holds exactly, it is split across the namespaces and
+then within each across the three kinds (`planner.quotas.split_by_kind`), each kind
+getting its count plus an equal share of what is left. What the pods' requests do not
+show (the objects' counts, the PersistentVolumeClaims' storage) is read from the
+ResourceQuota's own `status.used`, the figures the apiserver's admission counts against.
 
 Desired against observed: the owned objects are indexed (by the managed-by label), and an
 object is applied only when what it holds differs from what is wanted. The cluster, not
@@ -23,7 +31,7 @@ False saying why: no figure from missing data.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import kopf
@@ -35,15 +43,19 @@ from quartermaster.operator.observe import ClusterSnapshot, CustomObject, custom
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.planner.cost import Spend
-from quartermaster.planner.quotas import split_total
+from quartermaster.planner.quotas import split_by_kind, split_total
 from quartermaster.providers.hpa import FIELD_MANAGER, MANAGED_BY_LABEL
-from quartermaster.providers.quotas import QUOTA_LABEL, QuotaObjects, limit_range_manifest, resource_quota_manifest
+from quartermaster.providers.quotas import (QUOTA_LABEL, QuotaObjects, limit_range_manifest, object_name,
+                                            resource_quota_manifest)
 
 PLURAL = Quota.plural
 # Each limited resource: its ResourceQuota key and the whole unit it is split in (per
-# base unit: millicores of a core; bytes, GPUs and pods are whole already).
-RESOURCES = {"cpu": ("requests.cpu", 1000), "memory": ("requests.memory", 1),
-             "nvidia.com/gpu": ("requests.nvidia.com/gpu", 1), "pods": ("pods", 1)}
+# base unit: millicores of a core; bytes, GPUs and counts are whole already).
+POD_RESOURCES = {"cpu": ("requests.cpu", 1000), "memory": ("requests.memory", 1),
+                 "nvidia.com/gpu": ("requests.nvidia.com/gpu", 1), "pods": ("pods", 1)}
+RESOURCES = {**POD_RESOURCES, "storage": ("requests.storage", 1), "concurrentWorkloads": (None, 1)}
+# concurrentWorkloads' ResourceQuota keys: one count per kind of workload
+WORKLOAD_KINDS = ("count/deployments.apps", "count/statefulsets.apps", "count/jobs.batch")
 MANAGED = {MANAGED_BY_LABEL: FIELD_MANAGER}
 BAD_WHEN_TRUE = ("Exceeded", "BudgetExceeded", "BudgetAtRisk")  # conditions whose True is a warning
 
@@ -58,6 +70,7 @@ class OwnedRecord:
     quota: Optional[str]  # its Quota, by the label
     owner_uid: Optional[str]
     content: tuple  # `canonical` of its spec
+    used: Mapping[str, float] = field(default_factory=dict)  # a ResourceQuota's status.used, by key
 
 
 def canonical(kind: str, spec: Mapping) -> tuple:
@@ -71,9 +84,11 @@ def canonical(kind: str, spec: Mapping) -> tuple:
                  for limit in spec.get("limits") or [])
 
 
-def owned_record(kind: str, namespace: str, name: str, labels: Mapping, meta: Mapping, spec: Mapping) -> OwnedRecord:
+def owned_record(kind: str, namespace: str, name: str, labels: Mapping, meta: Mapping, spec: Mapping,
+                 status: Optional[Mapping] = None) -> OwnedRecord:
     owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == Quota.kind), {})
-    return OwnedRecord(kind, namespace, name, labels.get(QUOTA_LABEL), owner.get("uid"), canonical(kind, spec))
+    used = {key: to_float(v) for key, v in ((status or {}).get("used") or {}).items()}
+    return OwnedRecord(kind, namespace, name, labels.get(QUOTA_LABEL), owner.get("uid"), canonical(kind, spec), used)
 
 
 # ---- Kopf: the indices the cycle reads, and its wake-up ------------------------------
@@ -84,8 +99,8 @@ def quota_index(name, body, **_):
 
 
 @kopf.index("", "v1", "resourcequotas", labels=MANAGED)
-def resourcequota_index(namespace, name, labels, meta, spec, **_):
-    return {(namespace, name): owned_record("ResourceQuota", namespace, name, labels, meta, spec)}
+def resourcequota_index(namespace, name, labels, meta, spec, status, **_):
+    return {(namespace, name): owned_record("ResourceQuota", namespace, name, labels, meta, spec, status)}
 
 
 @kopf.index("", "v1", "limitranges", labels=MANAGED)
@@ -111,9 +126,10 @@ class QuotaFigures:
 
     namespaces: tuple[str, ...]  # in scope and existing, sorted
     missing: tuple[str, ...]  # listed in the scope but not in the cluster
-    used: Mapping[str, Mapping[str, float]]  # namespace -> resource -> sum of its pods' requests
+    used: Mapping[str, Mapping[str, float]]  # namespace -> resource -> its pods' requests, its storage, its workloads
     held: Mapping[tuple[str, str, str], OwnedRecord]  # (kind, namespace, name) -> the Quota's owned objects
     running: frozenset[str] = frozenset()  # namespaces in scope with a pod on a node
+    workloads: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # namespace -> count per WORKLOAD_KINDS
 
 
 @dataclass(frozen=True)
@@ -151,11 +167,17 @@ def figures(quota: CustomObject, spec: QuotaSpec | str, snapshot: ClusterSnapsho
     used = {ns: {r: 0.0 for r in RESOURCES} for ns in namespaces}
     for pod in snapshot.pods:
         if pod.namespace in used:
-            for resource in RESOURCES:
+            for resource in POD_RESOURCES:
                 used[pod.namespace][resource] += pod.requests.get(resource, 0.0)
     held = {(r.kind, r.namespace, r.name): r for r in snapshot.quota_objects if r.quota == quota.name}
+    # the apiserver's own count, once its quota controller has filled in our object's status
+    counted = {ns: held.get(("ResourceQuota", ns, object_name(quota.name))) for ns in namespaces}
+    workloads = {ns: tuple(round(r.used.get(k, 0.0)) if r else 0 for k in WORKLOAD_KINDS) for ns, r in counted.items()}
+    for ns, record in counted.items():
+        used[ns]["storage"] = record.used.get(RESOURCES["storage"][0], 0.0) if record else 0.0
+        used[ns]["concurrentWorkloads"] = float(sum(workloads[ns]))
     running = frozenset(p.namespace for p in snapshot.pods if p.namespace in used and p.node)
-    return QuotaFigures(namespaces, tuple(sorted(wanted - set(namespaces))), used, held, running)
+    return QuotaFigures(namespaces, tuple(sorted(wanted - set(namespaces))), used, held, running, workloads)
 
 
 @dataclass(frozen=True)
@@ -191,14 +213,17 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
     hard = {r: to_float(v) for r, v in spec.hard.model_dump(by_alias=True, exclude_none=True).items()
             if r in RESOURCES}
     used = figures.used
-    totals = {r: sum(used[ns][r] for ns in figures.namespaces) for r in RESOURCES}
-    shares = _split(hard, used, figures.namespaces)
+    # the pods' requests are always known; the counts only where our ResourceQuota limits them
+    measured = [r for r in RESOURCES if r in POD_RESOURCES or r in hard]
+    totals = {r: sum(used[ns][r] for ns in figures.namespaces) for r in measured}
+    shares, kinds = _split(hard, figures)
     owner = quota.reference
     wanted = []
     for ns in figures.namespaces:
         if hard:
-            wanted.append(resource_quota_manifest(
-                ns, {RESOURCES[r][0]: format_quantity(r, shares[ns][r]) for r in hard}, owner))
+            keys = {RESOURCES[r][0]: format_quantity(r, shares[ns][r]) for r in hard if r != "concurrentWorkloads"}
+            keys.update({k: str(n) for k, n in zip(WORKLOAD_KINDS, kinds.get(ns, ()))})
+            wanted.append(resource_quota_manifest(ns, keys, owner))
         if spec.defaults is not None:
             amounts = [spec.defaults.requests, spec.defaults.limits]
             requests, limits = ({} if a is None else a.model_dump(exclude_none=True) for a in amounts)
@@ -208,7 +233,7 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
     extra = {
         "usage": {r: _amount(r, v) for r, v in totals.items()},
         "remaining": {r: _amount(r, max(0.0, hard[r] - totals[r])) for r in hard},
-        "split": [{"namespace": ns, "used": {r: _amount(r, used[ns][r]) for r in RESOURCES},
+        "split": [{"namespace": ns, "used": {r: _amount(r, used[ns][r]) for r in measured},
                    "hard": {r: _amount(r, shares[ns][r]) for r in hard}} for ns in figures.namespaces],
         "ownedObjects": [{"kind": m["kind"], "namespace": m["metadata"]["namespace"], "name": m["metadata"]["name"]}
                          for m in wanted],
@@ -273,11 +298,13 @@ def _budget(conditions: list[dict], spec: QuotaSpec, cost: CostFigures | tuple[s
     return conditions, figures
 
 
-def _split(hard: Mapping[str, float], used: Mapping[str, Mapping[str, float]],
-           namespaces: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def _split(hard: Mapping[str, float], figures: QuotaFigures) -> tuple[dict[str, dict[str, float]],
+                                                                       dict[str, list[int]]]:
     """Each namespace's hard limit per resource (base units), split in whole units: the
     total rounded down, so the parts never add up to more than the spec says; uses
-    rounded up, so a namespace's part never falls below what it holds."""
+    rounded up, so a namespace's part never falls below what it holds. And, with
+    `concurrentWorkloads`, each namespace's part of it per kind (WORKLOAD_KINDS)."""
+    namespaces, used = figures.namespaces, figures.used
     shares: dict[str, dict[str, float]] = {ns: {} for ns in namespaces}
     for resource, total in hard.items():
         unit = RESOURCES[resource][1]
@@ -285,12 +312,16 @@ def _split(hard: Mapping[str, float], used: Mapping[str, Mapping[str, float]],
                             [math.ceil(used[ns][resource] * unit - 1e-9) for ns in namespaces])
         for ns, part in zip(namespaces, parts):
             shares[ns][resource] = part / unit
-    return shares
+    kinds = {}
+    if "concurrentWorkloads" in hard:
+        parts = split_by_kind(round(hard["concurrentWorkloads"]), [figures.workloads[ns] for ns in namespaces])
+        kinds = dict(zip(namespaces, parts))
+    return shares, kinds
 
 
 def _amount(resource: str, amount: float) -> str | int:
     """A figure as status holds it: pods are counted (an integer), the rest are quantities."""
-    return round(amount) if resource == "pods" else format_quantity(resource, amount)
+    return round(amount) if resource in ("pods", "concurrentWorkloads") else format_quantity(resource, amount)
 
 
 def _holds(held: Mapping[tuple[str, str, str], OwnedRecord], manifest: Mapping, owner_uid: str) -> bool:

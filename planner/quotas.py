@@ -42,3 +42,12 @@ def _shares(amount: int, weights: list[int]) -> list[int]:
     for i in order[:left]:
         shares[i] += 1
     return shares
+
+
+def split_by_kind(total: int, used: Sequence[Sequence[int]]) -> list[list[int]]:
+    """A total over namespaces whose use is counted per kind (`used[namespace][kind]`):
+    split across the namespaces by their whole use, then each namespace's part across its
+    kinds by the same rule. The parts sum to the total, and when the total covers the use
+    no kind gets less than its count, as `split_total` does for one figure."""
+    parts = split_total(total, [sum(kinds) for kinds in used])
+    return [split_total(part, list(kinds)) for part, kinds in zip(parts, used)]

@@ -102,6 +102,32 @@ def test_only_objects_that_do_not_hold_what_is_wanted_are_applied():
     assert decided(body, held=edited).events[-1][0] == "AppliedQuota"
 
 
+def test_workloads_and_storage_are_split_by_what_the_apiserver_counts_in_our_resource_quotas():
+    body = quota_body(hard={"concurrentWorkloads": 6, "storage": "10Gi"})
+    first = decided(body).action.manifests
+    # before the apiserver has counted anything: an equal split, each namespace's part
+    # shared across the three kinds so that together they never exceed the total
+    assert [m["spec"]["hard"] for m in first] == [
+        {"requests.storage": "5Gi", "count/deployments.apps": "1", "count/statefulsets.apps": "1",
+         "count/jobs.batch": "1"}] * 2
+    counted = as_held(first)
+    counted[0] = replace(counted[0], used={"count/deployments.apps": 2.0, "count/jobs.batch": 0.0,
+                                           "requests.storage": 4.0 * 2**30})
+    decision = decided(body, held=counted)
+    hard = {m["metadata"]["namespace"]: m["spec"]["hard"] for m in decision.action.manifests}
+    assert hard["a"] == {"requests.storage": "7Gi", "count/deployments.apps": "3", "count/statefulsets.apps": "1",
+                         "count/jobs.batch": "0"}
+    assert hard["b"] == {"requests.storage": "3Gi", "count/deployments.apps": "1", "count/statefulsets.apps": "1",
+                         "count/jobs.batch": "0"}
+    status = decision.status
+    QuotaStatus.model_validate(status, strict=True)
+    assert (status["usage"]["concurrentWorkloads"], status["usage"]["storage"]) == (2, "4Gi")
+    assert status["remaining"] == {"storage": "6Gi", "concurrentWorkloads": 4}
+    assert [(s["namespace"], s["hard"]) for s in status["split"]] == [
+        ("a", {"storage": "7Gi", "concurrentWorkloads": 4}), ("b", {"storage": "3Gi", "concurrentWorkloads": 2})]
+    assert "storage" not in decided(quota_body()).status["usage"], "counted only where a ResourceQuota limits it"
+
+
 def test_exceeded_turns_true_with_an_event_a_person_can_act_on_and_back():
     body = quota_body()
     within = decided(body, pods=[pod("a", "p1", "1")])

@@ -2,13 +2,14 @@
 ResourceQuota and a LimitRange in each; the real apiserver fills in the defaults and
 refuses a pod over the namespace's part of the total; the split follows the pods'
 requests; the garbage collector in kube-controller-manager deletes the objects with the
-Quota."""
+Quota. A Deployment whose pods are over the namespace's cpu leaves them refused (its
+ReplicaSet's FailedCreate); `concurrentWorkloads` and `storage` refuse the objects themselves."""
 import json
 
 import pytest
 from kubernetes import client
 
-from conftest import wait_for
+from conftest import app_workload, wait_for
 from quartermaster.operator.models import GROUP, VERSION
 from quartermaster.operator.quantities import to_float
 
@@ -45,8 +46,8 @@ def hard_cpu(core, namespace: str) -> float:
     return to_float(core.read_namespaced_resource_quota(OBJECT, namespace).spec.hard["requests.cpu"])
 
 
-def status(kubectl) -> dict:
-    return json.loads(kubectl("get", "quotas.quartermaster.dev", QUOTA, "-o", "json").stdout).get("status") or {}
+def status_of(kubectl, quota: str) -> dict:
+    return json.loads(kubectl("get", "quotas.quartermaster.dev", quota, "-o", "json").stdout).get("status") or {}
 
 
 def test_a_quota_owns_resource_quotas_whose_limits_sum_to_its_total(core, kubectl):
@@ -81,7 +82,7 @@ def test_the_apiserver_refuses_a_pod_over_the_split_and_the_split_follows_use(co
     defaulted = core.read_namespaced_pod("defaulted", LABELLED).spec.containers[0].resources
     assert defaulted.requests == {"cpu": "100m", "memory": "128Mi"} and defaulted.limits == {"memory": "128Mi"}
 
-    final = wait_for(lambda: (s := status(kubectl)).get("usage", {}).get("cpu") == "600m" and s, 60,
+    final = wait_for(lambda: (s := status_of(kubectl, QUOTA)).get("usage", {}).get("cpu") == "600m" and s, 60,
                      "status usage of 600m")
     assert final["remaining"]["cpu"] == "1400m"
     parts = {p["namespace"]: p for p in final["split"]}
@@ -100,3 +101,62 @@ def test_deleting_the_quota_deletes_its_objects(core, kubectl):
     kubectl("delete", "quotas.quartermaster.dev", QUOTA)
     wait_for(lambda: not [q for ns in (LISTED, LABELLED) for q in core.list_namespaced_resource_quota(ns).items]
              and not core.list_namespaced_limit_range(LISTED).items, 90, "the garbage collector to delete them")
+
+
+WORKLOADS_NS, WORKLOADS_QUOTA = "quota-c", "team-green"
+
+
+def workloads_quota_manifest() -> str:
+    return json.dumps({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": WORKLOADS_QUOTA},
+        "spec": {"scope": {"namespaces": [WORKLOADS_NS]},
+                 "hard": {"cpu": "1", "concurrentWorkloads": 2, "storage": "1Gi"}}})
+
+
+def deployment(name: str, cpu: str):
+    template = client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels={"app": name}), spec=pod(name, cpu).spec)
+    return app_workload("Deployment", name, 1, template)
+
+
+def test_pods_over_the_limit_are_refused_and_workloads_and_storage_are_counted(core, kubectl, control_plane):
+    control_plane.create_namespace(WORKLOADS_NS, timeout=60)
+    kubectl("apply", "-f", "-", input=workloads_quota_manifest())
+    name = f"quartermaster-{WORKLOADS_QUOTA}"
+
+    def hard():
+        found = core.list_namespaced_resource_quota(WORKLOADS_NS, field_selector=f"metadata.name={name}").items
+        return found[0].spec.hard if found else {}
+
+    # 2 workloads over 3 kinds: at most 2 objects in all, however they are made
+    wait_for(lambda: hard().get("count/deployments.apps") == "1", 90, "the ResourceQuota with the workload counts")
+    assert (hard()["count/statefulsets.apps"], hard()["count/jobs.batch"], hard()["requests.storage"]) == (
+        "1", "0", "1Gi")
+    with control_plane.api_client() as api:
+        apps = client.AppsV1Api(api)
+        apps.create_namespaced_deployment(WORKLOADS_NS, deployment("too-big", "2"))
+
+        def refused():
+            events = core.list_namespaced_event(WORKLOADS_NS, field_selector="involvedObject.kind=ReplicaSet").items
+            return [e for e in events if e.reason == "FailedCreate"]
+
+        event = wait_for(refused, 60, "the ReplicaSet's FailedCreate event")[0]
+        assert "exceeded quota" in event.message and "requests.cpu" in event.message
+        assert event.involved_object.name.startswith("too-big-")
+        # the first Deployment used a kind's share; the next cycle gives it the spare one
+        wait_for(lambda: hard().get("count/deployments.apps") == "2", 60, "room for a second Deployment")
+        apps.create_namespaced_deployment(WORKLOADS_NS, deployment("second", "100m"))
+        wait_for(lambda: hard().get("count/statefulsets.apps") == "0", 60, "no room left for a StatefulSet")
+        for create in (lambda: apps.create_namespaced_deployment(WORKLOADS_NS, deployment("third", "100m")),
+                       lambda: apps.create_namespaced_stateful_set(WORKLOADS_NS, app_workload(
+                           "StatefulSet", "third", 1, deployment("third", "100m").spec.template))):
+            with pytest.raises(client.ApiException) as over:
+                create()
+            assert over.value.status == 403 and "exceeded quota" in over.value.body
+    claim = client.V1PersistentVolumeClaim(metadata=client.V1ObjectMeta(name="data"), spec=client.V1PersistentVolumeClaimSpec(
+        access_modes=["ReadWriteOnce"], resources=client.V1VolumeResourceRequirements(requests={"storage": "2Gi"})))
+    with pytest.raises(client.ApiException) as over:
+        core.create_namespaced_persistent_volume_claim(WORKLOADS_NS, claim)
+    assert over.value.status == 403 and "requests.storage" in over.value.body
+    usage = wait_for(lambda: (u := (status_of(kubectl, WORKLOADS_QUOTA).get("usage") or {})).get(
+        "concurrentWorkloads") == 2 and u, 60, "status usage of 2 workloads")
+    assert usage["storage"] == "0"
