@@ -253,7 +253,9 @@ def _plan(spec: SwapPlanSpec, figures: SwapFigures, templates: Mapping[WorkloadK
     targets = {names[k]: dict(zip(RESOURCES, allocation[k])) for k in range(len(names))
                if not np.allclose(allocation[k], instances[k].current, rtol=1e-9, atol=0)}
     swaps = [{"from": s.donor or "(free)", "to": s.recipient or "(free)", "resource": s.resource,
-              "amount": format_quantity(s.resource, s.amount * UNIT[s.resource])} for s in result.swaps]
+              # at a request's precision (a MiB, a millicore): what a person reads and a step writes
+              "amount": format_quantity(s.resource, request_precision(s.resource, s.amount * UNIT[s.resource],
+                                                                      up=False))} for s in result.swaps]
     digest = hashlib.sha256(repr(sorted((k, tuple(round(v, 3) for v in t.values())) for k, t in
                                         targets.items())).encode()).hexdigest()[:10]
     return {"planId": digest, "plannedAt": rfc3339(now), "swaps": swaps, "swapCount": len(swaps),

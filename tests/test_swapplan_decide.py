@@ -137,3 +137,12 @@ def test_no_plan_without_fresh_metrics():
     decision = decide(plan("Auto"), parse_spec(plan("Auto")), None, ClusterState(True, TEMPLATES),
                       ("PrometheusUnreachable", "cannot connect"), {}, NOW)
     assert decision.action is None and ready(decision)["reason"] == "WaitingForMetrics"
+
+
+def test_swapped_amounts_read_at_a_requests_precision():
+    """A memory amount the LP leaves at an odd byte count reads in MiB, as a request is written."""
+    odd = SwapFigures(np.array([5.0, 8 * GIB]), (
+        instance(BUSY, [0.9, GIB], [3.0, 2.3 * GIB]), instance(IDLE, [0.4, 0.3 * GIB], [0.5, 0.3 * GIB])), NOW)
+    swaps = decided(plan(constraints={"maxChangeFraction": 0.9}), odd).status["swaps"]
+    memory = [s["amount"] for s in swaps if s["resource"] == "memory"]
+    assert memory and all(a.endswith(("Mi", "Gi")) for a in memory), memory
