@@ -46,9 +46,14 @@ def _policy_row(obj: Mapping) -> list[str]:
 
 
 def _quota_row(obj: Mapping) -> list[str]:
-    status = obj.get("status") or {}
-    used, limit = (status.get("usage") or {}).get("cpu", "-"), ((obj.get("spec") or {}).get("hard") or {}).get("cpu", "-")
-    return [_name(obj), f"{used}/{limit}", _ready(obj)]
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    used, limit = (status.get("usage") or {}).get("cpu", "-"), (spec.get("hard") or {}).get("cpu", "-")
+    cost, budget = status.get("cost") or {}, spec.get("budget") or {}
+
+    def spend(spent, limit) -> str:
+        return "-" if spent is None else f"{spent:.2f}/{'-' if limit is None else f'{limit:g}'} {cost.get('currency', '')}"
+    return [_name(obj), f"{used}/{limit}", spend(cost.get("today"), budget.get("daily")),
+            spend(cost.get("thisMonth"), budget.get("monthly")), _ready(obj)]
 
 
 def _plan_row(obj: Mapping) -> list[str]:
@@ -62,7 +67,7 @@ def _plan_row(obj: Mapping) -> list[str]:
 COLUMNS = {
     ResourcePool.plural: (["POOL", "CPU", "REQUESTED", "USED", "FORECAST", "PRESSURE", "DAYS-LEFT", "READY"], _pool_row),
     ScalingPolicy.plural: (["POLICY", "TARGET", "MODE", "CURRENT → RECOMMENDED", "CONFIDENCE", "READY"], _policy_row),
-    Quota.plural: (["QUOTA", "CPU USED/LIMIT", "READY"], _quota_row),
+    Quota.plural: (["QUOTA", "CPU USED/LIMIT", "SPENT TODAY/BUDGET", "THIS MONTH/BUDGET", "READY"], _quota_row),
     SwapPlan.plural: (["SWAPPLAN", "POOL", "APPROVAL", "PHASE", "SWAPS", "RISK", "PLAN", "READY"], _plan_row),
 }
 

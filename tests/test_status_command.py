@@ -21,12 +21,15 @@ def test_each_kind_gets_its_table_with_the_figures_a_person_looks_for():
               "status": {"currentReplicas": 3, "recommendation": {"replicas": 5}, "confidence": 0.81}}
     plan = {"metadata": {"name": "move"}, "spec": {"poolRef": {"name": "general"}, "approval": "Manual"},
             "status": {"phase": "Planned", "swapCount": 4, "risk": 0.12, "planId": "7e04271f9f"}}
-    shown = tables({"resourcepools": [pool], "scalingpolicies": [policy], "swapplans": [plan]})
+    quota = {"metadata": {"name": "team-a"}, "spec": {"hard": {"cpu": "8"}, "budget": {"daily": 40}},
+             "status": {"usage": {"cpu": "1500m"}, "cost": {"today": 12.345, "thisMonth": 180.5, "currency": "USD"}}}
+    shown = tables({"resourcepools": [pool], "scalingpolicies": [policy], "swapplans": [plan], "quotas": [quota]})
     assert shown["resourcepools"][1] == ["general", "16", "4", "2500m", "3", "cpu Normal, memory Warning", "13",
                                          "True/Reconciled"], "days left: the soonest resource's"
     assert shown["scalingpolicies"][1][3] == "3 → 5" and shown["scalingpolicies"][1][4] == "0.81"
     assert shown["swapplans"][1][3:7] == ["Planned", "4", "0.12", "7e04271f9f"]
-    assert len(shown["quotas"]) == 1, "a kind with no objects shows its header"
+    assert shown["quotas"][1][1:4] == ["1500m/8", "12.35/40 USD", "180.50/- USD"], "used/limit, spend/budget"
+    assert len(tables({})["quotas"]) == 1, "a kind with no objects shows its header"
     lines = render(shown["resourcepools"]).splitlines()
     assert lines[0].index("CPU") == lines[1].index("16"), "columns line up"
 
