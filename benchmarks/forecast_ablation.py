@@ -60,6 +60,18 @@ def family(name: str) -> str:
     return next(f for prefix, f in FAMILIES.items() if name.startswith(prefix))
 
 
+def load_traces(shared: Path, only: str = "") -> tuple[object, dict, dict[str, list[str]]]:
+    """The shared evaluation module, the traces whose name contains `only`, and their names by family."""
+    spec = importlib.util.spec_from_file_location("forecast_eval", shared / "bench" / "forecast_eval.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    series = {p.stem: bench.load_series(p) for p in sorted((shared / "data" / "traces").glob("*.csv")) if only in p.stem}
+    groups: dict[str, list[str]] = {}
+    for name in series:
+        groups.setdefault(family(name), []).append(name)
+    return bench, series, groups
+
+
 def configurations() -> dict[str, ForecastOptions]:
     singles = {f"single: {model}": replace(BARE, only_model=model) for model in SINGLE_MODELS}
     return LAYERS | singles
@@ -140,14 +152,7 @@ def main(argv=None) -> int:
     parser.add_argument("--series", default="", help="only the traces whose name contains this")
     parser.add_argument("--cache", type=Path, help="JSON file that keeps each configuration's rows between runs")
     args = parser.parse_args(argv)
-    spec = importlib.util.spec_from_file_location("forecast_eval", args.shared / "bench" / "forecast_eval.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    series = {p.stem: bench.load_series(p) for p in sorted((args.shared / "data" / "traces").glob("*.csv"))
-              if args.series in p.stem}
-    groups: dict[str, list[str]] = {}
-    for name in series:
-        groups.setdefault(family(name), []).append(name)
+    bench, series, groups = load_traces(args.shared, args.series)
 
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     reference_rows = bench.evaluate(series, {"ref": bench.seasonal_naive}, HORIZON, STRIDE, HISTORY_DAYS)

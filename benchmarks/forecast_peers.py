@@ -17,13 +17,12 @@ timing by one call before the run.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from forecast_ablation import HISTORY_DAYS, HORIZON, STRIDE, family, figures, print_table
+from forecast_ablation import HISTORY_DAYS, HORIZON, STRIDE, figures, load_traces, print_table
 from quartermaster.predictors import forecast
 
 DAY = 86400.0
@@ -66,14 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared folder (bench/, data/)")
     parser.add_argument("--series", default="", help="only the traces whose name contains this")
     args = parser.parse_args(argv)
-    spec = importlib.util.spec_from_file_location("forecast_eval", args.shared / "bench" / "forecast_eval.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    series = {p.stem: bench.load_series(p) for p in sorted((args.shared / "data" / "traces").glob("*.csv"))
-              if args.series in p.stem}
-    groups: dict[str, list[str]] = {}
-    for name in series:
-        groups.setdefault(family(name), []).append(name)
+    bench, series, groups = load_traces(args.shared, args.series)
 
     forecasters = peers()
     warm = np.sin(np.arange(3 * 288) / 288 * 2 * np.pi) + 2

@@ -8,7 +8,7 @@
                       [--prometheus-url URL] [--prometheus-timeout S] [--metrics-step-seconds N]
                       [--history-seconds N] [--rate-window W] [--cpu-query PROMQL] [--memory-query PROMQL]
                       [--cpu-request-query PROMQL] [--memory-request-query PROMQL] [--gpu-request-query PROMQL]
-                      [--cost-step-seconds N] [--price-table FILE]
+                      [--cost-step-seconds N] [--price-table FILE] [--providers FILE]
     quartermaster crds [FOLDER]
     quartermaster status [--kubeconfig PATH] [--context NAME] [-n NS | -A] [-o table|json|yaml]
     quartermaster history [KIND/NAME] [--since 2h] [--kubeconfig PATH] [--context NAME] [-n NS | -A]
@@ -30,6 +30,7 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
 from kubernetes.config import kube_config
 from pydantic import ValidationError
 
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="the resolution cost is read from Prometheus at")
     run.add_argument("--price-table", type=Path, help="YAML: prices per core-, GiB- and GPU-hour, overridden "
                                                       "per node label or instance type (default: OpenCost's)")
+    run.add_argument("--providers", type=Path, help="YAML: each node-pool provider's options by its name "
+                                                    "(kwok: its pools' instanceType, minSize, maxSize)")
     run.add_argument("--peering", help="Kopf peering name: pause while a higher-priority peer runs "
                                        "(not leader election; the ClusterKopfPeering must exist). "
                                        "Default: standalone")
@@ -133,6 +136,10 @@ def run(options: argparse.Namespace) -> int:
     except PriceTableError as error:
         print(f"quartermaster run: {error}", file=sys.stderr)
         return 2
+    providers = {} if options.providers is None else _provider_options(options.providers)
+    if isinstance(providers, str):
+        print(f"quartermaster run: {providers}", file=sys.stderr)
+        return 2
     import kopf
 
     from quartermaster.operator import handlers  # noqa: F401  (registers the handlers)
@@ -148,7 +155,7 @@ def run(options: argparse.Namespace) -> int:
             rate_window=options.rate_window, cpu_query=options.cpu_query, memory_query=options.memory_query,
             cpu_request_query=options.cpu_request_query, memory_request_query=options.memory_request_query,
             gpu_request_query=options.gpu_request_query, cost_step_seconds=options.cost_step_seconds),
-        price_table=prices,
+        price_table=prices, providers=providers,
     )
     logging.basicConfig(level=logging.DEBUG if options.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -174,6 +181,17 @@ def run(options: argparse.Namespace) -> int:
         if elector is not None:
             elector.release()
     return 0
+
+
+def _provider_options(path: Path) -> dict[str, dict] | str:
+    """The --providers file: a mapping of provider names to their options; or what is wrong with it."""
+    try:
+        options = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        return f"--providers {path}: {error}"
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        return f"--providers {path}: expected a mapping of provider names to their options"
+    return options
 
 
 def _leader_elector(options: argparse.Namespace) -> leadership.LeaderElector | str:
@@ -203,19 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in crdgen.write_all(Path(options.folder)):
             print(path)
         return 0
-    if options.command == "replay":
-        return replay.run(options)
-    if options.command == "status":
-        return status_command.run(options)
-    if options.command == "history":
-        return history_command.run(options)
-    if options.command == "set-quota":
-        return set_quota_command.run(options)
-    if options.command == "export":
-        return export_command.run(options)
-    if options.command == "monitor":
-        return monitor_command.run(options)
-    return run(options)
+    commands = {"replay": replay.run, "status": status_command.run, "history": history_command.run,
+                "set-quota": set_quota_command.run, "export": export_command.run, "monitor": monitor_command.run}
+    return commands.get(options.command, run)(options)
 
 
 if __name__ == "__main__":
