@@ -42,8 +42,10 @@ from quartermaster.operator.telemetry import Telemetry
 from quartermaster.operator.usage_history import latest
 from quartermaster.operator.workloads import WorkloadKey, WorkloadTemplate
 from quartermaster.planner.pools import strategy_parameters
+from quartermaster.planner.priority import Standing
 from quartermaster.predictors import Forecasts, forecast_many_detailed
 from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
+from quartermaster.providers.priority_classes import PriorityClasses, PriorityClassWriter
 from quartermaster.providers.quotas import QuotaObjects, QuotaObjectWriter
 from quartermaster.providers.requests import PodResize, TemplateRequests, WorkloadRequests
 
@@ -70,6 +72,7 @@ class CycleResult:
     metrics_error: Optional[MetricsUnavailable]
     timings: dict[str, float] = field(default_factory=dict)
     quotas: list[Outcome] = field(default_factory=list)
+    priority_classes: Optional[PriorityClasses] = None  # the operator's PriorityClasses to apply
 
 
 @dataclass
@@ -194,16 +197,19 @@ class ControlCycle:
             if decision.state is not None:
                 self._scaling_state[policy.uid] = decision.state
             policies.append(Outcome(ScalingPolicy.plural, policy, decision))
+        scopes = {q.name: (spec, quota.figures(q, spec, snapshot))
+                  for q in snapshot.quotas for spec in [self._parse(q, quota.parse_spec)]}
+        standings = quota.standings(scopes)
         plans = [Outcome(SwapPlan.plural, plan, swapplan.decide(
             plan, observed.plan_specs[plan.uid],
-            None if book is None or plan.uid not in observed.plan_pools else self._swap_figures(book, observed, plan),
+            None if book is None or plan.uid not in observed.plan_pools
+            else self._swap_figures(book, observed, plan, standings),
             self._cluster_state(observed, plan, now), problem, self._written.get(plan.uid, plan.status), now))
             for plan in snapshot.plans]
         quotas = []
         cost = self._read_cost(snapshot, observed, names, now) if snapshot.quotas or self.settings.api_port else None
         for obj in snapshot.quotas:
-            spec = self._parse(obj, quota.parse_spec)
-            scope = quota.figures(obj, spec, snapshot)
+            spec, scope = scopes[obj.name]
             quotas.append(Outcome(Quota.plural, obj, quota.decide(
                 obj, spec, scope, self._written.get(obj.uid, obj.status), now, quota.cost_figures(scope, cost))))
         self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies, *snapshot.plans, *snapshot.quotas)},
@@ -213,7 +219,8 @@ class ControlCycle:
         self.telemetry.workloads.set(len(workloads))
         if self.usage.last_success is not None:
             self.telemetry.metrics_age.set(now - self.usage.last_success)
-        return CycleResult(pools, policies, plans, len(workloads), error, timings, quotas)
+        return CycleResult(pools, policies, plans, len(workloads), error, timings, quotas,
+                           quota.priority_classes_to_apply(snapshot.priority_classes))
 
     def _read_cost(self, snapshot: ClusterSnapshot, observed: _Observed, names: dict[str, str],
                    now: float) -> CostData | tuple[str, str]:
@@ -378,8 +385,8 @@ class ControlCycle:
                              pods=tuple((p.name, p.containers) for p in sorted(pods, key=lambda p: p.name)),
                              oom_killed=any(p.oom_killed for p in pods), pool=observed.policy_pools.get(policy.uid))
 
-    def _swap_figures(self, book: _ForecastBook, observed: _Observed,
-                      plan: CustomObject) -> Optional[swapplan.SwapFigures]:
+    def _swap_figures(self, book: _ForecastBook, observed: _Observed, plan: CustomObject,
+                      standings: Mapping[str, Standing]) -> Optional[swapplan.SwapFigures]:
         """The plan's pool: each whole member Deployment or StatefulSet with its requests
         (all replicas), usage and forecast peaks; what they may hold between them."""
         spec, pool = observed.plan_specs[plan.uid], observed.plan_pools[plan.uid]
@@ -403,7 +410,7 @@ class ControlCycle:
                 history))
         held = np.array([sum(i.current[k] for i in instances) for k in range(len(swapplan.RESOURCES))])
         capacity = np.array([summary.capacity[r] - summary.requested[r] for r in swapplan.RESOURCES]) + held
-        return swapplan.SwapFigures(capacity, tuple(instances), book.end)
+        return swapplan.SwapFigures(capacity, tuple(instances), book.end, standings)
 
     def _cluster_state(self, observed: _Observed, plan: CustomObject, now: float) -> swapplan.ClusterState:
         spec = observed.plan_specs[plan.uid]
@@ -460,6 +467,8 @@ class ControlCycle:
                    if await self._publish(outcome) and outcome.decision.action is not None]
         result.timings["report"], clock = time.perf_counter() - clock, time.perf_counter()
         await self._act(actions)
+        if result.priority_classes is not None:
+            await self._apply_priority_classes(result.priority_classes)
         result.timings["act"] = time.perf_counter() - clock
         for stage, seconds in result.timings.items():
             self.telemetry.stage_seconds.labels(stage).observe(seconds)
@@ -469,6 +478,17 @@ class ControlCycle:
     async def _publish(self, outcome: Outcome) -> bool:
         return await report.publish(outcome.plural, outcome.obj, outcome.decision.status,
                                     outcome.decision.events, self._written)
+
+    async def _apply_priority_classes(self, classes: PriorityClasses) -> None:
+        """They belong to no object, so a failure is logged and counted, not an Event."""
+        try:
+            await PriorityClassWriter(api_client()).apply(classes)
+            self.telemetry.actions.labels(classes.actuator, "applied").inc()
+            logger.info("%s", classes.describe())
+        except ApiException as error:
+            self.telemetry.actions.labels(classes.actuator, "failed").inc()
+            logger.warning("%s: not applied (%s %s: %s); the next cycle tries again", classes.describe(),
+                           error.status, error.reason, error.body)
 
     async def _act(self, outcomes: list[Outcome]) -> None:
         api = api_client()

@@ -64,6 +64,7 @@ class ClusterSnapshot:
     plans: list[CustomObject] = field(default_factory=list)  # SwapPlans
     quotas: list[CustomObject] = field(default_factory=list)
     quota_objects: list = field(default_factory=list)  # quota.OwnedRecord: the ResourceQuotas and LimitRanges we own
+    priority_classes: dict = field(default_factory=dict)  # name -> quota.priority_class_content: the ones we made
 
     def templates(self) -> dict[WorkloadKey, WorkloadTemplate]:
         return {w.key: w for w in self.workloads}
@@ -96,7 +97,7 @@ def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping]
 
 def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, policy_index,
                           hpa_index, vpa_index, deployment_index, statefulset_index, swapplan_index, quota_index,
-                          resourcequota_index, limitrange_index) -> ClusterSnapshot:
+                          resourcequota_index, limitrange_index, priorityclass_index) -> ClusterSnapshot:
     """A snapshot of Kopf's indices (each keeps a store of values per key: take them all)."""
     def values(index):
         return [value for store in index.values() for value in store]
@@ -107,7 +108,8 @@ def snapshot_from_indices(node_index, pod_index, namespace_index, pool_index, po
         pools=values(pool_index), policies=values(policy_index), hpas=values(hpa_index),
         vpas=values(vpa_index),
         workloads=values(deployment_index) + values(statefulset_index), plans=values(swapplan_index),
-        quotas=values(quota_index), quota_objects=values(resourcequota_index) + values(limitrange_index))
+        quotas=values(quota_index), quota_objects=values(resourcequota_index) + values(limitrange_index),
+        priority_classes={name: content for name, store in priorityclass_index.items() for content in store})
 
 
 @dataclass

@@ -15,6 +15,10 @@ getting its count plus an equal share of what is left. What the pods' requests d
 show (the objects' counts, the PersistentVolumeClaims' storage) is read from the
 ResourceQuota's own `status.used`, the figures the apiserver's admission counts against.
 
+Priority classes: the Quota's `priorityClass` and `fairShareWeight` weigh its namespaces'
+workloads in SwapPlans (`standings`), and the operator keeps a Kubernetes PriorityClass per
+level (providers/priority_classes.py) for pods to name.
+
 Desired against observed: the owned objects are indexed (by the managed-by label), and an
 object is applied only when what it holds differs from what is wanted. The cluster, not
 the operator's memory, is the record, so a restarted operator, an apply that failed, or a
@@ -43,8 +47,10 @@ from quartermaster.operator.observe import ClusterSnapshot, CustomObject, custom
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.planner.cost import Spend
+from quartermaster.planner.priority import PriorityClass, Standing
 from quartermaster.planner.quotas import split_by_kind, split_total
 from quartermaster.providers.hpa import FIELD_MANAGER, MANAGED_BY_LABEL
+from quartermaster.providers.priority_classes import PriorityClasses, priority_class_manifest
 from quartermaster.providers.quotas import (QUOTA_LABEL, QuotaObjects, limit_range_manifest, object_name,
                                             resource_quota_manifest)
 
@@ -84,6 +90,34 @@ def canonical(kind: str, spec: Mapping) -> tuple:
                  for limit in spec.get("limits") or [])
 
 
+def priority_class_content(body: Mapping) -> tuple:
+    """What a PriorityClass holds that the operator sets."""
+    return (body.get("value"), bool(body.get("globalDefault")), body.get("preemptionPolicy"), body.get("description"))
+
+
+def priority_classes_to_apply(held: Mapping[str, tuple]) -> Optional[PriorityClasses]:
+    """The operator's PriorityClasses (one per level) that the cluster does not hold as wanted."""
+    stale = tuple(m for m in map(priority_class_manifest, PriorityClass)
+                  if held.get(m["metadata"]["name"]) != priority_class_content(m))
+    return PriorityClasses(stale) if stale else None
+
+
+def standings(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures]]]) -> dict[str, Standing]:
+    """Each namespace in a valid Quota's scope: the Quota's priority class and fair-share
+    weight (by Quota name). A namespace in several scopes takes the highest class among
+    them, then the largest weight, then the first Quota by name, so the answer never
+    depends on the order Quotas are listed in."""
+    found: dict[str, tuple] = {}
+    for name, (spec, scope) in sorted(quotas.items()):
+        if isinstance(spec, str) or scope is None:
+            continue
+        rank = (-spec.priority_class.weight, -spec.fair_share_weight, name)
+        for ns in scope.namespaces:
+            if ns not in found or rank < found[ns][0]:
+                found[ns] = (rank, Standing(spec.priority_class, spec.fair_share_weight))
+    return {ns: standing for ns, (_, standing) in found.items()}
+
+
 def owned_record(kind: str, namespace: str, name: str, labels: Mapping, meta: Mapping, spec: Mapping,
                  status: Optional[Mapping] = None) -> OwnedRecord:
     owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == Quota.kind), {})
@@ -106,6 +140,11 @@ def resourcequota_index(namespace, name, labels, meta, spec, status, **_):
 @kopf.index("", "v1", "limitranges", labels=MANAGED)
 def limitrange_index(namespace, name, labels, meta, spec, **_):
     return {(namespace, name): owned_record("LimitRange", namespace, name, labels, meta, spec)}
+
+
+@kopf.index("scheduling.k8s.io", "v1", "priorityclasses", labels=MANAGED)
+def priorityclass_index(name, body, **_):
+    return {name: priority_class_content(body)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, when=spec_not_yet_observed)

@@ -36,7 +36,7 @@ async def run_cycles(cycle: ControlCycle, config: OperatorSettings, wake: Change
 @kopf.on.startup()
 async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, pool_index, policy_index,
                       hpa_index, vpa_index, deployment_index, statefulset_index, swapplan_index, quota_index,
-                      resourcequota_index, limitrange_index, **_):
+                      resourcequota_index, limitrange_index, priorityclass_index, **_):
     config = settings.current
     telemetry = Telemetry()
     if config.metrics_port:
@@ -55,7 +55,8 @@ async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, p
                    vpa_index=vpa_index,
                    deployment_index=deployment_index, statefulset_index=statefulset_index,
                    swapplan_index=swapplan_index, quota_index=quota_index,
-                   resourcequota_index=resourcequota_index, limitrange_index=limitrange_index)
+                   resourcequota_index=resourcequota_index, limitrange_index=limitrange_index,
+                   priorityclass_index=priorityclass_index)
     memo.cycle_task = asyncio.create_task(run_cycles(cycle, config, cycle_wanted, indices), name="control cycle")
 
 

@@ -18,15 +18,16 @@ the last step the rollback guard's query must keep returning series for `windowS
 if it returns none, cannot be read, or a workload does not roll out in time, the applied
 steps are undone in reverse order (RolledBack).
 
-Without the Quota kind, a workload's priority class and SLA floors come from its
-annotations (`quartermaster.dev/priority`, `quartermaster.dev/min-cpu`,
+A workload's priority class and fair-share weight are its namespace's Quota's (normal and
+1 outside every Quota); its `quartermaster.dev/priority` annotation overrides the class.
+SLA floors come from its annotations (`quartermaster.dev/min-cpu`,
 `quartermaster.dev/min-memory`); no swap takes a workload below what it uses now.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import kopf
@@ -40,6 +41,7 @@ from quartermaster.operator.quantities import format_quantity, request_precision
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 from quartermaster.planner import AntiThrash, InfeasiblePlanError, PriorityClass, SwapPlanRequest, plan_swaps, vertical
+from quartermaster.planner.priority import UNCLASSIFIED, Standing
 from quartermaster.providers.requests import TemplateRequests
 
 PLURAL = SwapPlan.plural
@@ -101,6 +103,7 @@ class SwapFigures:
     capacity: np.ndarray  # what the instances may hold between them, per resource
     instances: tuple[Instance, ...]
     metrics_time: float
+    standings: Mapping[str, Standing] = field(default_factory=dict)  # namespace -> its Quota's class and weight
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,8 @@ def _plan(spec: SwapPlanSpec, figures: SwapFigures, templates: Mapping[WorkloadK
     # one plan (that is the demand's and maxChangeFraction's part); an SLA floor is hard
     minimum = np.maximum(floors, np.minimum(used, current))
     capacity = figures.capacity / units
-    priority = [i.template.annotations.get(PRIORITY_ANNOTATION, PriorityClass.NORMAL.value) for i in instances]
+    standing = [figures.standings.get(i.template.key.namespace, UNCLASSIFIED) for i in instances]
+    priority = [i.template.annotations.get(PRIORITY_ANNOTATION, s.priority.value) for i, s in zip(instances, standing)]
     unknown = [p for p in priority if p not in {c.value for c in PriorityClass}]
     if unknown:
         raise InfeasiblePlanError(f"unknown priority class {unknown[0]!r} in {PRIORITY_ANNOTATION} "
@@ -246,6 +250,7 @@ def _plan(spec: SwapPlanSpec, figures: SwapFigures, templates: Mapping[WorkloadK
         forecast_upper=np.array([i.upper for i in instances]) / units,
         minimum=minimum, maximum=np.broadcast_to(capacity, current.shape).copy(),
         max_change=spec.constraints.max_change_fraction * current, capacity=capacity, priority=priority,
+        fair_share=np.array([s.fair_share for s in standing]),
         shortfall_cost=spec.weights.shortfall, waste_cost=spec.weights.waste, move_cost=spec.weights.move,
         anti_thrash=AntiThrash(min_swap_relative=spec.constraints.min_swap_fraction),
         max_swaps=spec.constraints.max_swaps, risk_threshold=spec.constraints.risk_threshold))

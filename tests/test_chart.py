@@ -76,6 +76,7 @@ EXPECTED_RULES = [
     (["apps"], ["deployments", "statefulsets"], ["list", "watch", "patch"]),
     ([""], ["pods/resize"], ["patch"]),
     ([""], ["resourcequotas", "limitranges"], ["list", "watch", "create", "patch"]),
+    (["scheduling.k8s.io"], ["priorityclasses"], ["list", "watch", "create", "patch"]),
     (["authentication.k8s.io"], ["tokenreviews"], ["create"]),
     (["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
     ([""], ["events"], ["create"]),

@@ -5,8 +5,10 @@ from dataclasses import replace
 from quartermaster.operator.models import QuotaStatus
 from quartermaster.operator.observe import snapshot_from_objects
 from quartermaster.operator.quantities import to_float
-from quartermaster.operator.quota import cost_figures, decide, figures, owned_record, parse_spec
+from quartermaster.operator.quota import (cost_figures, decide, figures, owned_record, parse_spec,
+                                          priority_class_content, priority_classes_to_apply, standings)
 from quartermaster.planner.cost import Spend
+from quartermaster.planner.priority import PriorityClass, Standing
 
 NOW = 1_800_000_000.0
 SCOPE = {"namespaces": ["a", "gone"], "team": {"key": "team", "value": "blue"}}
@@ -219,3 +221,32 @@ def test_no_cost_figures_from_missing_or_stale_data_and_a_condition_saying_why()
 def test_a_budget_in_another_currency_is_not_compared():
     decision = costed({"daily": 0.01, "currency": "EUR"}, Spend(5, 5, 5, 5))
     assert condition(decision, "BudgetExceeded")["reason"] == "CurrencyMismatch"
+
+
+# ---- priority classes ----------------------------------------------------------------
+
+def test_a_priority_class_per_level_is_applied_until_the_cluster_holds_it():
+    wanted = priority_classes_to_apply({}).manifests
+    assert [(m["metadata"]["name"], m["value"]) for m in wanted] == [
+        ("quartermaster-critical", 1_000_000), ("quartermaster-high", 100_000), ("quartermaster-normal", 0),
+        ("quartermaster-low", -100_000)]
+    assert all(m["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "quartermaster"} and
+               m["globalDefault"] is False for m in wanted)
+    held = {m["metadata"]["name"]: priority_class_content(m) for m in wanted}
+    assert priority_classes_to_apply(held) is None
+    held["quartermaster-low"] = priority_class_content({**wanted[3], "description": "edited by hand"})
+    assert [m["metadata"]["name"] for m in priority_classes_to_apply(held).manifests] == ["quartermaster-low"]
+
+
+def test_a_namespace_takes_its_quota_s_class_and_weight_the_highest_when_in_several():
+    def scoped(name, namespaces, **spec):
+        body = {**quota_body(**spec), "metadata": {"name": name, "uid": name, "generation": 1}}
+        body["spec"]["scope"] = {"namespaces": namespaces}
+        snapshot = snapshot_from_objects(namespaces=NAMESPACES, quotas=[body])
+        obj = snapshot.quotas[0]
+        spec = parse_spec(obj)
+        return name, (spec, figures(obj, spec, snapshot))
+
+    found = standings(dict([scoped("batch", ["a", "b"], priorityClass="low", fairShareWeight=2),
+                            scoped("web", ["b"], priorityClass="high"), scoped("bad", ["other"], hard={"cpu": "x"})]))
+    assert found == {"a": Standing(PriorityClass.LOW, 2.0), "b": Standing(PriorityClass.HIGH, 1.0)}

@@ -160,3 +160,24 @@ def test_pods_over_the_limit_are_refused_and_workloads_and_storage_are_counted(c
     usage = wait_for(lambda: (u := (status_of(kubectl, WORKLOADS_QUOTA).get("usage") or {})).get(
         "concurrentWorkloads") == 2 and u, 60, "status usage of 2 workloads")
     assert usage["storage"] == "0"
+
+
+def test_the_operator_keeps_a_priority_class_per_level_that_pods_take_their_priority_from(core, control_plane):
+    with control_plane.api_client() as api:
+        scheduling = client.SchedulingV1Api(api)
+
+        def classes():
+            return {c.metadata.name: c for c in scheduling.list_priority_class(
+                label_selector="app.kubernetes.io/managed-by=quartermaster").items}
+
+        made = wait_for(lambda: len(found := classes()) == 4 and found, 90, "the four PriorityClasses")
+        assert {name: c.value for name, c in made.items()} == {
+            "quartermaster-critical": 1_000_000, "quartermaster-high": 100_000, "quartermaster-normal": 0,
+            "quartermaster-low": -100_000}
+        scheduling.patch_priority_class("quartermaster-low", {"description": "edited by hand"})
+        wait_for(lambda: classes()["quartermaster-low"].description.startswith("Quartermaster's low"), 60,
+                 "the hand edit put back")
+    control_plane.create_namespace("quota-priority", timeout=60)
+    high = pod("urgent", "100m")
+    high.spec.priority_class_name = "quartermaster-high"
+    assert core.create_namespaced_pod("quota-priority", high).spec.priority == 100_000

@@ -6,6 +6,7 @@ import pytest
 from quartermaster.operator.observe import custom_object
 from quartermaster.operator.swapplan import ClusterState, Instance, SwapFigures, decide, parse_spec
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
+from quartermaster.planner.priority import PriorityClass, Standing
 
 NOW = 1_800_000_000.0
 GIB = 2.0**30
@@ -146,3 +147,23 @@ def test_swapped_amounts_read_at_a_requests_precision():
     swaps = decided(plan(constraints={"maxChangeFraction": 0.9}), odd).status["swaps"]
     memory = [s["amount"] for s in swaps if s["resource"] == "memory"]
     assert memory and all(a.endswith(("Mi", "Gi")) for a in memory), memory
+
+
+def test_priorities_and_fair_shares_come_from_each_namespace_s_quota_and_the_annotation_overrides_the_class():
+    def contender(namespace, annotations=None):
+        return WorkloadTemplate(WorkloadKey(namespace, "Deployment", "app"), 2,
+                                (ContainerRequests("app", {"cpu": 0.5, "memory": GIB}),), True, annotations or {})
+
+    def growth(standings, a_annotations=None):
+        """Which namespace the pool's last free half core goes to, each wanting 3 cores."""
+        a, b = contender("a", a_annotations), contender("b")
+        figs = SwapFigures(np.array([2.5, 8 * GIB]), (instance(a, [1.0, GIB], [3.0, 2 * GIB]),
+                                                       instance(b, [1.0, GIB], [3.0, 2 * GIB])), NOW, standings)
+        swaps = decided(plan(), figs, templates={a.key: a, b.key: b}).status["swaps"]
+        return {s["to"].split("/")[0] for s in swaps if s["resource"] == "cpu" and s["from"] == "(free)"}
+
+    # alike, it goes to the first (a); each check below is one that moves it, or holds it against a move
+    assert growth({"b": Standing(PriorityClass.CRITICAL, 1.0)}) == {"b"}
+    assert growth({"a": Standing(PriorityClass.LOW, 1.0)}) == {"b"}
+    assert growth({"a": Standing(PriorityClass.LOW, 1.0)}, {"quartermaster.dev/priority": "high"}) == {"a"}
+    assert growth({"a": Standing(PriorityClass.NORMAL, 1.0), "b": Standing(PriorityClass.NORMAL, 3.0)}) == {"b"}
