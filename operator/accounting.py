@@ -12,8 +12,8 @@ from quartermaster.operator.quantities import RESOURCES, to_float
 from quartermaster.operator.selectors import matches
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, container_requests, owner_of
 
-# Nodes of a provider's node pool carry this label (to be set by the node-pool providers,
-# which are planned: only their protocol exists so far).
+# Nodes of a provider's node pool carry this label (the kwok provider sets it; cloud pools'
+# node templates must).
 NODE_POOL_LABEL = "quartermaster.dev/node-pool"
 _TERMINAL_PHASES = ("Succeeded", "Failed")
 # Pod-level requests (PodLevelResources) the scheduler honours, of the resources counted here.
@@ -127,16 +127,20 @@ def pool_members(spec: ResourcePoolSpec, pods: Iterable[PodRecord],
                  namespace_labels: Mapping[str, Mapping[str, str]],
                  nodes: Optional[list[NodeRecord]] = None) -> list[PodRecord]:
     """The pods the pool's workload selector picks that draw on its nodes: running on one,
-    or pending with a node selector one of them satisfies. `nodes` None (a fixed-capacity
+    or pending with a node selector one of them satisfies, or (a provider's node pool, which
+    may have no nodes yet) that names the pool's node label. `nodes` None (a fixed-capacity
     pool) leaves placement out."""
     wanted = spec.workloads
     names = None if nodes is None else {n.name for n in nodes}
+    provider_pool = None if spec.provider_node_pool is None else spec.provider_node_pool.name
 
     def placed(pod: PodRecord) -> bool:
         if names is None:
             return True
         if pod.node is not None:
             return pod.node in names
+        if provider_pool is not None and pod.node_selector.get(NODE_POOL_LABEL) == provider_pool:
+            return True
         return any(all(n.labels.get(k) == v for k, v in pod.node_selector.items()) for n in nodes)
 
     return [

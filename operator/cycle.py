@@ -26,8 +26,9 @@ from typing import Hashable, Mapping, Optional
 import numpy as np
 from kubernetes.client import ApiException
 
-from quartermaster.operator import quota, report, resourcepool, scalingpolicy, swapplan
+from quartermaster.operator import nodepools, quota, report, resourcepool, scalingpolicy, swapplan
 from quartermaster.operator.accounting import PodRecord, PoolSummary, summarise
+from quartermaster.operator.conditions import as_event, changed, set_condition
 from quartermaster.operator.cost import CostData, CostObserver, allocation_answer
 from quartermaster.operator.forecast_tracking import ForecastTracker
 from quartermaster.operator.kube import api_client
@@ -36,7 +37,7 @@ from quartermaster.operator.models import (Quota, ResourcePool, ResourcePoolSpec
 from quartermaster.operator.observe import SIGNALS, ClusterSnapshot, CustomObject, UsageObserver
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader
 from quartermaster.operator.resourcepool import ResourceFigures, UsageFigures
-from quartermaster.operator.scalingpolicy import Ownership, PolicyFigures, PoolStrategy, SignalFigures
+from quartermaster.operator.scalingpolicy import NODE_POOL, Ownership, PolicyFigures, PoolStrategy, SignalFigures
 from quartermaster.operator.settings import OperatorSettings
 from quartermaster.operator.telemetry import Telemetry
 from quartermaster.operator.usage_history import latest
@@ -45,6 +46,8 @@ from quartermaster.planner.pools import strategy_parameters
 from quartermaster.planner.priority import Standing
 from quartermaster.predictors import Forecasts, forecast_many_detailed
 from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
+from quartermaster.providers.interface import ProviderError, Unavailable
+from quartermaster.providers.node_pools import NodePoolObservation, NodePoolProviders, NodePoolSize
 from quartermaster.providers.priority_classes import PriorityClasses, PriorityClassWriter
 from quartermaster.providers.quotas import QuotaObjects, QuotaObjectWriter
 from quartermaster.providers.requests import PodResize, TemplateRequests, WorkloadRequests
@@ -87,6 +90,7 @@ class _Observed:
     targets: dict[str, WorkloadKey]  # valid policies' targets
     owners: dict[str, Ownership]
     policy_pools: dict[str, PoolStrategy]  # valid policies whose target is in a pool: the pool's strategy
+    node_pool_targets: dict[str, str]  # valid NodePool policies whose ResourcePool is valid: its uid
     pods_of: Counter
     pod_requests: dict[WorkloadKey, dict[str, float]]
     target_pods: dict[WorkloadKey, list[PodRecord]]
@@ -102,6 +106,11 @@ class _Observed:
     def queries(self) -> list[str]:
         """Every distinct query of the policies' custom signals."""
         return sorted({q for uid in self.targets for q in scalingpolicy.custom_queries(self.policy_specs[uid])})
+
+    @property
+    def sized(self) -> list[str]:
+        """The policies whose settings the forecast serves: workloads' and node pools'."""
+        return [*self.targets, *self.node_pool_targets]
 
     def settings(self, uid: str) -> scalingpolicy.Settings:
         """A valid policy's quantile and horizon: its own, else its pool's."""
@@ -144,7 +153,10 @@ class ControlCycle:
         # uid -> the status last written: what transitions are decided against, so a
         # write that failed is decided (and its Events filed) again by the next cycle
         self._written: dict[str, dict] = {}
-        self._scaling_state: dict[str, object] = {}  # policy uid -> planner.scaling.ScalingState
+        # policy uid -> planner.scaling.ScalingState, or a NodePool policy's recent sizes
+        self._scaling_state: dict[str, object] = {}
+        self.node_pools = NodePoolProviders(settings.providers)
+        self._node_pool_results: dict[str, nodepools.ActResult] = {}  # policy uid -> how its last size went
         self._forecast_cache: Optional[tuple] = None  # (what was asked, forecasts)
         # the last cycle's view, which the REST API answers from
         self.latest_snapshot: Optional[ClusterSnapshot] = None
@@ -155,7 +167,9 @@ class ControlCycle:
 
     # ---- compute: observe, forecast, decide (no Kubernetes I/O) ---------------------
 
-    def compute(self, snapshot: ClusterSnapshot, now: float) -> CycleResult:
+    def compute(self, snapshot: ClusterSnapshot, now: float,
+                node_pools: Mapping[str, NodePoolObservation] = {}) -> CycleResult:
+        """`node_pools`: what providers said this cycle of NodePool policies' pools, by policy uid."""
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -189,6 +203,12 @@ class ControlCycle:
         policies = []
         for policy in snapshot.policies:
             spec = observed.policy_specs[policy.uid]
+            if not isinstance(spec, str) and spec.target_ref.kind == NODE_POOL:
+                decision = self._decide_node_pool(policy, spec, snapshot, observed, book, names, problem,
+                                                  node_pools.get(policy.uid), now)
+                self._scaling_state[policy.uid] = decision.state
+                policies.append(Outcome(ScalingPolicy.plural, policy, decision))
+                continue
             decision = scalingpolicy.decide(
                 policy, spec, None if book is None else self._policy_figures(book, observed, policy),
                 problem or (None if isinstance(spec, str) else scalingpolicy.query_problem(spec, failed_queries)),
@@ -259,7 +279,8 @@ class ControlCycle:
             members = Counter(p.owner for p in summary.member_pods if p.owner is not None)
             shares[pool.uid] = {w: n / pods_of[w] for w, n in members.items()}
         policy_specs = {p.uid: self._parse(p, scalingpolicy.parse_spec) for p in snapshot.policies}
-        valid = [(p, policy_specs[p.uid]) for p in snapshot.policies if not isinstance(policy_specs[p.uid], str)]
+        parsed = [(p, policy_specs[p.uid]) for p in snapshot.policies if not isinstance(policy_specs[p.uid], str)]
+        valid = [(p, spec) for p, spec in parsed if spec.target_ref.kind != NODE_POOL]
         owners = {p.uid: scalingpolicy.ownership(p, spec, valid, snapshot.hpas, snapshot.vpas) for p, spec in valid}
         targets = {p.uid: scalingpolicy.target_of(p, spec) for p, spec in valid}
         # a target in more than one pool takes the strategy of the one holding most of its
@@ -273,16 +294,24 @@ class ControlCycle:
                 strategy = pool_specs[pool].strategy.value
                 policy_pools[uid] = PoolStrategy(names[pool], strategy,
                                                  strategy_parameters(strategy, self._lowest_coverage(pool)))
+        # a NodePool policy's ResourcePool is the one it names, and sets what it leaves unset
+        pool_uids = {p.name: p.uid for p in snapshot.pools if p.uid in summaries}
+        node_pool_targets = {p.uid: pool_uids[spec.target_ref.name] for p, spec in parsed
+                             if spec.target_ref.kind == NODE_POOL and spec.target_ref.name in pool_uids}
+        for uid, pool in node_pool_targets.items():
+            strategy = pool_specs[pool].strategy.value
+            policy_pools[uid] = PoolStrategy(names[pool], strategy,
+                                             strategy_parameters(strategy, self._lowest_coverage(pool)))
         wanted = set(targets.values())
         target_pods: dict[WorkloadKey, list[PodRecord]] = {}
         for pod in snapshot.pods:
             if pod.owner in wanted:
                 target_pods.setdefault(pod.owner, []).append(pod)
         plan_specs = {p.uid: self._parse(p, swapplan.parse_spec) for p in snapshot.plans}
-        pool_uids = {p.name: p.uid for p in snapshot.pools if p.uid in summaries}
         plan_pools = {uid: pool_uids[spec.pool_ref.name] for uid, spec in plan_specs.items()
                       if not isinstance(spec, str) and spec.pool_ref.name in pool_uids}
-        return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, policy_pools, pods_of,
+        return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, policy_pools, node_pool_targets,
+                         pods_of,
                          _requests_per_pod(snapshot.pods), target_pods, snapshot.templates(), plan_specs, plan_pools)
 
     def _forecast(self, observed: _Observed, workloads: list[WorkloadKey]) -> _ForecastBook:
@@ -291,7 +320,7 @@ class ControlCycle:
         pools = list(observed.shares)
         params = {uid: strategy_parameters(observed.pool_specs[uid].strategy.value,
                                            self._lowest_coverage(uid)) for uid in pools}
-        policy_settings = [observed.settings(uid).parameters for uid in observed.targets]
+        policy_settings = [observed.settings(uid).parameters for uid in observed.sized]
         plan_specs = [observed.plan_specs[uid] for uid in observed.plan_pools]
         column = {w: i for i, w in enumerate(workloads)}
         members = [(np.array([column[w] for w in observed.shares[uid]], dtype=np.int64),
@@ -385,6 +414,28 @@ class ControlCycle:
                              pods=tuple((p.name, p.containers) for p in sorted(pods, key=lambda p: p.name)),
                              oom_killed=any(p.oom_killed for p in pods), pool=observed.policy_pools.get(policy.uid))
 
+    def _decide_node_pool(self, policy: CustomObject, spec: ScalingPolicySpec, snapshot: ClusterSnapshot,
+                          observed: _Observed, book: Optional[_ForecastBook], names: dict[str, str],
+                          problem: Optional[tuple[str, str]], observation: Optional[NodePoolObservation],
+                          now: float) -> scalingpolicy.PolicyDecision:
+        uid = observed.node_pool_targets.get(policy.uid)
+        pool = None if uid is None else (names[uid], observed.pool_specs[uid])
+        figures = None
+        if pool is not None and pool[1].provider_node_pool is not None:
+            settings = observed.settings(policy.uid).parameters
+            forecast = None
+            if book is not None:
+                rows = {s.type: book.rows[("pool", uid, s.type)] for s in spec.signals if s.type in SIGNALS}
+                forecast = nodepools.forecast_peak(
+                    {r: book.forecasts.at(settings.quantile)[i] for r, i in rows.items()}, book.step,
+                    settings.horizon_seconds, min((float(book.forecasts.confidence[i]) for i in rows.values()),
+                                                  default=0.0))
+            figures = nodepools.pool_figures(pool[1].provider_node_pool.name, snapshot.nodes, snapshot.pods,
+                                             observed.summaries[uid].member_pods, forecast)
+        return nodepools.decide(policy, spec, pool, figures, observation, observed.settings(policy.uid), problem,
+                                self._node_pool_results.get(policy.uid), self._scaling_state.get(policy.uid),
+                                self._written.get(policy.uid, policy.status), now)
+
     def _swap_figures(self, book: _ForecastBook, observed: _Observed, plan: CustomObject,
                       standings: Mapping[str, Standing]) -> Optional[swapplan.SwapFigures]:
         """The plan's pool: each whole member Deployment or StatefulSet with its requests
@@ -446,7 +497,7 @@ class ControlCycle:
 
     def _forget(self, uids: set[str], pool_names: set[str]) -> None:
         """Drop what the cycle keeps of objects that are gone."""
-        for cache in (self._written, self._scaling_state):
+        for cache in (self._written, self._scaling_state, self._node_pool_results):
             for uid in [u for u in cache if u not in uids]:
                 del cache[uid]
         self._specs = {k: v for k, v in self._specs.items() if k[0] in uids}
@@ -458,7 +509,8 @@ class ControlCycle:
 
     async def run(self, snapshot: ClusterSnapshot) -> CycleResult:
         started = time.perf_counter()
-        result = await asyncio.to_thread(self.compute, snapshot, time.time())
+        node_pools = await self._observe_node_pools(snapshot)
+        result = await asyncio.to_thread(self.compute, snapshot, time.time(), node_pools)
         clock = time.perf_counter()
         for outcome in result.pools:
             await self._publish(outcome)
@@ -474,6 +526,40 @@ class ControlCycle:
             self.telemetry.stage_seconds.labels(stage).observe(seconds)
         self.telemetry.cycle_seconds.observe(time.perf_counter() - started)
         return result
+
+    async def _observe_node_pools(self, snapshot: ClusterSnapshot) -> dict[str, NodePoolObservation]:
+        """What each NodePool policy's provider says of its pool now (observe, with I/O)."""
+        pools = {p.name: self._parse(p, resourcepool.parse_spec) for p in snapshot.pools}
+        observed = {}
+        for policy in snapshot.policies:
+            spec = self._parse(policy, scalingpolicy.parse_spec)
+            if isinstance(spec, str) or spec.target_ref.kind != NODE_POOL:
+                continue
+            pool = pools.get(spec.target_ref.name)
+            if isinstance(pool, ResourcePoolSpec) and pool.provider_node_pool is not None:
+                observed[policy.uid] = await self.node_pools.observe(pool.provider_node_pool.provider,
+                                                                     pool.provider_node_pool.name)
+        return observed
+
+    async def _resize_node_pool(self, outcome: Outcome, action: NodePoolSize) -> None:
+        """Apply a node pool's size; how the provider took it (a drain blocked, a typed
+        error) becomes the policy's Ready condition at once, and is decided on next cycle."""
+        try:
+            pool = await self.node_pools.apply(action)
+            result = nodepools.act_result(action, blocked=pool.blocked)
+            self.telemetry.actions.labels(action.actuator, "applied").inc()
+        except (ProviderError, ApiException) as error:
+            if isinstance(error, ApiException):  # an API answer the provider has no type for
+                error = Unavailable(f"{error.status} {error.reason}")
+            result = nodepools.act_result(action, error=error)
+            self.telemetry.actions.labels(action.actuator, "failed").inc()
+            logger.warning("%s: %s not applied: %s", outcome.obj.name, action.describe(), result.message)
+        self._node_pool_results[outcome.obj.uid] = result
+        status = outcome.decision.status
+        conditions = set_condition(status["conditions"], "Ready", result.ready, result.reason, result.message,
+                                   outcome.obj.generation)
+        await report.publish(outcome.plural, outcome.obj, {**status, "conditions": conditions},
+                             [as_event(c) for c in changed(status["conditions"], conditions)], self._written)
 
     async def _publish(self, outcome: Outcome) -> bool:
         return await report.publish(outcome.plural, outcome.obj, outcome.decision.status,
@@ -497,6 +583,9 @@ class ControlCycle:
                      QuotaObjects: QuotaObjectWriter(api).apply}
         for outcome in outcomes:
             action = outcome.decision.action
+            if isinstance(action, NodePoolSize):
+                await self._resize_node_pool(outcome, action)
+                continue
             try:
                 await actuators[type(action)](action)
                 self.telemetry.actions.labels(action.actuator, "applied").inc()

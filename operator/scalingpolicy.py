@@ -43,6 +43,7 @@ from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, Wor
 from quartermaster.planner import scaling, vertical
 from quartermaster.planner.pools import NO_POOL_DEFAULTS, StrategyParameters
 from quartermaster.providers.hpa import ADOPT_ANNOTATION, POLICY_LABEL, ReplicaBounds
+from quartermaster.providers.node_pools import NodePoolSize
 from quartermaster.providers.requests import PodResize, TemplateRequests
 
 PLURAL = ScalingPolicy.plural
@@ -51,6 +52,7 @@ REPLICAS = "replicas"  # what a horizontal scaler sets, beside the resources it 
 FORECAST_POINTS = 6  # the compact forecast in status: quantile values at this many horizons
 OOM_MEMORY_SECONDS = 86400  # how long memory stays raised after an OOMKill (VPA's half-life)
 CUSTOM_SIGNALS = ("promql", "queueDepth")  # read by their own PromQL query, not from usage
+NODE_POOL = "NodePool"  # a targetRef kind sized through a provider (operator/nodepools.py), not a workload
 
 
 @dataclass(frozen=True)
@@ -277,8 +279,9 @@ class PolicyFigures:
 class PolicyDecision:
     status: dict
     events: list[tuple[str, str, bool]]
-    action: Optional[ReplicaBounds | TemplateRequests | PodResize]
-    state: Optional[scaling.ScalingState]
+    action: Optional[ReplicaBounds | TemplateRequests | PodResize | NodePoolSize]
+    # kept between cycles: a horizontal policy's ScalingState, a NodePool one's recent sizes
+    state: Optional[scaling.ScalingState | tuple[tuple[float, int], ...]]
 
 
 

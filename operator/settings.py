@@ -63,6 +63,8 @@ class OperatorSettings(BaseModel):
     peering: Optional[str] = Field(default=None, description="Kopf peering name; None runs standalone.")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     price_table: PriceTable = Field(default_factory=PriceTable)
+    providers: dict[str, dict] = Field(default_factory=dict, description=(
+        "Each node-pool provider's options by its entry-point name (kwok: its pools), from --providers."))
 
 
 # Set once by the CLI before Kopf starts; the start-up handler hands it to the cycle.

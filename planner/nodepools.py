@@ -6,15 +6,17 @@ The model (`size_node_pool`), for one pool of nodes of one instance type:
    still has room at the forecast peak. For every resource with demand, the pool needs
    ceil(peak / (allocatable × (1 − headroom))) nodes; the largest count wins, and its
    resource is the binding one.
-2. Pending pods: pods Pending now did not fit the nodes there are, so they need new nodes
-   of their own: first-fit decreasing onto empty nodes (full allocatable, cpu, memory,
-   gpu and the pod count), the current size plus those nodes. A pod larger than a whole
+2. Pending pods: first-fit decreasing (cpu, memory, gpu and the pod count) onto the room
+   left on the nodes there are (`free`: a node just added has not taken its pods yet),
+   then onto empty nodes: the current size plus those nodes. A pod larger than a whole
    node is reported and not counted: no number of such nodes would hold it.
-3. The recommendation is the larger of the two.
-4. Scale-down stabilisation: below the current size, the pool is held at the highest
+3. The pods the pool holds (`placed`, and the pending ones) packed afresh onto empty
+   nodes: the pool never shrinks below that, so that a drained node's pods fit the rest.
+4. The recommendation is the largest of the three.
+5. Scale-down stabilisation: below the current size, the pool is held at the highest
    recommendation of the last `stabilisation_seconds` (as the HPA does), so that a dip
    between two peaks does not drain nodes that the next peak needs again.
-5. The pool's minimum and maximum bound the result.
+6. The pool's minimum and maximum bound the result.
 
 The size is absolute: the same inputs give the same size, and a provider applies it as is.
 """
@@ -36,12 +38,15 @@ class NodePoolDemand:
     """What the pool's members will ask for: `peak` per resource (Kubernetes resource
     names; cpu in cores, memory in bytes) is the peak of the forecast of their requests at
     `quantile` over the horizon, reached `peak_in_seconds` from now; `pending` holds the
-    requests of each pod Pending now."""
+    requests of each pod Pending now, `placed` those of each pod on the pool's nodes
+    (draining ones too), `free` the room left on each of its schedulable nodes."""
 
     peak: Mapping[str, float]
     quantile: float
     peak_in_seconds: float
     pending: Sequence[Mapping[str, float]] = ()
+    placed: Sequence[Mapping[str, float]] = ()
+    free: Sequence[Mapping[str, float]] = ()
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,11 @@ def nodes_for_peak(peak: Mapping[str, float], allocatable: Mapping[str, float],
     return needed, binding
 
 
-def first_fit_decreasing(pods: Sequence[Mapping[str, float]],
-                         allocatable: Mapping[str, float]) -> tuple[int, tuple[int, ...]]:
+def first_fit_decreasing(pods: Sequence[Mapping[str, float]], allocatable: Mapping[str, float],
+                         free: Sequence[Mapping[str, float]] = ()) -> tuple[int, tuple[int, ...]]:
     """Empty nodes needed for `pods` packed first-fit decreasing (largest share of a node
-    first) on every resource the node has, each pod also taking one of its `pods` slots;
-    and the indices of pods that fit no empty node."""
+    first) on every resource the node has, each pod also taking one of its `pods` slots,
+    after the room `free` on nodes there are; and the indices of pods that fit no empty node."""
     def need(pod: Mapping[str, float]) -> dict[str, float]:
         return {**pod, "pods": 1.0} if "pods" in allocatable else dict(pod)
 
@@ -97,20 +102,21 @@ def first_fit_decreasing(pods: Sequence[Mapping[str, float]],
         return max((amount_ / allocatable[r] for r, amount_ in need(pod).items() if allocatable.get(r)),
                    default=0.0)
 
-    free: list[dict[str, float]] = []
+    bins = [{r: room.get(r, 0.0) for r in allocatable} for room in free]
     unplaceable = []
     for index in sorted(range(len(pods)), key=lambda i: share(pods[i]), reverse=True):
         wants = need(pods[index])
         if any(amount_ > allocatable.get(r, 0.0) for r, amount_ in wants.items()):
             unplaceable.append(index)
             continue
-        node = next((n for n in free if all(amount_ <= n[r] + _EPSILON for r, amount_ in wants.items())), None)
+        node = next((n for n in bins if all(amount_ <= n.get(r, 0.0) + _EPSILON for r, amount_ in wants.items())),
+                    None)
         if node is None:
             node = dict(allocatable)
-            free.append(node)
+            bins.append(node)
         for r, amount_ in wants.items():
             node[r] -= amount_
-    return len(free), tuple(sorted(unplaceable))
+    return len(bins) - len(free), tuple(sorted(unplaceable))
 
 
 def size_node_pool(demand: NodePoolDemand, allocatable: Mapping[str, float], current: int,
@@ -131,13 +137,19 @@ def size_node_pool(demand: NodePoolDemand, allocatable: Mapping[str, float], cur
         clauses[-1] = f"{binding} is forecast but a node has none: the forecast cannot set the size"
         binding = None
 
-    extra, unplaceable = first_fit_decreasing(demand.pending, allocatable)
+    extra, unplaceable = first_fit_decreasing(demand.pending, allocatable, demand.free)
     if extra:
         clauses.append(f"{len(demand.pending) - len(unplaceable)} pending pods pack onto {extra} more nodes"
                        f" → {current + extra}")
         recommendation = max(recommendation, current + extra)
     if unplaceable:
         clauses.append(f"{len(unplaceable)} pending pods are larger than a node and cannot be placed")
+    held = [*demand.placed, *(pod for i, pod in enumerate(demand.pending) if i not in unplaceable)]
+    # a repacking needing more nodes than run now is FFD's estimate, not a need: it only floors shrinking
+    packed = min(first_fit_decreasing(held, allocatable)[0], current)
+    if packed > recommendation:
+        clauses.append(f"the {len(held)} pods held pack onto {packed} nodes → {packed}")
+        recommendation = packed
 
     window = [(t, r) for t, r in recent if t > now - rules.stabilisation_seconds] + [(now, recommendation)]
     size = recommendation

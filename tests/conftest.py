@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
 from quartermaster.testbed.cluster import ControlPlane, SimulatedCluster
@@ -124,19 +125,31 @@ def operator_api_port() -> int:
     return free_port()
 
 
+# The kwok node pool the session's operator sizes (its --providers file), for
+# test_nodepool_e2e.py; its taint keeps other tests' pods off its nodes.
+NODE_POOL = "e2e-pool"
+NODE_POOL_TAINT = {"key": "quartermaster.dev/test", "value": "nodepool-e2e", "effect": "NoSchedule"}
+PROVIDERS = {"kwok": {"pools": {NODE_POOL: {"instanceType": "m5.xlarge", "minSize": 0, "maxSize": 6,
+                                            "taints": [NODE_POOL_TAINT]}}}}
+
+
 @pytest.fixture(scope="session")
 def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_liveness_port,
                      operator_metrics_port, operator_api_port, prometheus, tmp_path_factory):
     """`quartermaster run` as its own process, with only the chart's permissions, reading
-    usage from the session's Prometheus at a 15 s resolution over 6 hours of history."""
+    usage from the session's Prometheus at a 15 s resolution over 6 hours of history, and
+    sizing the kwok node pool of PROVIDERS."""
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
+    providers = log.with_name("providers.yaml")
+    providers.write_text(yaml.safe_dump(PROVIDERS))
     try:
         process = start_operator(operator_kubeconfig, log, "--resync-seconds=5", "--verbose",
                                  f"--liveness-port={operator_liveness_port}", "--liveness-host=127.0.0.1",
                                  f"--metrics-port={operator_metrics_port}", "--metrics-host=127.0.0.1",
                                  f"--api-port={operator_api_port}", "--api-host=127.0.0.1",
                                  f"--prometheus-url={prometheus.url}", "--prometheus-timeout=5",
-                                 "--metrics-step-seconds=15", "--history-seconds=21600")
+                                 "--metrics-step-seconds=15", "--history-seconds=21600",
+                                 f"--providers={providers}")
     except TestbedError as error:
         pytest.fail(str(error), pytrace=False)
     yield process

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 CAMEL = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]+)+$|^[A-Z][a-z]{3,}$")
 # Functions whose string arguments are condition types and reasons.
-CONDITION_CALLS = {"set_condition", "condition", "ready", "MetricsUnavailable"}
+CONDITION_CALLS = {"set_condition", "condition", "ready", "not_ready", "ActResult", "MetricsUnavailable"}
 
 
 def _called(node: ast.Call) -> str:

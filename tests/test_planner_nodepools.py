@@ -119,3 +119,25 @@ def test_the_repository_table_has_prices_and_allocatable_for_each_catalogue():
             assert kind.allocatable["cpu"] > 0 and kind.allocatable["memory"] > GIB and kind.allocatable["pods"] > 0
             assert 0 < kind.spot_price < kind.on_demand_price, kind.name
         assert any(kind.allocatable["nvidia.com/gpu"] >= 1 for kind in kinds)
+
+
+def test_pending_pods_fill_the_room_on_nodes_there_are_before_new_ones():
+    # a node just added (6 cores free) takes two of the pending pods: one more node, not two
+    pending = [{"cpu": 3.0}] * 3
+    decision = size_node_pool(demand(pending=pending), NODE, current=3, rules=RULES, now=0)
+    assert decision.size == 5
+    decision = size_node_pool(NodePoolDemand({}, 0.9, 0, tuple(pending), free=({"cpu": 6.0, "pods": 100.0},)),
+                              NODE, current=3, rules=RULES, now=0)
+    assert decision.size == 4 and "3 pending pods pack onto 1 more nodes → 4" in decision.reasoning
+    assert first_fit_decreasing(pending, NODE, free=[{"cpu": 9.0, "pods": 100.0}] * 2) == (0, ())
+
+
+def test_the_pods_held_floor_a_shrink_so_that_a_drained_nodes_pods_fit_the_rest():
+    # three 5-core pods need three 8-core nodes, whatever the forecast says
+    decision = size_node_pool(NodePoolDemand({"cpu": 1.0}, 0.9, 0, placed=[{"cpu": 5.0}] * 3),
+                              NODE, current=4, rules=RULES, now=0)
+    assert decision.size == 3 and "the 3 pods held pack onto 3 nodes → 3" in decision.reasoning
+    # ...but FFD's count never grows the pool by itself
+    decision = size_node_pool(NodePoolDemand({}, 0.9, 0, placed=[{"cpu": 5.0}] * 3), NODE, current=2,
+                              rules=RULES, now=0)
+    assert decision.size == 2

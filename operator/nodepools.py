@@ -1,0 +1,178 @@
+"""ScalingPolicy with `targetRef.kind: NodePool`: the decide step that sizes a provider's
+node pool, and the figures it decides on.
+
+`targetRef.name` names a ResourcePool with `providerNodePool`: that provider's pool is
+sized for the ResourcePool's members, by `planner.nodepools.size_node_pool`: the forecast
+peak of the members' usage over the horizon (Predictive only, and only when the forecast
+is trusted), the pending pods the pool's nodes would take, and the pods it holds packed
+afresh (so that a drained node's pods fit the rest); `minReplicas`/`maxReplicas` bound the
+node count, `scaleDown.cooldownSeconds` is the scale-down stabilisation window, and the
+pool strategy's buffer the headroom left on each node at the peak. The size is applied
+absolutely through the provider (`providers.node_pools`), repeated each cycle until the
+pool has it (a drain goes on from where a PodDisruptionBudget stopped it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import numpy as np
+
+from quartermaster.operator.accounting import NODE_POOL_LABEL, NodeRecord, PodRecord
+from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
+from quartermaster.operator.models import ResourcePoolSpec, ScalingMode, ScalingPolicySpec, UpdateMode
+from quartermaster.operator.observe import CustomObject
+from quartermaster.operator.scalingpolicy import CUSTOM_SIGNALS, PolicyDecision, Settings
+from quartermaster.planner.nodepools import NodePoolDemand, NodePoolRules, size_node_pool
+from quartermaster.providers.interface import ProviderError
+from quartermaster.providers.node_pools import NodePoolObservation, NodePoolSize
+
+RECOMMENDATIONS = tuple[tuple[float, int], ...]  # the stabilisation window's (time, size), kept per policy
+
+
+@dataclass(frozen=True)
+class NodePoolFigures:
+    """The pool's nodes and pods now, and its members' forecast peak (None: no forecast)."""
+
+    nodes: int  # schedulable nodes of the pool
+    pending: tuple[Mapping[str, float], ...]
+    placed: tuple[Mapping[str, float], ...]
+    free: tuple[Mapping[str, float], ...]
+    peak: Optional[Mapping[str, float]] = None
+    peak_in_seconds: float = 0.0
+    confidence: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ActResult:
+    """How the provider took the last size applied: the Ready condition it makes, and
+    whether the same size is tried again (a drain goes on, a transient error is retried;
+    a permanent error waits for another size)."""
+
+    size: int
+    ready: bool
+    reason: str
+    message: str
+    retry: bool = True
+
+
+def act_result(action: NodePoolSize, blocked: tuple[str, ...] = (), error: Optional[ProviderError] = None) -> ActResult:
+    where = f"{action.provider} node pool {action.pool}"
+    if error is not None:
+        then = "tried again next cycle" if error.transient else "not tried again until the size changes"
+        return ActResult(action.size, False, error.reason, f"{where}: {error}; {then}", error.transient)
+    if blocked:
+        return ActResult(action.size, True, "DrainBlocked", f"{where}: {'; '.join(blocked)}")
+    return ActResult(action.size, True, "Resizing", f"{where}: set to {action.size} nodes")
+
+
+def pool_figures(pool: str, nodes: list[NodeRecord], pods: list[PodRecord], members: tuple[PodRecord, ...],
+                 forecast: Optional[tuple[Mapping[str, float], float, float]]) -> NodePoolFigures:
+    """The figures of provider pool `pool` (by its nodes' label): the pending pods among the
+    ResourcePool's `members`, the pods on any of its nodes (draining ones too) and the room
+    on each schedulable one; `forecast` is (peak per resource, seconds to it, confidence)."""
+    mine = [n for n in nodes if n.labels.get(NODE_POOL_LABEL) == pool]
+    names = {n.name for n in mine}
+    on_node: dict[str, list[PodRecord]] = {}
+    for pod in pods:
+        if pod.node in names:
+            on_node.setdefault(pod.node, []).append(pod)
+    free = tuple({r: amount - sum(p.requests.get(r, 0.0) for p in on_node.get(n.name, ()))
+                  for r, amount in n.allocatable.items()} for n in mine if n.schedulable)
+    peak, seconds, confidence = forecast if forecast is not None else (None, 0.0, None)
+    return NodePoolFigures(sum(n.schedulable for n in mine), tuple(p.requests for p in members if p.node is None),
+                           tuple(p.requests for ps in on_node.values() for p in ps), free, peak, seconds, confidence)
+
+
+def forecast_peak(forecasts: Mapping[str, np.ndarray], step_seconds: int, horizon_seconds: int,
+                  confidence: float) -> Optional[tuple[dict[str, float], float, float]]:
+    """Each resource's peak over the horizon, and how far ahead the latest of them comes;
+    None when no resource has a forecast."""
+    steps = max(1, math.ceil(horizon_seconds / step_seconds))
+    peak, when = {}, 0
+    for resource, values in forecasts.items():
+        part = values[:steps]
+        if np.isfinite(part).any():
+            index = int(np.nanargmax(part))
+            peak[resource], when = float(part[index]), max(when, index + 1)
+    return (peak, when * step_seconds, confidence) if peak else None
+
+
+def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[str, ResourcePoolSpec]],
+           figures: NodePoolFigures, observation: Optional[NodePoolObservation], settings: Settings,
+           problem: Optional[tuple[str, str]], last: Optional[ActResult], recent: Optional[RECOMMENDATIONS],
+           previous: Mapping, now: float) -> PolicyDecision:
+    """The pool's size, the status saying why, and the provider action that sets it.
+    `pool` is the named ResourcePool (name, spec) when it exists and parses; `problem` a
+    metrics failure (no forecast then, and no shrinking on it); `last` how the provider
+    took the last size applied."""
+    before = list(previous.get("conditions") or [])
+    generation = policy.generation
+
+    def finish(conditions, extra=None, action=None, window=recent):
+        status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
+        events = [as_event(c) for c in changed(before, conditions)]
+        last = (previous.get("lastAction") or {}).get("action")
+        if action is not None and action.describe() != last:
+            # a repeated size (a drain still going, nodes still coming) is the action already recorded
+            status["lastAction"] = {"action": action.describe(), "time": rfc3339(now)}
+            events.append((action.event_reason, status["lastAction"]["action"], False))
+        return PolicyDecision(status, events, action, window)
+
+    def not_ready(reason: str, message: str):
+        return finish(set_condition(before, "Ready", False, reason, message, generation))
+
+    custom = sorted({s.type for s in spec.signals if s.type in CUSTOM_SIGNALS})
+    if custom:
+        return not_ready("UnsupportedSignal", f"a NodePool policy sizes nodes for cpu and memory, and a "
+                                              f"{' or '.join(custom)} signal has no node resource: use cpu and memory")
+    name = spec.target_ref.name
+    if pool is None:
+        return not_ready("PoolNotFound", f"no valid ResourcePool {name}: a NodePool policy names a ResourcePool "
+                                         f"with providerNodePool")
+    provider_pool = pool[1].provider_node_pool
+    if provider_pool is None:
+        return not_ready("NotANodePool", f"ResourcePool {name} has no providerNodePool to size")
+    if observation is None or observation.error is not None:
+        error = observation.error if observation is not None else None
+        return not_ready(error.reason if error else "NotReadYet",
+                         f"{provider_pool.provider} node pool {provider_pool.name}: "
+                         + (f"{error}; tried again next cycle" if error else "not described yet"))
+    conditions = before
+    if spec.mode is ScalingMode.PREDICTIVE:
+        conditions = set_condition(before, "MetricsAvailable", problem is None, *(
+            problem or ("SamplesFresh", "the pool's forecast is read")), generation)
+    state = observation.pool
+    forecast = figures.peak if spec.mode is ScalingMode.PREDICTIVE and problem is None else None
+    trusted = forecast is not None and (figures.confidence or 0.0) >= spec.confidence_threshold
+    demand = NodePoolDemand(forecast if trusted else {}, settings.parameters.quantile, figures.peak_in_seconds,
+                            figures.pending, figures.placed, figures.free)
+    rules = NodePoolRules(spec.min_replicas, spec.max_replicas, headroom=settings.parameters.buffer,
+                          stabilisation_seconds=spec.scale_down.cooldown_seconds)
+    # a fresh operator holds the pool at its size for one cooldown before shrinking it
+    decision = size_node_pool(demand, observation.allocatable, figures.nodes, rules, now,
+                              recent if recent is not None else ((now, figures.nodes),))
+    size, reasoning = decision.size, decision.reasoning
+    if forecast is not None and not trusted:
+        reasoning = (f"forecast confidence {figures.confidence:.2f} below {spec.confidence_threshold:.2f}: "
+                     f"sized on pods alone; {reasoning}")
+    if spec.mode is ScalingMode.PREDICTIVE and problem is not None and size < figures.nodes:
+        size, reasoning = figures.nodes, f"{reasoning}; held: no shrinking without metrics"
+    extra = {"currentReplicas": figures.nodes, "settings": settings.status(),
+             "recommendation": {"replicas": size}, "reasoning": reasoning}
+    if figures.confidence is not None and spec.mode is ScalingMode.PREDICTIVE:
+        extra["confidence"] = round(float(figures.confidence), 3)
+    where = f"{provider_pool.provider} node pool {provider_pool.name}"
+    at_size = size == state.desired_size == state.size
+    if spec.update_mode is UpdateMode.OFF or at_size:
+        reason, message = ("RecommendOnly", f"updateMode Off: {size} nodes recommended") if not at_size else (
+            "Sized", f"{where} has {size} nodes")
+        return finish(set_condition(conditions, "Ready", True, reason, message, generation), extra,
+                      window=decision.recommendations)
+    action = NodePoolSize(provider_pool.provider, provider_pool.name, size)
+    if last is not None and last.size == size:
+        return finish(set_condition(conditions, "Ready", last.ready, last.reason, last.message, generation),
+                      extra, action if last.retry else None, decision.recommendations)
+    return finish(set_condition(conditions, "Ready", True, "Resizing", f"{where}: {state.size} nodes → {size}",
+                                generation), extra, action, decision.recommendations)

@@ -1,0 +1,134 @@
+"""Node-pool sizing end to end: a ScalingPolicy with `targetRef.kind: NodePool` names a
+ResourcePool on the kwok provider's pool (conftest.PROVIDERS), and the session's operator,
+under the chart's RBAC, grows the pool when a Deployment leaves pods Pending (kwok marks
+the new Nodes Ready and runs the pods) and shrinks it after the scale-down cooldown,
+draining through the Eviction API and stopping where a PodDisruptionBudget says so."""
+import json
+import time
+
+import pytest
+from kubernetes import client
+
+from conftest import NODE_POOL, NODE_POOL_TAINT, wait_for
+from quartermaster.operator.conditions import from_rfc3339
+from quartermaster.operator.models import GROUP, VERSION
+from quartermaster.providers.kwok import DRAINING_ANNOTATION, POOL_LABEL
+
+NAMESPACE = "nodepool-e2e"
+POLICY = "pool-size"
+COOLDOWN = 20  # seconds: the policy's scale-down stabilisation window
+
+
+def manifest(kind: str, name: str, spec: dict, namespace: str | None = None, api: str = f"{GROUP}/{VERSION}") -> str:
+    return json.dumps({"apiVersion": api, "kind": kind,
+                       "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}, "spec": spec})
+
+
+def deployment(replicas: int) -> str:
+    """Pods of 1.5 cores that only the pool's nodes take: two to an m5.xlarge (3.92 cores)."""
+    return manifest("Deployment", "batch", {
+        "replicas": replicas, "selector": {"matchLabels": {"app": "batch"}}, "template": {
+            "metadata": {"labels": {"app": "batch"}},
+            "spec": {"nodeSelector": {POOL_LABEL: NODE_POOL},
+                     "tolerations": [{**NODE_POOL_TAINT, "operator": "Equal"}],
+                     "containers": [{"name": "app", "image": "fake", "resources": {"requests": {"cpu": "1500m"}}}]}}},
+        NAMESPACE, "apps/v1")
+
+
+def budget(min_available: int) -> str:
+    return manifest("PodDisruptionBudget", "batch", {"minAvailable": min_available,
+                                                     "selector": {"matchLabels": {"app": "batch"}}},
+                    NAMESPACE, "policy/v1")
+
+
+@pytest.fixture(scope="module")
+def api(sim_cluster, control_plane, operator_process, kubectl):
+    control_plane.create_namespace(NAMESPACE, timeout=60)
+    kubectl("apply", "-f", "-", input=manifest("ResourcePool", NODE_POOL, {
+        "providerNodePool": {"provider": "kwok", "name": NODE_POOL}, "workloads": {"namespaces": [NAMESPACE]}}))
+    with control_plane.api_client() as api:
+        yield api
+        kubectl("delete", "scalingpolicy", "-n", NAMESPACE, POLICY, "--ignore-not-found")
+        kubectl("delete", "resourcepool", NODE_POOL, "--ignore-not-found")
+        kubectl("delete", "namespace", NAMESPACE, "--wait=false")
+        client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={NODE_POOL}")
+
+
+def pool_nodes(api) -> list[client.V1Node]:
+    return client.CoreV1Api(api).list_node(label_selector=f"{POOL_LABEL}={NODE_POOL}").items
+
+
+def node_ready(node: client.V1Node) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or ())
+
+
+def batch_pods(api) -> list[client.V1Pod]:
+    return [p for p in client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector="app=batch").items
+            if p.metadata.deletion_timestamp is None]
+
+
+def running(api, count: int) -> list[client.V1Pod]:
+    pods = batch_pods(api)
+    return pods if len(pods) == count and all(p.status.phase == "Running" for p in pods) else []
+
+
+def policy_status(kubectl) -> dict:
+    return json.loads(kubectl("get", "scalingpolicy", "-n", NAMESPACE, POLICY, "-o", "json").stdout).get("status") or {}
+
+
+def ready_condition(kubectl) -> dict:
+    return next((c for c in policy_status(kubectl).get("conditions") or [] if c["type"] == "Ready"), {})
+
+
+def test_the_pool_grows_for_pending_pods_and_shrinks_after_the_cooldown_within_the_budget(api, kubectl):
+    kubectl("apply", "-f", "-", input=deployment(6))
+    wait_for(lambda: len(batch_pods(api)) == 6 and all(p.status.phase == "Pending" for p in batch_pods(api)),
+             60, "six pending pods: the pool has no nodes yet")
+    kubectl("apply", "-f", "-", input=manifest("ScalingPolicy", POLICY, {
+        "targetRef": {"kind": "NodePool", "name": NODE_POOL}, "signals": [{"type": "cpu"}],
+        "minReplicas": 1, "maxReplicas": 6, "scaleDown": {"cooldownSeconds": COOLDOWN}}, NAMESPACE))
+
+    # six 1.5-core pods, two to a node: three new Nodes, Ready, and every pod Running on them
+    wait_for(lambda: running(api, 6), 120, "the six pods Running on the pool's new nodes")
+    nodes = pool_nodes(api)
+    assert len(nodes) == 3 and all(map(node_ready, nodes))
+    assert {p.spec.node_name for p in batch_pods(api)} == {n.metadata.name for n in nodes}
+    status = policy_status(kubectl)
+    assert status["recommendation"]["replicas"] == 3
+    assert status["lastAction"]["action"] == f"node pool {NODE_POOL} (kwok): 3 nodes"
+    wait_for(lambda: ready_condition(kubectl).get("reason") == "Sized", 60, "the policy to say the pool is sized")
+
+    # Three pods left, one on each node (the others marked cheaper to delete), which two
+    # nodes hold; the budget lets none of them go.
+    keep = {}
+    for pod in sorted(batch_pods(api), key=lambda p: p.metadata.name):
+        keep.setdefault(pod.spec.node_name, pod.metadata.name)
+        cost = "100" if keep[pod.spec.node_name] == pod.metadata.name else "-100"
+        client.CoreV1Api(api).patch_namespaced_pod(pod.metadata.name, NAMESPACE, {"metadata": {"annotations": {
+            "controller.kubernetes.io/pod-deletion-cost": cost}}})
+    kubectl("apply", "-f", "-", input=budget(3))
+    scaled_down_at = time.time()
+    kubectl("apply", "-f", "-", input=deployment(3))
+    survivors = {p.metadata.name for p in wait_for(lambda: running(api, 3), 60, "three pods")}
+    assert survivors == set(keep.values())
+    shrunk_at = wait_for(lambda: ready_condition(kubectl).get("reason") == "DrainBlocked" and ready_condition(kubectl),
+                         COOLDOWN + 60, "the drain to stop at the PodDisruptionBudget")
+    assert "PodDisruptionBudget" in shrunk_at["message"] and shrunk_at["status"] == "True"
+    draining = [n for n in pool_nodes(api) if (n.metadata.annotations or {}).get(DRAINING_ANNOTATION) == "true"]
+    assert len(draining) == 1 and draining[0].spec.unschedulable
+    status = policy_status(kubectl)
+    assert status["recommendation"]["replicas"] == 2
+    assert status["lastAction"]["action"] == f"node pool {NODE_POOL} (kwok): 2 nodes"
+    # not before the cooldown, counted from the last cycle that wanted three nodes: at most one
+    # resync (5 s) before the scale-down; lastAction's time is to the second
+    assert from_rfc3339(status["lastAction"]["time"]) >= scaled_down_at + COOLDOWN - 6
+    # nothing evicted past the budget while cycles (every 5 s) repeat the size
+    time.sleep(15)
+    assert {p.metadata.name for p in running(api, 3)} == survivors and len(pool_nodes(api)) == 3
+
+    # Once the budget allows one disruption the drain goes on: the pod moves, the node goes.
+    kubectl("apply", "-f", "-", input=budget(2))
+    wait_for(lambda: len(pool_nodes(api)) == 2, 90, "the drained node deleted")
+    wait_for(lambda: running(api, 3), 60, "the three pods Running on the two nodes left")
+    assert {p.spec.node_name for p in batch_pods(api)} <= {n.metadata.name for n in pool_nodes(api)}
+    wait_for(lambda: ready_condition(kubectl).get("reason") == "Sized", 60, "the pool sized at two nodes")
