@@ -125,12 +125,13 @@ def operator_api_port() -> int:
     return free_port()
 
 
-# The kwok node pool the session's operator sizes (its --providers file), for
-# test_nodepool_e2e.py; its taint keeps other tests' pods off its nodes.
-NODE_POOL = "e2e-pool"
+# The kwok node pools the session's operator sizes (its --providers file), for
+# test_nodepool_e2e.py; their taint keeps other tests' pods off their nodes.
+NODE_POOL, FORECAST_NODE_POOL = "e2e-pool", "e2e-forecast-pool"
 NODE_POOL_TAINT = {"key": "quartermaster.dev/test", "value": "nodepool-e2e", "effect": "NoSchedule"}
-PROVIDERS = {"kwok": {"pools": {NODE_POOL: {"instanceType": "m5.xlarge", "minSize": 0, "maxSize": 6,
-                                            "taints": [NODE_POOL_TAINT]}}}}
+PROVIDERS = {"kwok": {"pools": {
+    NODE_POOL: {"instanceType": "m5.xlarge", "minSize": 0, "maxSize": 6, "taints": [NODE_POOL_TAINT]},
+    FORECAST_NODE_POOL: {"instanceType": "m5.large", "minSize": 0, "maxSize": 6, "taints": [NODE_POOL_TAINT]}}}}
 
 
 @pytest.fixture(scope="session")
@@ -189,6 +190,10 @@ USAGE_DRIVES = [
     # once they run: the backfilled ones stand for earlier pods of the Deployment.
     UsageDrive("team-a", {"app": "web"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=3,
                backfill_pods=("web-5d9c7b8f6d-hist0", "web-5d9c7b8f6d-hist1", "web-5d9c7b8f6d-hist2")),
+    # test_nodepool_e2e.py: StatefulSet `steady` (pod steady-0) in nodepool-forecast, with
+    # history: about 3 cores, far more than its 100m request.
+    UsageDrive("nodepool-forecast", {"app": "steady"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=8,
+               backfill_pods=("steady-0",)),
     # test_prometheus_testbed.py: pod probe-0 in testbed-usage, backfilled, later run live.
     UsageDrive("testbed-usage", {"app": "probe"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=4,
                backfill_pods=("probe-0",)),

@@ -2,14 +2,16 @@
 ResourcePool on the kwok provider's pool (conftest.PROVIDERS), and the session's operator,
 under the chart's RBAC, grows the pool when a Deployment leaves pods Pending (kwok marks
 the new Nodes Ready and runs the pods) and shrinks it after the scale-down cooldown,
-draining through the Eviction API and stopping where a PodDisruptionBudget says so."""
+draining through the Eviction API and stopping where a PodDisruptionBudget says so; and a
+Predictive one grows its pool ahead of a forecast peak in Prometheus's history, before any
+pod is Pending."""
 import json
 import time
 
 import pytest
 from kubernetes import client
 
-from conftest import NODE_POOL, NODE_POOL_TAINT, wait_for
+from conftest import FORECAST_NODE_POOL, NODE_POOL, NODE_POOL_TAINT, app_workload, wait_for
 from quartermaster.operator.conditions import from_rfc3339
 from quartermaster.operator.models import GROUP, VERSION
 from quartermaster.providers.kwok import DRAINING_ANNOTATION, POOL_LABEL
@@ -54,8 +56,8 @@ def api(sim_cluster, control_plane, operator_process, kubectl):
         client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={NODE_POOL}")
 
 
-def pool_nodes(api) -> list[client.V1Node]:
-    return client.CoreV1Api(api).list_node(label_selector=f"{POOL_LABEL}={NODE_POOL}").items
+def pool_nodes(api, pool: str = NODE_POOL) -> list[client.V1Node]:
+    return client.CoreV1Api(api).list_node(label_selector=f"{POOL_LABEL}={pool}").items
 
 
 def node_ready(node: client.V1Node) -> bool:
@@ -72,8 +74,8 @@ def running(api, count: int) -> list[client.V1Pod]:
     return pods if len(pods) == count and all(p.status.phase == "Running" for p in pods) else []
 
 
-def policy_status(kubectl) -> dict:
-    return json.loads(kubectl("get", "scalingpolicy", "-n", NAMESPACE, POLICY, "-o", "json").stdout).get("status") or {}
+def policy_status(kubectl, namespace: str = NAMESPACE) -> dict:
+    return json.loads(kubectl("get", "scalingpolicy", "-n", namespace, POLICY, "-o", "json").stdout).get("status") or {}
 
 
 def ready_condition(kubectl) -> dict:
@@ -132,3 +134,47 @@ def test_the_pool_grows_for_pending_pods_and_shrinks_after_the_cooldown_within_t
     wait_for(lambda: running(api, 3), 60, "the three pods Running on the two nodes left")
     assert {p.spec.node_name for p in batch_pods(api)} <= {n.metadata.name for n in pool_nodes(api)}
     wait_for(lambda: ready_condition(kubectl).get("reason") == "Sized", 60, "the pool sized at two nodes")
+
+
+FORECAST_NAMESPACE = "nodepool-forecast"  # conftest.USAGE_DRIVES backfills StatefulSet steady's usage
+
+
+@pytest.fixture
+def forecast_pool(api, control_plane, kubectl):
+    control_plane.create_namespace(FORECAST_NAMESPACE, timeout=60)
+    kubectl("apply", "-f", "-", input=manifest("ResourcePool", FORECAST_NODE_POOL, {
+        "providerNodePool": {"provider": "kwok", "name": FORECAST_NODE_POOL},
+        "workloads": {"namespaces": [FORECAST_NAMESPACE]}}))
+    yield
+    kubectl("delete", "scalingpolicy", "-n", FORECAST_NAMESPACE, POLICY, "--ignore-not-found")
+    kubectl("delete", "resourcepool", FORECAST_NODE_POOL, "--ignore-not-found")
+    kubectl("delete", "namespace", FORECAST_NAMESPACE, "--wait=false")
+    client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={FORECAST_NODE_POOL}")
+
+
+def test_a_predictive_policy_grows_the_pool_ahead_of_the_forecast_peak_without_pending_pods(api, kubectl,
+                                                                                          forecast_pool):
+    kubectl("apply", "-f", "-", input=manifest("ScalingPolicy", POLICY, {
+        "targetRef": {"kind": "NodePool", "name": FORECAST_NODE_POOL}, "signals": [{"type": "cpu"}],
+        "mode": "Predictive", "confidenceThreshold": 0.3, "forecast": {"horizonSeconds": 1800},
+        "minReplicas": 1, "maxReplicas": 6}, FORECAST_NAMESPACE))
+    wait_for(lambda: len(pool_nodes(api, FORECAST_NODE_POOL)) == 1, 60, "the pool's minimum of one node")
+    # one pod of 100m, which one m5.large holds; its history says it uses about 3 cores
+    container = client.V1Container(name="app", image="fake", resources=client.V1ResourceRequirements(
+        requests={"cpu": "100m"}))
+    template = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels={"app": "steady"}),
+        spec=client.V1PodSpec(containers=[container], node_selector={POOL_LABEL: FORECAST_NODE_POOL},
+                              tolerations=[client.V1Toleration(**NODE_POOL_TAINT, operator="Equal")]))
+    client.AppsV1Api(api).create_namespaced_stateful_set(FORECAST_NAMESPACE, app_workload("StatefulSet", "steady", 1,
+                                                                                         template))
+    pods = client.CoreV1Api(api)
+    wait_for(lambda: [p for p in pods.list_namespaced_pod(FORECAST_NAMESPACE).items if p.status.phase == "Running"],
+             60, "steady-0 Running on the pool's node")
+    nodes = wait_for(lambda: len(n := pool_nodes(api, FORECAST_NODE_POOL)) >= 2 and n, 120,
+                     "the pool to grow for the forecast peak")
+    status = policy_status(kubectl, FORECAST_NAMESPACE)
+    assert "cpu p90 forecast peaks at" in status["reasoning"] and "pending" not in status["reasoning"], status
+    assert [p.status.phase for p in pods.list_namespaced_pod(FORECAST_NAMESPACE).items] == ["Running"]
+    wait_for(lambda: all(map(node_ready, pool_nodes(api, FORECAST_NODE_POOL))), 60, "the new nodes Ready")
+    assert len(nodes) == status["recommendation"]["replicas"]
