@@ -78,8 +78,8 @@ def policy_status(kubectl, namespace: str = NAMESPACE) -> dict:
     return json.loads(kubectl("get", "scalingpolicy", "-n", namespace, POLICY, "-o", "json").stdout).get("status") or {}
 
 
-def ready_condition(kubectl) -> dict:
-    return next((c for c in policy_status(kubectl).get("conditions") or [] if c["type"] == "Ready"), {})
+def ready_condition(kubectl, namespace: str = NAMESPACE) -> dict:
+    return next((c for c in policy_status(kubectl, namespace).get("conditions") or [] if c["type"] == "Ready"), {})
 
 
 def test_the_pool_grows_for_pending_pods_and_shrinks_after_the_cooldown_within_the_budget(api, kubectl):
@@ -178,3 +178,37 @@ def test_a_predictive_policy_grows_the_pool_ahead_of_the_forecast_peak_without_p
     assert [p.status.phase for p in pods.list_namespaced_pod(FORECAST_NAMESPACE).items] == ["Running"]
     wait_for(lambda: all(map(node_ready, pool_nodes(api, FORECAST_NODE_POOL))), 60, "the new nodes Ready")
     assert len(nodes) == status["recommendation"]["replicas"]
+
+
+def events_of(api, namespace: str, reason: str) -> list[client.CoreV1Event]:
+    return [e for e in client.CoreV1Api(api).list_namespaced_event(namespace).items
+            if e.involved_object.name == POLICY and e.reason == reason]
+
+
+def test_provider_errors_are_ready_false_with_their_type_and_an_event(api, kubectl, forecast_pool):
+    # the provider refuses a size outside its pool's own bounds (kwok's maxSize 6): for good,
+    # so the size is asked once, and asked again only once the decision changes
+    kubectl("apply", "-f", "-", input=manifest("ScalingPolicy", POLICY, {
+        "targetRef": {"kind": "NodePool", "name": FORECAST_NODE_POOL}, "signals": [{"type": "cpu"}],
+        "minReplicas": 7, "maxReplicas": 8}, FORECAST_NAMESPACE))
+    refused = wait_for(lambda: (c := ready_condition(kubectl, FORECAST_NAMESPACE)).get("reason") == "Rejected" and c,
+                       60, "Ready=False, Rejected")
+    assert refused["status"] == "False" and "size 7 is outside [0, 6]" in refused["message"]
+    assert "not tried again until the size changes" in refused["message"]
+    warning = wait_for(lambda: events_of(api, FORECAST_NAMESPACE, "Rejected"), 30, "a Rejected Event")[0]
+    assert warning.type == "Warning" and "size 7 is outside [0, 6]" in warning.message
+    assert pool_nodes(api, FORECAST_NODE_POOL) == []
+    kubectl("patch", "scalingpolicy", "-n", FORECAST_NAMESPACE, POLICY, "--type=merge",
+            "-p", json.dumps({"spec": {"minReplicas": 2}}))
+    wait_for(lambda: len(pool_nodes(api, FORECAST_NODE_POOL)) == 2, 60, "the pool at the new minimum")
+    wait_for(lambda: ready_condition(kubectl, FORECAST_NAMESPACE).get("reason") == "Sized", 60, "Ready again")
+    assert len(events_of(api, FORECAST_NAMESPACE, "Rejected")) == 1
+
+    # a pool the provider does not have: describing it fails, every cycle, and nothing acts
+    kubectl("apply", "-f", "-", input=manifest("ResourcePool", FORECAST_NODE_POOL, {
+        "providerNodePool": {"provider": "kwok", "name": "not-configured"},
+        "workloads": {"namespaces": [FORECAST_NAMESPACE]}}))
+    missing = wait_for(lambda: (c := ready_condition(kubectl, FORECAST_NAMESPACE)).get("reason") == "NotFound" and c,
+                       60, "Ready=False, NotFound")
+    assert "kwok node pool 'not-configured' is not configured" in missing["message"]
+    assert events_of(api, FORECAST_NAMESPACE, "NotFound")[0].type == "Warning"
