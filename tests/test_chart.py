@@ -11,7 +11,7 @@ import yaml
 from prometheus_client import generate_latest
 
 from conftest import OPERATOR_NAMESPACE, RELEASE
-from quartermaster.operator.cli import _parser
+from quartermaster.operator.cli import _parser, _provider_options
 from quartermaster.operator.leadership import LeaderElectionSettings
 from quartermaster.operator.prices import load_price_table
 from quartermaster.operator.settings import OperatorSettings
@@ -397,6 +397,19 @@ def test_the_price_table_value_reaches_the_operator_as_the_file_it_loads(testbed
     assert loaded.currency == "EUR"
     assert loaded.prices({"node.kubernetes.io/instance-type": "m5.large"}).core_hour == 0.05
     assert loaded.prices({}).core_hour == 0.04
+
+
+def test_the_node_pool_providers_value_reaches_the_operator_as_the_file_it_loads(testbed_bin, tmp_path):
+    providers = {"kwok": {"pools": {"batch": {"instanceType": "m5.xlarge", "minSize": 0, "maxSize": 10}}}}
+    docs = render_values_file(testbed_bin / "helm", tmp_path, {"nodePools": {"providers": providers}})
+    path = _parser().parse_args(operator_args(docs)).providers
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume, key = mounted_file(pod, str(path))
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
+    (tmp_path / "providers.yaml").write_text(config_map["data"][key])
+    assert _provider_options(tmp_path / "providers.yaml") == providers  # what the operator reads at start-up
+    # none configured: no flag, no ConfigMap
+    assert _parser().parse_args(operator_args(render_values_file(testbed_bin / "helm", tmp_path, {}))).providers is None
 
 
 def test_an_existing_price_table_config_map_is_mounted_instead(testbed_bin, tmp_path):
