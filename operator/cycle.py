@@ -46,7 +46,7 @@ from quartermaster.planner.pools import strategy_parameters
 from quartermaster.planner.priority import Standing
 from quartermaster.predictors import Forecasts, forecast_many_detailed
 from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
-from quartermaster.providers.interface import ProviderError, Unavailable
+from quartermaster.providers.interface import ProviderError
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolProviders, NodePoolSize
 from quartermaster.providers.priority_classes import PriorityClasses, PriorityClassWriter
 from quartermaster.providers.quotas import QuotaObjects, QuotaObjectWriter
@@ -423,15 +423,15 @@ class ControlCycle:
         figures = None
         if pool is not None and pool[1].provider_node_pool is not None:
             settings = observed.settings(policy.uid).parameters
-            forecast = None
+            peak, seconds, confidence = None, 0.0, None
             if book is not None:
                 rows = {s.type: book.rows[("pool", uid, s.type)] for s in spec.signals if s.type in SIGNALS}
-                forecast = nodepools.forecast_peak(
+                peak, seconds = nodepools.forecast_peak(
                     {r: book.forecasts.at(settings.quantile)[i] for r, i in rows.items()}, book.step,
-                    settings.horizon_seconds, min((float(book.forecasts.confidence[i]) for i in rows.values()),
-                                                  default=0.0))
+                    settings.horizon_seconds)
+                confidence = min((float(book.forecasts.confidence[i]) for i in rows.values()), default=None)
             figures = nodepools.pool_figures(pool[1].provider_node_pool.name, snapshot.nodes, snapshot.pods,
-                                             observed.summaries[uid].member_pods, forecast)
+                                             observed.summaries[uid].member_pods, peak, seconds, confidence)
         return nodepools.decide(policy, spec, pool, figures, observation, observed.settings(policy.uid), problem,
                                 self._node_pool_results.get(policy.uid), self._scaling_state.get(policy.uid),
                                 self._written.get(policy.uid, policy.status), now)
@@ -548,9 +548,7 @@ class ControlCycle:
             pool = await self.node_pools.apply(action)
             result = nodepools.act_result(action, blocked=pool.blocked)
             self.telemetry.actions.labels(action.actuator, "applied").inc()
-        except (ProviderError, ApiException) as error:
-            if isinstance(error, ApiException):  # an API answer the provider has no type for
-                error = Unavailable(f"{error.status} {error.reason}")
+        except ProviderError as error:
             result = nodepools.act_result(action, error=error)
             self.telemetry.actions.labels(action.actuator, "failed").inc()
             logger.warning("%s: %s not applied: %s", outcome.obj.name, action.describe(), result.message)

@@ -28,7 +28,7 @@ from quartermaster.planner.nodepools import NodePoolDemand, NodePoolRules, size_
 from quartermaster.providers.interface import ProviderError
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolSize
 
-RECOMMENDATIONS = tuple[tuple[float, int], ...]  # the stabilisation window's (time, size), kept per policy
+Recommendations = tuple[tuple[float, int], ...]  # the stabilisation window's (time, size), kept per policy
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,11 @@ def act_result(action: NodePoolSize, blocked: tuple[str, ...] = (), error: Optio
 
 
 def pool_figures(pool: str, nodes: list[NodeRecord], pods: list[PodRecord], members: tuple[PodRecord, ...],
-                 forecast: Optional[tuple[Mapping[str, float], float, float]]) -> NodePoolFigures:
+                 peak: Optional[Mapping[str, float]] = None, peak_in_seconds: float = 0.0,
+                 confidence: Optional[float] = None) -> NodePoolFigures:
     """The figures of provider pool `pool` (by its nodes' label): the pending pods among the
     ResourcePool's `members`, the pods on any of its nodes (draining ones too) and the room
-    on each schedulable one; `forecast` is (peak per resource, seconds to it, confidence)."""
+    on each schedulable one, with the members' forecast `peak` (`forecast_peak`)."""
     mine = [n for n in nodes if n.labels.get(NODE_POOL_LABEL) == pool]
     names = {n.name for n in mine}
     on_node: dict[str, list[PodRecord]] = {}
@@ -80,15 +81,15 @@ def pool_figures(pool: str, nodes: list[NodeRecord], pods: list[PodRecord], memb
             on_node.setdefault(pod.node, []).append(pod)
     free = tuple({r: amount - sum(p.requests.get(r, 0.0) for p in on_node.get(n.name, ()))
                   for r, amount in n.allocatable.items()} for n in mine if n.schedulable)
-    peak, seconds, confidence = forecast if forecast is not None else (None, 0.0, None)
     return NodePoolFigures(sum(n.schedulable for n in mine), tuple(p.requests for p in members if p.node is None),
-                           tuple(p.requests for ps in on_node.values() for p in ps), free, peak, seconds, confidence)
+                           tuple(p.requests for ps in on_node.values() for p in ps), free, peak, peak_in_seconds,
+                           confidence)
 
 
-def forecast_peak(forecasts: Mapping[str, np.ndarray], step_seconds: int, horizon_seconds: int,
-                  confidence: float) -> Optional[tuple[dict[str, float], float, float]]:
-    """Each resource's peak over the horizon, and how far ahead the latest of them comes;
-    None when no resource has a forecast."""
+def forecast_peak(forecasts: Mapping[str, np.ndarray], step_seconds: int,
+                  horizon_seconds: int) -> tuple[Optional[dict[str, float]], float]:
+    """Each resource's peak over the horizon (None when no resource has a forecast), and how
+    far ahead the latest of them comes."""
     steps = max(1, math.ceil(horizon_seconds / step_seconds))
     peak, when = {}, 0
     for resource, values in forecasts.items():
@@ -96,15 +97,16 @@ def forecast_peak(forecasts: Mapping[str, np.ndarray], step_seconds: int, horizo
         if np.isfinite(part).any():
             index = int(np.nanargmax(part))
             peak[resource], when = float(part[index]), max(when, index + 1)
-    return (peak, when * step_seconds, confidence) if peak else None
+    return peak or None, when * step_seconds
 
 
 def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[str, ResourcePoolSpec]],
-           figures: NodePoolFigures, observation: Optional[NodePoolObservation], settings: Settings,
-           problem: Optional[tuple[str, str]], last: Optional[ActResult], recent: Optional[RECOMMENDATIONS],
+           figures: Optional[NodePoolFigures], observation: Optional[NodePoolObservation], settings: Settings,
+           problem: Optional[tuple[str, str]], last: Optional[ActResult], recent: Optional[Recommendations],
            previous: Mapping, now: float) -> PolicyDecision:
     """The pool's size, the status saying why, and the provider action that sets it.
-    `pool` is the named ResourcePool (name, spec) when it exists and parses; `problem` a
+    `pool` is the named ResourcePool (name, spec) when it exists and parses (`figures` are
+    its provider pool's, None without one); `problem` a
     metrics failure (no forecast then, and no shrinking on it); `last` how the provider
     took the last size applied."""
     before = list(previous.get("conditions") or [])

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
+from kubernetes.client import ApiException
+
 from quartermaster.providers import registry
-from quartermaster.providers.interface import NodePool, NodePoolProvider, ProviderError
+from quartermaster.providers.interface import NodePool, NodePoolProvider, ProviderError, Unavailable
 
 
 class ProviderNotConfigured(ProviderError):
@@ -72,7 +74,17 @@ class NodePoolProviders:
             return NodePoolObservation(state, self._allocatable[key])
         except ProviderError as error:
             return NodePoolObservation(error=error)
+        except ApiException as error:
+            return NodePoolObservation(error=_untyped(error))
 
     async def apply(self, action: NodePoolSize) -> NodePool:
         """Set the pool's desired size (raises ProviderError)."""
-        return await self.provider(action.provider).set_desired_size(action.pool, action.size)
+        try:
+            return await self.provider(action.provider).set_desired_size(action.pool, action.size)
+        except ApiException as error:
+            raise _untyped(error) from error
+
+
+def _untyped(error: ApiException) -> Unavailable:
+    """A Kubernetes API answer the kwok provider has no type for (a 5xx, a conflict): transient."""
+    return Unavailable(f"{error.status} {error.reason}")

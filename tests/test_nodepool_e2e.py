@@ -17,6 +17,7 @@ from quartermaster.operator.models import GROUP, VERSION
 from quartermaster.providers.kwok import DRAINING_ANNOTATION, POOL_LABEL
 
 NAMESPACE = "nodepool-e2e"
+FORECAST_NAMESPACE = "nodepool-forecast"  # conftest.USAGE_DRIVES backfills StatefulSet steady's usage
 POLICY = "pool-size"
 COOLDOWN = 20  # seconds: the policy's scale-down stabilisation window
 
@@ -52,7 +53,7 @@ def api(sim_cluster, control_plane, operator_process, kubectl):
         yield api
         kubectl("delete", "scalingpolicy", "-n", NAMESPACE, POLICY, "--ignore-not-found")
         kubectl("delete", "resourcepool", NODE_POOL, "--ignore-not-found")
-        kubectl("delete", "namespace", NAMESPACE, "--wait=false")
+        kubectl("delete", "namespace", NAMESPACE, FORECAST_NAMESPACE, "--wait=false", "--ignore-not-found")
         client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={NODE_POOL}")
 
 
@@ -136,8 +137,6 @@ def test_the_pool_grows_for_pending_pods_and_shrinks_after_the_cooldown_within_t
     wait_for(lambda: ready_condition(kubectl).get("reason") == "Sized", 60, "the pool sized at two nodes")
 
 
-FORECAST_NAMESPACE = "nodepool-forecast"  # conftest.USAGE_DRIVES backfills StatefulSet steady's usage
-
 
 @pytest.fixture
 def forecast_pool(api, control_plane, kubectl):
@@ -146,9 +145,8 @@ def forecast_pool(api, control_plane, kubectl):
         "providerNodePool": {"provider": "kwok", "name": FORECAST_NODE_POOL},
         "workloads": {"namespaces": [FORECAST_NAMESPACE]}}))
     yield
-    kubectl("delete", "scalingpolicy", "-n", FORECAST_NAMESPACE, POLICY, "--ignore-not-found")
+    kubectl("delete", "scalingpolicy,statefulset", "--all", "-n", FORECAST_NAMESPACE)
     kubectl("delete", "resourcepool", FORECAST_NODE_POOL, "--ignore-not-found")
-    kubectl("delete", "namespace", FORECAST_NAMESPACE, "--wait=false")
     client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={FORECAST_NODE_POOL}")
 
 
