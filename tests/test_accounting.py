@@ -1,7 +1,8 @@
 """Pool accounting, selectors and quantities: pure functions, known answers."""
 import pytest
 
-from quartermaster.operator.accounting import NodeRecord, PodRecord, pod_record, pod_requests, summarise
+from quartermaster.operator.accounting import (NODE_POOL_LABEL, NodeRecord, PodRecord, pod_record, pod_requests,
+                                               summarise)
 from quartermaster.operator.models import LabelSelector, ResourcePoolSpec
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.selectors import matches
@@ -117,6 +118,13 @@ def test_pods_count_only_where_they_run_or_may_land():
     assert sorted(p.name for p in summary.member_pods) == ["on-n1", "pending-anywhere", "pending-for-a"]
     fixed = summarise(ResourcePoolSpec.model_validate({"fixedCapacity": {"cpu": "8"}}), nodes, pods, {})
     assert fixed.members == 5, "a fixed-capacity pool has no nodes to place pods on"
+
+
+def test_a_pending_pod_naming_a_provider_pool_counts_before_the_pool_has_nodes():
+    pods = [PodRecord("ns", "for-batch", {}, None, {"cpu": 1}, node_selector={NODE_POOL_LABEL: "batch"}),
+            PodRecord("ns", "for-other", {}, None, {"cpu": 1}, node_selector={NODE_POOL_LABEL: "other"})]
+    spec = ResourcePoolSpec.model_validate({"providerNodePool": {"provider": "kwok", "name": "batch"}})
+    assert [p.name for p in summarise(spec, [], pods, {}).member_pods] == ["for-batch"]
 
 
 def test_only_unobserved_specs_wake_the_cycle():
