@@ -219,7 +219,7 @@ class ControlCycle:
             policies.append(Outcome(ScalingPolicy.plural, policy, decision))
         scopes = {q.name: (spec, quota.figures(q, spec, snapshot))
                   for q in snapshot.quotas for spec in [self._parse(q, quota.parse_spec)]}
-        standings = quota.standings(scopes)
+        standings, loans = quota.standings(scopes), quota.loans(scopes)
         plans = [Outcome(SwapPlan.plural, plan, swapplan.decide(
             plan, observed.plan_specs[plan.uid],
             None if book is None or plan.uid not in observed.plan_pools
@@ -231,7 +231,8 @@ class ControlCycle:
         for obj in snapshot.quotas:
             spec, scope = scopes[obj.name]
             quotas.append(Outcome(Quota.plural, obj, quota.decide(
-                obj, spec, scope, self._written.get(obj.uid, obj.status), now, quota.cost_figures(scope, cost))))
+                obj, spec, scope, self._written.get(obj.uid, obj.status), now, quota.cost_figures(scope, cost),
+                loans[obj.name])))
         self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies, *snapshot.plans, *snapshot.quotas)},
                      set(names.values()))
         timings["decide"] = time.perf_counter() - clock

@@ -358,6 +358,15 @@ class QuotaLimits(Model):
     storage: Optional[Quantity] = None
 
 
+class BorrowableLimits(Model):
+    """Amounts of the resources a Quota may borrow or lend: those its pods request."""
+
+    cpu: Optional[Quantity] = None
+    memory: Optional[Quantity] = None
+    gpu: Optional[Quantity] = Field(default=None, alias="nvidia.com/gpu")
+    pods: Optional[NonNegativeInt] = None
+
+
 class CostBudget(Model):
     daily: Optional[NonNegativeFloat] = None
     monthly: Optional[NonNegativeFloat] = None
@@ -384,6 +393,8 @@ class QuotaSpec(Model):
     priority_class: PriorityClass = PriorityClass.NORMAL
     fair_share_weight: PositiveFloat = 1.0
     borrow_idle: bool = False
+    borrowing_limit: Optional[BorrowableLimits] = None  # with borrowIdle: the most borrowed, per resource
+    lending_limit: Optional[BorrowableLimits] = None  # the most of its idle capacity others may borrow
 
 
 class CostSpent(Model):
@@ -416,6 +427,8 @@ class QuotaStatus(Status):
     usage: Optional[QuotaLimits] = None
     remaining: Optional[QuotaLimits] = None
     split: list[NamespaceShare] = Field(default_factory=list)
+    borrowed: Optional[QuotaLimits] = None  # over spec.hard, from other Quotas' idle capacity
+    lent: Optional[QuotaLimits] = None  # of spec.hard, to Quotas that borrow
     cost: Optional[CostSpent] = None
     owned_objects: list[OwnedObject] = Field(default_factory=list)
     last_action: Optional[LastAction] = None

@@ -15,6 +15,14 @@ getting its count plus an equal share of what is left. What the pods' requests d
 show (the objects' counts, the PersistentVolumeClaims' storage) is read from the
 ResourceQuota's own `status.used`, the figures the apiserver's admission counts against.
 
+Borrowing (Kueue's cohorts, over every Quota in the cluster): a Quota whose namespaces
+ask for more than its limit (pods' requests, and the requests of the replicas its
+Deployments and StatefulSets want but do not have, as a ResourceQuota refused them) may,
+with `borrowIdle`, have its limit raised by what other Quotas leave idle, up to its
+`borrowingLimit`; the lenders' limits shrink by as much, never below their own demand, so
+when a lender's demand returns the borrower's limit shrinks at the next cycle
+(`planner.quotas.lend_idle`). Only what pods request is borrowed: cpu, memory, GPUs, pods.
+
 Priority classes: the Quota's `priorityClass` and `fairShareWeight` weigh its namespaces'
 workloads in SwapPlans (`standings`), and the operator keeps a Kubernetes PriorityClass per
 level (providers/priority_classes.py) for pods to name.
@@ -35,6 +43,7 @@ False saying why: no figure from missing data.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -48,7 +57,7 @@ from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.planner.cost import Spend
 from quartermaster.planner.priority import PriorityClass, Standing
-from quartermaster.planner.quotas import split_by_kind, split_total
+from quartermaster.planner.quotas import CohortMember, lend_idle, split_by_kind, split_total
 from quartermaster.providers.hpa import FIELD_MANAGER, MANAGED_BY_LABEL
 from quartermaster.providers.priority_classes import PriorityClasses, priority_class_manifest
 from quartermaster.providers.quotas import (QUOTA_LABEL, QuotaObjects, limit_range_manifest, object_name,
@@ -169,6 +178,8 @@ class QuotaFigures:
     held: Mapping[tuple[str, str, str], OwnedRecord]  # (kind, namespace, name) -> the Quota's owned objects
     running: frozenset[str] = frozenset()  # namespaces in scope with a pod on a node
     workloads: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # namespace -> count per WORKLOAD_KINDS
+    # namespace -> POD_RESOURCES: `used` plus the requests of the replicas its workloads lack
+    demand: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,7 +227,58 @@ def figures(quota: CustomObject, spec: QuotaSpec | str, snapshot: ClusterSnapsho
         used[ns]["storage"] = record.used.get(RESOURCES["storage"][0], 0.0) if record else 0.0
         used[ns]["concurrentWorkloads"] = float(sum(workloads[ns]))
     running = frozenset(p.namespace for p in snapshot.pods if p.namespace in used and p.node)
-    return QuotaFigures(namespaces, tuple(sorted(wanted - set(namespaces))), used, held, running, workloads)
+    return QuotaFigures(namespaces, tuple(sorted(wanted - set(namespaces))), used, held, running, workloads,
+                        _demand(used, snapshot))
+
+
+def _demand(used: Mapping[str, Mapping[str, float]], snapshot: ClusterSnapshot) -> dict[str, dict[str, float]]:
+    """What each namespace's pods request, and what the replicas its Deployments and
+    StatefulSets want but lack would: the demand a ResourceQuota hides by refusing them."""
+    demand = {ns: {r: amounts[r] for r in POD_RESOURCES} for ns, amounts in used.items()}
+    pods_of = Counter(p.owner for p in snapshot.pods if p.namespace in demand)
+    for template in snapshot.workloads:
+        missing = template.replicas - pods_of[template.key]
+        if template.key.namespace in demand and missing > 0:
+            for resource in POD_RESOURCES:
+                per_pod = 1.0 if resource == "pods" else sum(c.requests.get(resource, 0.0) for c in template.containers)
+                demand[template.key.namespace][resource] += missing * per_pod
+    return demand
+
+
+def loans(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures]]]) -> dict[str, dict[str, float]]:
+    """What each Quota borrows (positive) or lends (negative) per resource, by name: every
+    valid Quota limiting a resource its pods request is in that resource's cohort."""
+    found: dict[str, dict[str, float]] = {name: {} for name in quotas}
+    for resource, (_, unit) in POD_RESOURCES.items():
+        names, members = [], []
+        for name, (spec, scope) in sorted(quotas.items()):
+            limit = None if isinstance(spec, str) or scope is None else _limits(spec.hard).get(resource)
+            if limit is None:
+                continue
+            borrowing = _limits(spec.borrowing_limit).get(resource) if spec.borrow_idle else 0.0
+            lending = _limits(spec.lending_limit).get(resource)
+            names.append(name)
+            members.append(CohortMember(
+                _units(limit, unit), _units(sum(scope.demand[ns][resource] for ns in scope.namespaces), unit, up=True),
+                spec.fair_share_weight, None if borrowing is None else _units(borrowing, unit),
+                None if lending is None else _units(lending, unit)))
+        for name, change in zip(names, lend_idle(members)):
+            if change:
+                found[name][resource] = change / unit
+    return found
+
+
+def _limits(amounts) -> dict[str, float]:
+    """A QuotaLimits' or BorrowableLimits' amounts by resource (base units); none when absent."""
+    if amounts is None:
+        return {}
+    return {r: to_float(v) for r, v in amounts.model_dump(by_alias=True, exclude_none=True).items()}
+
+
+def _units(amount: float, unit: int, up: bool = False) -> int:
+    """An amount in whole units: a limit rounded down, so rounding never exceeds it; a use
+    or a demand rounded up (`up`), so rounding never hides any of it."""
+    return math.ceil(amount * unit - 1e-9) if up else math.floor(amount * unit + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -227,7 +289,9 @@ class QuotaDecision:
 
 
 def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFigures], previous: Mapping,
-           now: float, cost: CostFigures | tuple[str, str] | None = None) -> QuotaDecision:
+           now: float, cost: CostFigures | tuple[str, str] | None = None,
+           loan: Mapping[str, float] = {}) -> QuotaDecision:
+    """`loan`: what `loans` says this Quota borrows (positive) or lends (negative), per resource."""
     before = list(previous.get("conditions") or [])
     generation = quota.generation
 
@@ -249,8 +313,8 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
                                     f"no namespace is in the scope{missing}{unsupported}; nothing is enforced",
                                     generation))
 
-    hard = {r: to_float(v) for r, v in spec.hard.model_dump(by_alias=True, exclude_none=True).items()
-            if r in RESOURCES}
+    own = _limits(spec.hard)
+    hard = {r: limit + loan.get(r, 0.0) for r, limit in own.items()}
     used = figures.used
     # the pods' requests are always known; the counts only where our ResourceQuota limits them
     measured = [r for r in RESOURCES if r in POD_RESOURCES or r in hard]
@@ -277,7 +341,10 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
         "ownedObjects": [{"kind": m["kind"], "namespace": m["metadata"]["namespace"], "name": m["metadata"]["name"]}
                          for m in wanted],
     }
-    over = [r for r in hard if totals[r] > hard[r]]
+    # None when there is no loan, which the merge patch removes from status
+    extra["borrowed"] = {r: _amount(r, v) for r, v in loan.items() if v > 0} or None
+    extra["lent"] = {r: _amount(r, -v) for r, v in loan.items() if v < 0} or None
+    over = [r for r in hard if totals[r] > hard[r] + 1e-9]
     if over:
         conditions = set_condition(before, "Exceeded", True, "OverLimit", "; ".join(
             f"{r} requests {format_quantity(r, totals[r])} over the limit {format_quantity(r, hard[r])} ("
@@ -295,8 +362,29 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
                                    generation)
     else:
         conditions = set_condition(conditions, "Ready", True, "Enforced", enforced, generation)
+    conditions = _borrowing(conditions, spec, own, loan, figures, generation)
     conditions, extra["cost"] = _budget(conditions, spec, cost, now, generation)
     return finish(conditions, extra, QuotaObjects(quota.name, stale) if stale else None)
+
+
+def _borrowing(conditions: list[dict], spec: QuotaSpec, own: Mapping[str, float], loan: Mapping[str, float],
+               figures: QuotaFigures, generation: int) -> list[dict]:
+    borrowed = {r: v for r, v in loan.items() if v > 0}
+    if borrowed:
+        return set_condition(conditions, "Borrowing", True, "BorrowingIdle", "; ".join(
+            f"{r}: {format_quantity(r, v)} over the limit {format_quantity(r, own[r])}" for r, v in borrowed.items())
+            + ": other Quotas' idle capacity, given back as their demand returns", generation)
+    if not spec.borrow_idle:
+        return set_condition(conditions, "Borrowing", False, "BorrowingOff",
+                             "spec.borrowIdle is off: the Quota keeps to its own limits", generation)
+    wanting = [r for r in own if r in POD_RESOURCES
+               and sum(figures.demand[ns][r] for ns in figures.namespaces) > own[r] + 1e-9]
+    if wanting:
+        return set_condition(conditions, "Borrowing", False, "NothingIdle",
+                             f"demand for {', '.join(wanting)} is over the limit and no other Quota has idle "
+                             f"capacity to lend (or the borrowingLimit is 0)", generation)
+    return set_condition(conditions, "Borrowing", False, "DemandWithinLimit",
+                         "demand is within the Quota's own limits: nothing to borrow", generation)
 
 
 def _budget(conditions: list[dict], spec: QuotaSpec, cost: CostFigures | tuple[str, str] | None, now: float,
@@ -339,16 +427,15 @@ def _budget(conditions: list[dict], spec: QuotaSpec, cost: CostFigures | tuple[s
 
 def _split(hard: Mapping[str, float], figures: QuotaFigures) -> tuple[dict[str, dict[str, float]],
                                                                        dict[str, list[int]]]:
-    """Each namespace's hard limit per resource (base units), split in whole units: the
-    total rounded down, so the parts never add up to more than the spec says; uses
-    rounded up, so a namespace's part never falls below what it holds. And, with
+    """Each namespace's hard limit per resource (base units), split in whole units (see
+    `_units`: the parts never add up to more than the limit, and a namespace's part never
+    falls below what it holds). And, with
     `concurrentWorkloads`, each namespace's part of it per kind (WORKLOAD_KINDS)."""
     namespaces, used = figures.namespaces, figures.used
     shares: dict[str, dict[str, float]] = {ns: {} for ns in namespaces}
     for resource, total in hard.items():
         unit = RESOURCES[resource][1]
-        parts = split_total(math.floor(total * unit + 1e-9),
-                            [math.ceil(used[ns][resource] * unit - 1e-9) for ns in namespaces])
+        parts = split_total(_units(total, unit), [_units(used[ns][resource], unit, up=True) for ns in namespaces])
         for ns, part in zip(namespaces, parts):
             shares[ns][resource] = part / unit
     kinds = {}

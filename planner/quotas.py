@@ -15,7 +15,8 @@ out of the others' spare share at the next cycle.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 
 def split_total(total: int, used: Sequence[int]) -> list[int]:
@@ -51,3 +52,49 @@ def split_by_kind(total: int, used: Sequence[Sequence[int]]) -> list[list[int]]:
     no kind gets less than its count, as `split_total` does for one figure."""
     parts = split_total(total, [sum(kinds) for kinds in used])
     return [split_total(part, list(kinds)) for part, kinds in zip(parts, used)]
+
+
+@dataclass(frozen=True)
+class CohortMember:
+    """One Quota of a borrowing cohort, for one resource, in whole units."""
+
+    limit: int  # its own total (spec.hard)
+    demand: int  # what its namespaces hold and ask for
+    weight: float = 1.0  # its fair-share weight: borrowers share scarce idle capacity by it
+    borrowing_limit: Optional[int] = 0  # the most it may borrow; None: no limit, 0: it does not borrow
+    lending_limit: Optional[int] = None  # the most of its idle capacity others may borrow; None: all of it
+
+
+def lend_idle(members: Sequence[CohortMember]) -> list[int]:
+    """Each member's change of limit (Kueue's cohorts, settled afresh every cycle): a
+    borrower gains what its demand exceeds its limit by, up to its borrowing limit and as
+    far as the others' idle capacity (limit less demand, up to their lending limits) goes;
+    the lenders lose what is borrowed, in proportion to what each can lend. When borrowers
+    want more than is idle, they share it by weight. The changes sum to zero, so the
+    cohort's total never grows, and no lender is left with less than its demand: when its
+    demand returns, what it had lent comes back at once."""
+    if any(m.limit < 0 or m.demand < 0 or not m.weight > 0 for m in members):
+        raise ValueError("limits and demands are never negative, weights always positive")
+
+    def capped(amount: int, cap: Optional[int]) -> int:
+        return amount if cap is None else min(amount, cap)
+
+    wants = [capped(max(0, m.demand - m.limit), m.borrowing_limit) for m in members]
+    lendable = [capped(max(0, m.limit - m.demand), m.lending_limit) for m in members]
+    borrowed = _fill(min(sum(wants), sum(lendable)), wants, [m.weight for m in members])
+    lent = _shares(sum(borrowed), lendable) if sum(lendable) else [0] * len(members)
+    return [b - l for b, l in zip(borrowed, lent)]
+
+
+def _fill(amount: int, wants: list[int], weights: list[float]) -> list[int]:
+    """`amount` (at most the sum of `wants`) shared by weight, no one given more than it
+    wants: what a capped one cannot take goes round the others again."""
+    given = [0] * len(wants)
+    while amount > 0:
+        open_ = [i for i, w in enumerate(wants) if given[i] < w]
+        parts = _shares(amount, [round(weights[i] * 1000) for i in open_])
+        for i, part in zip(open_, parts):
+            take = min(part, wants[i] - given[i])
+            given[i] += take
+            amount -= take
+    return given

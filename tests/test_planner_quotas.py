@@ -2,7 +2,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from quartermaster.planner.quotas import split_by_kind, split_total
+from quartermaster.planner.quotas import CohortMember, lend_idle, split_by_kind, split_total
 
 
 def test_each_namespace_gets_its_use_plus_an_equal_share_of_the_rest():
@@ -45,3 +45,49 @@ def test_the_split_by_kind_sums_to_the_total_and_covers_each_count_when_the_tota
     assert sum(map(sum, split)) == total
     if sum(map(sum, used)) <= total:
         assert all(part >= use for parts, uses in zip(split, used) for part, use in zip(parts, uses))
+
+
+
+# ---- borrowing --------------------------------------------------------------------------
+
+def borrower(limit, demand, most=None, weight=1.0):
+    return CohortMember(limit, demand, weight, borrowing_limit=most)
+
+
+def test_a_borrower_takes_what_its_demand_exceeds_its_limit_by_from_the_idle_and_the_lender_shrinks():
+    assert lend_idle([CohortMember(10, 4), borrower(4, 8)]) == [-4, 4]
+    assert lend_idle([CohortMember(10, 4), borrower(4, 8, most=2)]) == [-2, 2], "up to its borrowing limit"
+    assert lend_idle([CohortMember(10, 4, lending_limit=1), borrower(4, 8)]) == [-1, 1], "up to the lending limit"
+    assert lend_idle([CohortMember(10, 4), CohortMember(4, 8)]) == [0, 0], "without borrowIdle nothing is borrowed"
+
+
+def test_the_loan_shrinks_as_the_lender_s_demand_returns_and_ends_when_it_has_no_idle():
+    loans = [lend_idle([CohortMember(10, lender), borrower(4, 8)])[1] for lender in (2, 7, 9, 10, 12)]
+    assert loans == [4, 3, 1, 0, 0]
+
+
+def test_scarce_idle_capacity_is_shared_by_weight_and_lenders_give_in_proportion_to_their_idle():
+    # 6 idle (4 + 2) against 12 wanted: weights 1 and 2 share it 2 and 4
+    assert lend_idle([CohortMember(10, 6), CohortMember(5, 3), borrower(4, 10), borrower(4, 10, weight=2)]) == [
+        -4, -2, 2, 4]
+    # what one borrower cannot take goes to the other
+    assert lend_idle([CohortMember(10, 0), borrower(4, 10), borrower(4, 5, weight=2)]) == [-7, 6, 1]
+
+
+def test_negative_figures_are_refused():
+    with pytest.raises(ValueError):
+        lend_idle([CohortMember(-1, 0)])
+
+
+@given(st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 2000), st.integers(1, 5),
+                          st.one_of(st.none(), st.integers(0, 500)), st.one_of(st.none(), st.integers(0, 500))),
+                min_size=1, max_size=8))
+def test_loans_sum_to_zero_respect_every_limit_and_leave_each_lender_its_demand(rows):
+    members = [CohortMember(limit, demand, weight, most, lending) for limit, demand, weight, most, lending in rows]
+    changes = lend_idle(members)
+    assert sum(changes) == 0
+    for m, change in zip(members, changes):
+        if change > 0:
+            assert change <= m.demand - m.limit and (m.borrowing_limit is None or change <= m.borrowing_limit)
+        if change < 0:
+            assert m.limit + change >= m.demand and (m.lending_limit is None or -change <= m.lending_limit)

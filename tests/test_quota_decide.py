@@ -5,7 +5,7 @@ from dataclasses import replace
 from quartermaster.operator.models import QuotaStatus
 from quartermaster.operator.observe import snapshot_from_objects
 from quartermaster.operator.quantities import to_float
-from quartermaster.operator.quota import (cost_figures, decide, figures, owned_record, parse_spec,
+from quartermaster.operator.quota import (cost_figures, decide, figures, loans, owned_record, parse_spec,
                                           priority_class_content, priority_classes_to_apply, standings)
 from quartermaster.planner.cost import Spend
 from quartermaster.planner.priority import PriorityClass, Standing
@@ -250,3 +250,62 @@ def test_a_namespace_takes_its_quota_s_class_and_weight_the_highest_when_in_seve
     found = standings(dict([scoped("batch", ["a", "b"], priorityClass="low", fairShareWeight=2),
                             scoped("web", ["b"], priorityClass="high"), scoped("bad", ["other"], hard={"cpu": "x"})]))
     assert found == {"a": Standing(PriorityClass.LOW, 2.0), "b": Standing(PriorityClass.HIGH, 1.0)}
+
+
+# ---- borrowing -----------------------------------------------------------------------
+
+def deployment(namespace, name, replicas, cpu):
+    return {"kind": "Deployment", "metadata": {"name": name, "namespace": namespace, "generation": 1},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [
+                {"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}}, "status": {}}
+
+
+def cohort(busy_replicas, lender_pods, previous=None, **borrower_spec):
+    """A borrowing Quota over a (2 cores; a Deployment of 500m pods, 4 running) and a
+    lender over b (4 cores): the loans, then both decisions, by name."""
+    running = [{**pod("a", f"web-{i}", "500m"), "metadata": {
+        "name": f"web-{i}", "namespace": "a", "labels": {"pod-template-hash": "h"},
+        "ownerReferences": [{"kind": "ReplicaSet", "name": "web-h", "controller": True}]}} for i in range(4)]
+    quotas = [{**quota_body(borrowIdle=True, **borrower_spec),
+               "metadata": {"name": "busy", "uid": "u1", "generation": 1}},
+              {**quota_body(), "metadata": {"name": "lender", "uid": "u2", "generation": 1}}]
+    quotas[0]["spec"].update(scope={"namespaces": ["a"]}, hard={"cpu": "2"})
+    quotas[1]["spec"].update(scope={"namespaces": ["b"]}, hard={"cpu": "4"})
+    snapshot = snapshot_from_objects(pods=running + [pod("b", f"job-{i}", "1") for i in range(lender_pods)],
+                                     namespaces=NAMESPACES, quotas=quotas,
+                                     workloads=[deployment("a", "web", busy_replicas, "500m")])
+    scopes = {q.name: (spec, figures(q, spec, snapshot)) for q in snapshot.quotas for spec in [parse_spec(q)]}
+    lent = loans(scopes)
+    return {q.name: decide(q, *scopes[q.name], (previous or {}).get(q.name, {}), NOW, None, lent[q.name])
+            for q in snapshot.quotas}
+
+
+def test_a_quota_borrows_the_lender_s_idle_capacity_for_its_workloads_missing_replicas_and_gives_it_back():
+    # web wants 7 replicas of 500m: 3.5 cores against a limit of 2; the lender uses 1 of its 4
+    grown = cohort(busy_replicas=7, lender_pods=1)
+    busy, lender = grown["busy"], grown["lender"]
+    assert busy.action.manifests[0]["spec"]["hard"] == {"requests.cpu": "3500m"}
+    assert lender.action.manifests[0]["spec"]["hard"] == {"requests.cpu": "2500m"}
+    assert (busy.status["borrowed"], busy.status["lent"]) == ({"cpu": "1500m"}, None)
+    assert (lender.status["borrowed"], lender.status["lent"]) == (None, {"cpu": "1500m"})
+    QuotaStatus.model_validate(busy.status, strict=True)
+    borrowing = condition(busy, "Borrowing")
+    assert borrowing["status"] == "True" and borrowing["reason"] == "BorrowingIdle"
+    assert "cpu: 1500m over the limit 2" in borrowing["message"]
+    assert condition(busy, "Exceeded")["status"] == "False", "within what it holds with the loan"
+    assert condition(lender, "Borrowing")["reason"] == "BorrowingOff"
+    # the lender's demand returns (3 of its 4 cores): the loan shrinks to what is idle
+    back = cohort(busy_replicas=7, lender_pods=3, previous={n: d.status for n, d in grown.items()})
+    assert back["busy"].action.manifests[0]["spec"]["hard"] == {"requests.cpu": "3"}
+    assert back["lender"].action.manifests[0]["spec"]["hard"] == {"requests.cpu": "3"}
+    # and all of it: the loan ends, with an Event saying so
+    ended = cohort(busy_replicas=7, lender_pods=4, previous={n: d.status for n, d in back.items()})
+    assert ended["busy"].status["borrowed"] is None and condition(ended["busy"], "Borrowing")["reason"] == "NothingIdle"
+    assert "NothingIdle" in [e[0] for e in ended["busy"].events]
+
+
+def test_borrowing_stops_at_the_borrowing_limit_and_not_without_demand():
+    capped = cohort(busy_replicas=7, lender_pods=0, borrowingLimit={"cpu": "500m"})["busy"]
+    assert capped.status["borrowed"] == {"cpu": "500m"}
+    idle = cohort(busy_replicas=4, lender_pods=0)["busy"]
+    assert idle.status["borrowed"] is None and condition(idle, "Borrowing")["reason"] == "DemandWithinLimit"

@@ -72,8 +72,9 @@ def test_the_apiserver_refuses_a_pod_over_the_split_and_the_split_follows_use(co
     wait_for(lambda: hard_cpu(core, LISTED) == 1.0, 90, "an even split of 2 cores")
     core.create_namespaced_pod(LISTED, pod("uses-half", "500m"))
     # the listed namespace uses 500m: it gets that plus half of the 1.5 cores left
-    wait_for(lambda: hard_cpu(core, LISTED) == 1.25, 60, "quota-a's part raised to 1250m")
-    assert hard_cpu(core, LABELLED) == 0.75
+    # both parts: the two ResourceQuotas are written one after the other
+    wait_for(lambda: (hard_cpu(core, LISTED), hard_cpu(core, LABELLED)) == (1.25, 0.75), 60,
+             "quota-a's part raised to 1250m and quota-b's lowered to 750m")
     with pytest.raises(client.ApiException) as refused:
         core.create_namespaced_pod(LISTED, pod("too-big", "1"))
     assert refused.value.status == 403 and "exceeded quota" in refused.value.body
@@ -118,14 +119,25 @@ def deployment(name: str, cpu: str):
     return app_workload("Deployment", name, 1, template)
 
 
+def admitted(create) -> bool:
+    try:
+        create()
+    except client.ApiException as refused:
+        if refused.status != 403:
+            raise
+        return False
+    return True
+
+
 def test_pods_over_the_limit_are_refused_and_workloads_and_storage_are_counted(core, kubectl, control_plane):
     control_plane.create_namespace(WORKLOADS_NS, timeout=60)
     kubectl("apply", "-f", "-", input=workloads_quota_manifest())
     name = f"quartermaster-{WORKLOADS_QUOTA}"
 
     def hard():
+        """What the apiserver enforces: the quota controller copies spec.hard to status.hard."""
         found = core.list_namespaced_resource_quota(WORKLOADS_NS, field_selector=f"metadata.name={name}").items
-        return found[0].spec.hard if found else {}
+        return (found[0].status.hard or {}) if found and found[0].status else {}
 
     # 2 workloads over 3 kinds: at most 2 objects in all, however they are made
     wait_for(lambda: hard().get("count/deployments.apps") == "1", 90, "the ResourceQuota with the workload counts")
@@ -144,7 +156,11 @@ def test_pods_over_the_limit_are_refused_and_workloads_and_storage_are_counted(c
         assert event.involved_object.name.startswith("too-big-")
         # the first Deployment used a kind's share; the next cycle gives it the spare one
         wait_for(lambda: hard().get("count/deployments.apps") == "2", 60, "room for a second Deployment")
-        apps.create_namespaced_deployment(WORKLOADS_NS, deployment("second", "100m"))
+        # the apiserver's quota admission reads ResourceQuotas from its cache, a moment behind
+        # the status read here
+        second = deployment("second", "100m")
+        wait_for(lambda: admitted(lambda: apps.create_namespaced_deployment(WORKLOADS_NS, second)), 30,
+                 "the second Deployment admitted")
         wait_for(lambda: hard().get("count/statefulsets.apps") == "0", 60, "no room left for a StatefulSet")
         for create in (lambda: apps.create_namespaced_deployment(WORKLOADS_NS, deployment("third", "100m")),
                        lambda: apps.create_namespaced_stateful_set(WORKLOADS_NS, app_workload(
@@ -152,8 +168,9 @@ def test_pods_over_the_limit_are_refused_and_workloads_and_storage_are_counted(c
             with pytest.raises(client.ApiException) as over:
                 create()
             assert over.value.status == 403 and "exceeded quota" in over.value.body
-    claim = client.V1PersistentVolumeClaim(metadata=client.V1ObjectMeta(name="data"), spec=client.V1PersistentVolumeClaimSpec(
-        access_modes=["ReadWriteOnce"], resources=client.V1VolumeResourceRequirements(requests={"storage": "2Gi"})))
+    claim = client.V1PersistentVolumeClaim(
+        metadata=client.V1ObjectMeta(name="data"), spec=client.V1PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteOnce"], resources=client.V1VolumeResourceRequirements(requests={"storage": "2Gi"})))
     with pytest.raises(client.ApiException) as over:
         core.create_namespaced_persistent_volume_claim(WORKLOADS_NS, claim)
     assert over.value.status == 403 and "requests.storage" in over.value.body
@@ -181,3 +198,49 @@ def test_the_operator_keeps_a_priority_class_per_level_that_pods_take_their_prio
     high = pod("urgent", "100m")
     high.spec.priority_class_name = "quartermaster-high"
     assert core.create_namespaced_pod("quota-priority", high).spec.priority == 100_000
+
+
+def test_a_borrowing_quota_grows_while_the_lender_idles_and_shrinks_when_its_demand_returns(core, kubectl,
+                                                                                            control_plane):
+    lending, borrowing = "quota-lend", "quota-borrow"
+    for namespace in (lending, borrowing):
+        control_plane.create_namespace(namespace, timeout=60)
+    for name, namespace, spec in (("lender", lending, {"hard": {"cpu": "2"}}),
+                                  ("borrower", borrowing, {"hard": {"cpu": "1"}, "borrowIdle": True,
+                                                           "borrowingLimit": {"cpu": "1"}})):
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
+            "spec": {"scope": {"namespaces": [namespace]}, **spec}}))
+
+    def cpu_of(quota: str, namespace: str) -> float:
+        found = core.list_namespaced_resource_quota(namespace, label_selector=f"quartermaster.dev/quota={quota}").items
+        return to_float(found[0].spec.hard["requests.cpu"]) if found else -1.0
+
+    def pods_of(namespace: str) -> int:
+        return len(core.list_namespaced_pod(namespace).items)
+
+    wait_for(lambda: cpu_of("borrower", borrowing) == 1.0 and cpu_of("lender", lending) == 2.0, 90,
+             "both Quotas' own limits")
+    with control_plane.api_client() as api:
+        apps = client.AppsV1Api(api)
+        # 3 x 500m against a limit of 1 core: the third pod is refused until the borrower
+        # borrows half a core of the lender's idle 2
+        web = deployment("web", "500m")
+        web.spec.replicas = 3
+        apps.create_namespaced_deployment(borrowing, web)
+        wait_for(lambda: cpu_of("borrower", borrowing) == 1.5 and cpu_of("lender", lending) == 1.5, 90,
+                 "half a core lent")
+        wait_for(lambda: pods_of(borrowing) == 3, 120, "the third pod admitted on the loan")
+        grown = status_of(kubectl, "borrower")
+        assert grown["borrowed"] == {"cpu": "500m"} and status_of(kubectl, "lender")["lent"] == {"cpu": "500m"}
+        assert {c["type"]: c["reason"] for c in grown["conditions"]}["Borrowing"] == "BorrowingIdle"
+        # the lender's demand returns: 4 x 500m, its whole limit; the loan ends
+        batch = deployment("batch", "500m")
+        batch.spec.replicas = 4
+        apps.create_namespaced_deployment(lending, batch)
+        wait_for(lambda: cpu_of("borrower", borrowing) == 1.0 and cpu_of("lender", lending) == 2.0, 90,
+                 "the loan given back")
+        wait_for(lambda: pods_of(lending) == 4, 120, "the lender's fourth pod admitted")
+    shrunk = wait_for(lambda: "borrowed" not in (found := status_of(kubectl, "borrower")) and found, 30,
+                      "status borrowed removed")
+    assert {c["type"]: c["reason"] for c in shrunk["conditions"]}["Borrowing"] == "NothingIdle"
