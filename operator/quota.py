@@ -331,8 +331,10 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
             amounts = [spec.defaults.requests, spec.defaults.limits]
             requests, limits = ({} if a is None else a.model_dump(exclude_none=True) for a in amounts)
             wanted.append(limit_range_manifest(ns, requests, limits, owner))
-    # desired against observed: only objects that do not hold what is wanted are applied
-    stale = tuple(m for m in wanted if not _holds(figures.held, m, quota.uid))
+    # desired against observed: only objects that do not hold what is wanted are applied,
+    # the ones that lower a limit first, so the parts never add up to more than the total
+    stale = tuple(sorted((m for m in wanted if not _holds(figures.held, m, quota.uid)),
+                         key=lambda m: not _only_lowers(figures.held, m)))
     extra = {
         "usage": {r: _amount(r, v) for r, v in totals.items()},
         "remaining": {r: _amount(r, max(0.0, hard[r] - totals[r])) for r in hard},
@@ -448,6 +450,16 @@ def _split(hard: Mapping[str, float], figures: QuotaFigures) -> tuple[dict[str, 
 def _amount(resource: str, amount: float) -> str | int:
     """A figure as status holds it: pods are counted (an integer), the rest are quantities."""
     return round(amount) if resource in ("pods", "concurrentWorkloads") else format_quantity(resource, amount)
+
+
+def _only_lowers(held: Mapping[tuple[str, str, str], OwnedRecord], manifest: Mapping) -> bool:
+    """Whether the manifest is of an existing ResourceQuota and raises none of its limits."""
+    meta = manifest["metadata"]
+    record = held.get((manifest["kind"], meta["namespace"], meta["name"]))
+    if manifest["kind"] != "ResourceQuota" or record is None:
+        return False
+    now = dict(record.content)
+    return all(amount <= now.get(key, 0.0) for key, amount in canonical("ResourceQuota", manifest["spec"]))
 
 
 def _holds(held: Mapping[tuple[str, str, str], OwnedRecord], manifest: Mapping, owner_uid: str) -> bool:

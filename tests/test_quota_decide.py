@@ -104,6 +104,14 @@ def test_only_objects_that_do_not_hold_what_is_wanted_are_applied():
     assert decided(body, held=edited).events[-1][0] == "AppliedQuota"
 
 
+def test_limits_are_lowered_before_others_are_raised_so_the_parts_never_exceed_the_total():
+    body = quota_body()
+    even = as_held(decided(body).action.manifests)  # 1 core each
+    moved = decided(body, pods=[pod("a", "p1", "500m")], held=even).action.manifests
+    assert [(m["metadata"]["namespace"], m["spec"]["hard"]["requests.cpu"]) for m in moved] == [
+        ("b", "750m"), ("a", "1250m")]
+
+
 def test_workloads_and_storage_are_split_by_what_the_apiserver_counts_in_our_resource_quotas():
     body = quota_body(hard={"concurrentWorkloads": 6, "storage": "10Gi"})
     first = decided(body).action.manifests
