@@ -151,7 +151,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
     demand = NodePoolDemand(forecast if trusted else {}, settings.parameters.quantile, figures.peak_in_seconds,
                             figures.pending, figures.placed, figures.free)
     rules = NodePoolRules(spec.min_replicas, spec.max_replicas, headroom=settings.parameters.buffer,
-                          stabilisation_seconds=spec.scale_down.cooldown_seconds)
+                          stabilisation_seconds=settings.parameters.scale_down_delay_seconds)
     # a fresh operator holds the pool at its size for one cooldown before shrinking it
     decision = size_node_pool(demand, observation.allocatable, figures.nodes, rules, now,
                               recent if recent is not None else ((now, figures.nodes),))

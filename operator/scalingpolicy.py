@@ -248,15 +248,19 @@ class Settings:
 
 
 def resolve_settings(spec: ScalingPolicySpec, pool: Optional[PoolStrategy]) -> Settings:
-    """The policy's forecast quantile and horizon where its spec sets them; the rest, and
-    what it leaves unset, from its pool's strategy, else the defaults for no pool."""
-    own = {name: value for name, value in (("quantile", spec.forecast.quantile),
-                                            ("horizonSeconds", spec.forecast.horizon_seconds)) if value is not None}
+    """The policy's forecast quantile and horizon where its spec sets them (and, sizing a
+    node pool, its scale-down delay: `scaleDown.cooldownSeconds`); the rest, and what it
+    leaves unset, from its pool's strategy, else the defaults for no pool."""
+    own = {name: value for name, value in (
+        ("quantile", spec.forecast.quantile), ("horizonSeconds", spec.forecast.horizon_seconds),
+        ("scaleDownDelaySeconds", spec.scale_down.cooldown_seconds if spec.target_ref.kind == NODE_POOL else None))
+        if value is not None}
     base = NO_POOL_DEFAULTS if pool is None else pool.parameters
     parameters = replace(base, quantile=own.get("quantile", base.quantile),
-                         horizon_seconds=own.get("horizonSeconds", base.horizon_seconds))
-    inherited = [name for name in ("quantile", "horizonSeconds") if name not in own] + [
-        "scaleDownDelaySeconds", "buffer"]
+                         horizon_seconds=own.get("horizonSeconds", base.horizon_seconds),
+                         scale_down_delay_seconds=own.get("scaleDownDelaySeconds", base.scale_down_delay_seconds))
+    inherited = [name for name in ("quantile", "horizonSeconds", "scaleDownDelaySeconds") if name not in own] + [
+        "buffer"]
     origin = ("the defaults (the target is in no ResourcePool)" if pool is None
               else f"ResourcePool {pool.pool}'s {pool.strategy} strategy")
     parts = ([f"{', '.join(own)}: the policy's own"] if own else []) + [f"{', '.join(inherited)}: {origin}"]

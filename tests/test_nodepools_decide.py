@@ -71,9 +71,11 @@ def test_an_operator_that_starts_holds_the_pool_for_one_cooldown_before_shrinkin
     idle = NodePoolFigures(4, (), (), ({"cpu": 4.0, "pods": 58.0},) * 4)
     first = decided(policy(scaleDown={"cooldownSeconds": 60}), idle, observed(4, 4))
     assert first.action is None and first.status["recommendation"]["replicas"] == 4
-    later = decide(policy(scaleDown={"cooldownSeconds": 60}), parse_spec(policy(scaleDown={"cooldownSeconds": 60})),
-                   POOL, idle, observed(4, 4), resolve_settings(parse_spec(policy()), None), None, None, first.state,
-                   first.status, NOW + 61)
+    assert first.status["settings"]["scaleDownDelaySeconds"] == 60
+    assert "scaleDownDelaySeconds: the policy's own" in first.status["settings"]["source"]
+    obj = policy(scaleDown={"cooldownSeconds": 60})
+    later = decide(obj, parse_spec(obj), POOL, idle, observed(4, 4), resolve_settings(parse_spec(obj), None), None,
+                   None, first.state, first.status, NOW + 61)
     assert later.action == NodePoolSize("kwok", "batch", 1)
 
 
