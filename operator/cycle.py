@@ -419,6 +419,8 @@ class ControlCycle:
                           observed: _Observed, book: Optional[_ForecastBook], names: dict[str, str],
                           problem: Optional[tuple[str, str]], observation: Optional[NodePoolObservation],
                           now: float) -> scalingpolicy.PolicyDecision:
+        """A NodePool policy's decision on its ResourcePool's provider pool: the pool's nodes
+        and pods from the snapshot, its members' forecast peak, and what the provider said."""
         uid = observed.node_pool_targets.get(policy.uid)
         pool = None if uid is None else (names[uid], observed.pool_specs[uid])
         figures = None
