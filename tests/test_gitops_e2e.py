@@ -20,15 +20,17 @@ EXAMPLES = REPO / "examples"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}-quartermaster"
 OUR_KINDS = ("resourcepools", "quotas", "scalingpolicies", "swapplans")
 # What the operator may write, as (API group, resource, subresource): its kinds' status;
-# the objects it owns (HPAs, a Quota's ResourceQuotas and LimitRanges, Events, its
-# leader-election Lease) and the reviews its REST API asks for; the targets its providers
-# act on (pod templates, running pods' requests, evictions).
+# the objects it owns (HPAs, a Quota's ResourceQuotas and LimitRanges, the priority levels'
+# PriorityClasses, Events, its leader-election Lease) and the reviews its REST API asks for;
+# the targets its providers act on (pod templates, running pods' requests, evictions, and
+# the kwok node pools' Nodes).
 STATUS = {(GROUP, kind, "status") for kind in OUR_KINDS}
 OWNED = {("autoscaling", "horizontalpodautoscalers", ""), ("", "resourcequotas", ""), ("", "limitranges", ""),
+         ("scheduling.k8s.io", "priorityclasses", ""),
          ("", "events", ""), ("events.k8s.io", "events", ""), ("coordination.k8s.io", "leases", ""),
          ("authentication.k8s.io", "tokenreviews", ""), ("authorization.k8s.io", "subjectaccessreviews", "")}
 POD_TEMPLATES = {("apps", "deployments", ""), ("apps", "statefulsets", "")}
-TARGETS = POD_TEMPLATES | {("", "pods", "resize"), ("", "pods", "eviction")}
+TARGETS = POD_TEMPLATES | {("", "pods", "resize"), ("", "pods", "eviction"), ("", "nodes", "")}
 # The examples' Deployment that their ScalingPolicy scales (through an HPA it owns).
 SCALED = ("team-a", "web")
 OUR_EXAMPLES = [doc for path in sorted(EXAMPLES.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())
