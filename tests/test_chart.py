@@ -384,15 +384,19 @@ def mounted_file(pod: dict, path: str) -> tuple[dict, str]:
     return next(v for v in pod["volumes"] if v["name"] == mount["name"]), path[len(mount["mountPath"]) + 1:]
 
 
+def config_map_file(docs: list[dict], path) -> str:
+    """What the operator reads at `path` in its pod: the rendered ConfigMap's key mounted there."""
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume, key = mounted_file(pod, str(path))
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
+    return config_map["data"][key]
+
+
 def test_the_price_table_value_reaches_the_operator_as_the_file_it_loads(testbed_bin, tmp_path):
     table = {"currency": "EUR", "default": {"cpuCoreHour": 0.04},
              "overrides": [{"instanceType": "m5.large", "cpuCoreHour": 0.05, "memoryGiBHour": 0.006}]}
     docs = render_values_file(testbed_bin / "helm", tmp_path, {"cost": {"priceTable": table}})
-    path = _parser().parse_args(operator_args(docs)).price_table
-    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
-    volume, key = mounted_file(pod, str(path))
-    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
-    (tmp_path / "prices.yaml").write_text(config_map["data"][key])
+    (tmp_path / "prices.yaml").write_text(config_map_file(docs, _parser().parse_args(operator_args(docs)).price_table))
     loaded = load_price_table(tmp_path / "prices.yaml")  # what the operator reads at start-up
     assert loaded.currency == "EUR"
     assert loaded.prices({"node.kubernetes.io/instance-type": "m5.large"}).core_hour == 0.05
@@ -402,11 +406,7 @@ def test_the_price_table_value_reaches_the_operator_as_the_file_it_loads(testbed
 def test_the_node_pool_providers_value_reaches_the_operator_as_the_file_it_loads(testbed_bin, tmp_path):
     providers = {"kwok": {"pools": {"batch": {"instanceType": "m5.xlarge", "minSize": 0, "maxSize": 10}}}}
     docs = render_values_file(testbed_bin / "helm", tmp_path, {"nodePools": {"providers": providers}})
-    path = _parser().parse_args(operator_args(docs)).providers
-    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
-    volume, key = mounted_file(pod, str(path))
-    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
-    (tmp_path / "providers.yaml").write_text(config_map["data"][key])
+    (tmp_path / "providers.yaml").write_text(config_map_file(docs, _parser().parse_args(operator_args(docs)).providers))
     assert _provider_options(tmp_path / "providers.yaml") == providers  # what the operator reads at start-up
     # none configured: no flag, no ConfigMap
     assert _parser().parse_args(operator_args(render_values_file(testbed_bin / "helm", tmp_path, {}))).providers is None
