@@ -11,7 +11,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from quartermaster.testbed.cluster import ControlPlane, SimulatedCluster
+from quartermaster.operator.models import GROUP
+from quartermaster.testbed.cluster import WRITE_VERBS, ControlPlane, SimulatedCluster
 from quartermaster.testbed.operator import install_chart_rbac, render_chart, start_operator
 from quartermaster.testbed.processes import REPO, PollTimeout, TestbedError, free_port, poll, testbed_binaries
 from quartermaster.testbed.prometheus import Prometheus
@@ -21,6 +22,7 @@ from quartermaster.testbed.usage import UsageDrive, UsageExporter
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 OPERATOR_NAMESPACE = "quartermaster-system"
 RELEASE = "qm"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}-quartermaster"  # the chart's ServiceAccount
 
 
 def unavailable(reason: str):
@@ -135,11 +137,13 @@ PROVIDERS = {"kwok": {"pools": {
 
 
 @pytest.fixture(scope="session")
-def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_liveness_port,
+def operator_process(crds_installed, control_plane, sim_cluster, operator_kubeconfig, operator_liveness_port,
                      operator_metrics_port, operator_api_port, prometheus, tmp_path_factory):
     """`quartermaster run` as its own process, with only the chart's permissions, reading
     usage from the session's Prometheus at a 15 s resolution over 6 hours of history, and
-    sizing the kwok node pool of PROVIDERS."""
+    sizing the kwok node pool of PROVIDERS. At the end of the session its log must show no
+    RBAC denial and the apiserver's audit log no write of it to our kinds' spec (GitOps
+    owns that: test_gitops_e2e.py checks every write it made up to then in detail)."""
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
     providers = log.with_name("providers.yaml")
     providers.write_text(yaml.safe_dump(PROVIDERS))
@@ -157,6 +161,10 @@ def operator_process(crds_installed, sim_cluster, operator_kubeconfig, operator_
     process.stop()
     denials = [line for line in log.read_text(errors="replace").splitlines() if RBAC_DENIAL.search(line)]
     assert not denials, "the operator hit RBAC denials with the chart's role:\n" + "\n".join(denials[:20])
+    spec_writes = [f"{e['verb']} {e['requestURI']}" for e in control_plane.audit_events()
+                   if e["user"]["username"] == OPERATOR_USER and e["verb"] in WRITE_VERBS
+                   and e["objectRef"].get("apiGroup") == GROUP and e["objectRef"].get("subresource") != "status"]
+    assert not spec_writes, "the operator wrote our kinds' main resource:\n" + "\n".join(spec_writes[:20])
 
 
 # The workloads whose usage the session's Prometheus holds, each following a bundled trace

@@ -11,13 +11,12 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import OPERATOR_NAMESPACE, RELEASE, wait_for
+from conftest import OPERATOR_USER, wait_for
 from quartermaster.operator.models import GROUP
 from quartermaster.testbed.cluster import WRITE_VERBS
 from quartermaster.testbed.processes import REPO
 
 EXAMPLES = REPO / "examples"
-OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}-quartermaster"
 OUR_KINDS = ("resourcepools", "quotas", "scalingpolicies", "swapplans")
 # What the operator may write, as (API group, resource, subresource): its kinds' status;
 # the objects it owns (HPAs, a Quota's ResourceQuotas and LimitRanges, the priority levels'
