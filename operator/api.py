@@ -34,7 +34,7 @@ from kubernetes.client import ApiException
 
 from quartermaster.operator.cost import AGGREGATES
 from quartermaster.operator.kube import api_client
-from quartermaster.operator.models import GROUP, VERSION, SwapPlan
+from quartermaster.operator.models import GROUP, VERSION, SwapPhase, SwapPlan
 from quartermaster.operator.swapplan import APPROVE_ANNOTATION
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,9 @@ def build_app(plans: Callable[[], Mapping[str, Mapping]], forecast: Callable[...
         if status is None:
             return _error(404, f"no SwapPlan named {name!r}")
         steps = (status.get("execution") or {}).get("steps") or []
-        return web.json_response({"plan": name, "phase": status.get("phase"), "planId": status.get("planId"),
+        # a plan the cycle has seen but not yet decided on is Pending, as its status will say
+        return web.json_response({"plan": name, "phase": status.get("phase", SwapPhase.PENDING.value),
+                                  "planId": status.get("planId"),
                                   "history": status.get("history") or [],
                                   "steps": [{k: s.get(k) for k in ("workload", "state", "before", "after", "since")}
                                             for s in steps]})
