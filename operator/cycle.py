@@ -287,22 +287,20 @@ class ControlCycle:
         # a target in more than one pool takes the strategy of the one holding most of its
         # pods (by name on a tie)
         names = {p.uid: p.name for p in snapshot.pools}
+
+        def strategy_of(pool: str) -> PoolStrategy:
+            strategy = pool_specs[pool].strategy.value
+            return PoolStrategy(names[pool], strategy, strategy_parameters(strategy, self._lowest_coverage(pool)))
         policy_pools = {}
         for uid, target in targets.items():
             holding = [pool for pool, share in shares.items() if target in share]
             if holding:
-                pool = min(holding, key=lambda p: (-shares[p][target], names[p]))
-                strategy = pool_specs[pool].strategy.value
-                policy_pools[uid] = PoolStrategy(names[pool], strategy,
-                                                 strategy_parameters(strategy, self._lowest_coverage(pool)))
+                policy_pools[uid] = strategy_of(min(holding, key=lambda p: (-shares[p][target], names[p])))
         # a NodePool policy's ResourcePool is the one it names, and sets what it leaves unset
         pool_uids = {p.name: p.uid for p in snapshot.pools if p.uid in summaries}
         node_pool_targets = {p.uid: pool_uids[spec.target_ref.name] for p, spec in parsed
                              if spec.target_ref.kind == NODE_POOL and spec.target_ref.name in pool_uids}
-        for uid, pool in node_pool_targets.items():
-            strategy = pool_specs[pool].strategy.value
-            policy_pools[uid] = PoolStrategy(names[pool], strategy,
-                                             strategy_parameters(strategy, self._lowest_coverage(pool)))
+        policy_pools |= {uid: strategy_of(pool) for uid, pool in node_pool_targets.items()}
         wanted = set(targets.values())
         target_pods: dict[WorkloadKey, list[PodRecord]] = {}
         for pod in snapshot.pods:
@@ -312,8 +310,8 @@ class ControlCycle:
         plan_pools = {uid: pool_uids[spec.pool_ref.name] for uid, spec in plan_specs.items()
                       if not isinstance(spec, str) and spec.pool_ref.name in pool_uids}
         return _Observed(pool_specs, summaries, shares, policy_specs, targets, owners, policy_pools, node_pool_targets,
-                         pods_of,
-                         _requests_per_pod(snapshot.pods), target_pods, snapshot.templates(), plan_specs, plan_pools)
+                         pods_of, _requests_per_pod(snapshot.pods), target_pods, snapshot.templates(), plan_specs,
+                         plan_pools)
 
     def _forecast(self, observed: _Observed, workloads: list[WorkloadKey]) -> _ForecastBook:
         """One forecast over every workload's and every pool's series."""
