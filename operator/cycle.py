@@ -483,8 +483,14 @@ class ControlCycle:
 
     def plan_statuses(self) -> dict[str, Mapping]:
         """Each SwapPlan's status as the last cycle decided it, by name."""
-        plans = self.latest_snapshot.plans if self.latest_snapshot else []
-        return {p.name: self._written.get(p.uid, p.status) for p in plans}
+        return self._statuses(self.latest_snapshot.plans if self.latest_snapshot else [])
+
+    def pool_statuses(self) -> dict[str, Mapping]:
+        """Each ResourcePool's status as the last cycle decided it, by name."""
+        return self._statuses(self.latest_snapshot.pools if self.latest_snapshot else [])
+
+    def _statuses(self, objects: list[CustomObject]) -> dict[str, Mapping]:
+        return {o.name: self._written.get(o.uid, o.status) for o in objects}
 
     def _lowest_coverage(self, uid: str) -> Optional[float]:
         known = [a.coverage for a in (self.tracker.accuracy(("pool", uid, s)) for s in SIGNALS)

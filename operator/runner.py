@@ -42,9 +42,7 @@ async def start_cycle(memo: kopf.Memo, node_index, pod_index, namespace_index, p
     if config.metrics_port:
         telemetry.serve(config.metrics_port, config.metrics_host)
     cycle = ControlCycle(config, telemetry=telemetry)
-    # the pools' statuses as the cycle last read them: one cycle behind its own writes at most
-    telemetry.pool_statuses = lambda: {p.name: p.status for p in (cycle.latest_snapshot.pools
-                                                                  if cycle.latest_snapshot else [])}
+    telemetry.pool_statuses = cycle.pool_statuses
     if config.api_port:
         app = api.build_app(cycle.plan_statuses, lambda *asked: api.forecast_answer(cycle.latest_book, *asked),
                             api.Access(), cost=cycle.cost_answer)
