@@ -270,7 +270,7 @@ class ControlCycle:
         return self._specs[key]
 
     def _observe(self, snapshot: ClusterSnapshot) -> _Observed:
-        pods_of = Counter(p.owner for p in snapshot.pods if p.owner is not None)
+        pods_of = snapshot.pods_per_workload
         pool_specs, summaries, shares = {}, {}, {}
         for pool in snapshot.pools:
             spec = pool_specs[pool.uid] = self._parse(pool, resourcepool.parse_spec)

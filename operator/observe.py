@@ -11,6 +11,8 @@ query per distinct query, its series summed into the signal's total.
 from __future__ import annotations
 
 import string
+from collections import Counter
+from functools import cached_property
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
@@ -68,6 +70,11 @@ class ClusterSnapshot:
 
     def templates(self) -> dict[WorkloadKey, WorkloadTemplate]:
         return {w.key: w for w in self.workloads}
+
+    @cached_property
+    def pods_per_workload(self) -> Counter:
+        """How many pods each workload has: counted once a snapshot, for every kind that asks."""
+        return Counter(p.owner for p in self.pods if p.owner is not None)
 
 
 def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping] = (),

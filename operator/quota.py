@@ -43,7 +43,6 @@ False saying why: no figure from missing data.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -235,7 +234,7 @@ def _demand(used: Mapping[str, Mapping[str, float]], snapshot: ClusterSnapshot) 
     """What each namespace's pods request, and what the replicas its Deployments and
     StatefulSets want but lack would: the demand a ResourceQuota hides by refusing them."""
     demand = {ns: {r: amounts[r] for r in POD_RESOURCES} for ns, amounts in used.items()}
-    pods_of = Counter(p.owner for p in snapshot.pods if p.namespace in demand)
+    pods_of = snapshot.pods_per_workload
     for template in snapshot.workloads:
         missing = template.replicas - pods_of[template.key]
         if template.key.namespace in demand and missing > 0:
