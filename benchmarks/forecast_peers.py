@@ -17,6 +17,7 @@ timing by one call before the run.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -64,6 +65,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared folder (bench/, data/)")
     parser.add_argument("--series", default="", help="only the traces whose name contains this")
+    parser.add_argument("--results", type=Path, default=None, help=(
+        "a JSON file that keeps each trace's figures as it finishes: a run stopped part way "
+        "resumes from it (the whole run takes the better part of an hour)"))
     args = parser.parse_args(argv)
     bench, series, groups = load_traces(args.shared, args.series)
 
@@ -71,10 +75,16 @@ def main(argv=None) -> int:
     warm = np.sin(np.arange(3 * 288) / 288 * 2 * np.pi) + 2
     for f in forecasters.values():  # numba compiles on the first call: not part of the timing
         f(warm, 300.0, HORIZON, (0.5, 0.9))
-    reference_rows = bench.evaluate(series, {"ref": bench.seasonal_naive}, HORIZON, STRIDE, HISTORY_DAYS)
-    reference = {name: reference_rows[("ref", name)] for name in series}
-    rows = bench.evaluate(series, forecasters, HORIZON, STRIDE, HISTORY_DAYS)
-    results = {label: {name: rows[(label, name)] for name in series} for label in forecasters}
+    kept = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
+    for name in series:  # one trace at a time, so that a finished one is kept
+        if name not in kept:
+            labelled = {"ref": bench.seasonal_naive} | forecasters
+            rows = bench.evaluate({name: series[name]}, labelled, HORIZON, STRIDE, HISTORY_DAYS)
+            kept[name] = {label: rows[(label, name)] for label in labelled}
+            if args.results:
+                args.results.write_text(json.dumps(kept, indent=1))
+    reference = {name: kept[name]["ref"] for name in series}
+    results = {label: {name: kept[name][label] for name in series} for label in forecasters}
 
     print(f"{len(series)} series, horizon {HORIZON}, stride {STRIDE}, at most {HISTORY_DAYS:g} days of history; "
           f"relative to seasonal_naive (lower is better), COV90 goal 0.88-0.92")
