@@ -44,6 +44,7 @@ from quartermaster.operator.usage_history import latest
 from quartermaster.operator.workloads import WorkloadKey, WorkloadTemplate
 from quartermaster.planner.pools import strategy_parameters
 from quartermaster.planner.priority import Standing
+from quartermaster.planner.reservations import ReservedScope
 from quartermaster.predictors import Forecasts, forecast_many_detailed
 from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
 from quartermaster.providers.interface import ProviderError
@@ -219,11 +220,11 @@ class ControlCycle:
             policies.append(Outcome(ScalingPolicy.plural, policy, decision))
         scopes = {q.name: (spec, quota.figures(q, spec, snapshot))
                   for q in snapshot.quotas for spec in [self._parse(q, quota.parse_spec)]}
-        standings, loans = quota.standings(scopes), quota.loans(scopes)
+        standings, loans = quota.standings(scopes), quota.loans(scopes, now)
         plans = [Outcome(SwapPlan.plural, plan, swapplan.decide(
             plan, observed.plan_specs[plan.uid],
             None if book is None or plan.uid not in observed.plan_pools
-            else self._swap_figures(book, observed, plan, standings),
+            else self._swap_figures(book, observed, plan, standings, quota.reserved_scopes(scopes, now)),
             self._cluster_state(observed, plan, now), problem, self._written.get(plan.uid, plan.status), now))
             for plan in snapshot.plans]
         quotas = []
@@ -438,7 +439,8 @@ class ControlCycle:
                                 self._written.get(policy.uid, policy.status), now)
 
     def _swap_figures(self, book: _ForecastBook, observed: _Observed, plan: CustomObject,
-                      standings: Mapping[str, Standing]) -> Optional[swapplan.SwapFigures]:
+                      standings: Mapping[str, Standing],
+                      reserved: tuple[ReservedScope, ...]) -> Optional[swapplan.SwapFigures]:
         """The plan's pool: each whole member Deployment or StatefulSet with its requests
         (all replicas), usage and forecast peaks; what they may hold between them."""
         spec, pool = observed.plan_specs[plan.uid], observed.plan_pools[plan.uid]
@@ -462,7 +464,7 @@ class ControlCycle:
                 history))
         held = np.array([sum(i.current[k] for i in instances) for k in range(len(swapplan.RESOURCES))])
         capacity = np.array([summary.capacity[r] - summary.requested[r] for r in swapplan.RESOURCES]) + held
-        return swapplan.SwapFigures(capacity, tuple(instances), book.end, standings)
+        return swapplan.SwapFigures(capacity, tuple(instances), book.end, standings, reserved)
 
     def _cluster_state(self, observed: _Observed, plan: CustomObject, now: float) -> swapplan.ClusterState:
         spec = observed.plan_specs[plan.uid]

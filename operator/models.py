@@ -15,6 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativ
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
+from quartermaster.operator.quantities import to_float
 from quartermaster.planner.priority import PriorityClass
 
 GROUP = "quartermaster.dev"
@@ -31,6 +32,7 @@ class Quantity(str):
     PATTERN: ClassVar[str] = (
         r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE]\+?[0-9]+))?$"
     )
+    MAX_LENGTH: ClassVar[int] = 64  # bounds the cost the apiserver estimates for rules that parse one
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source, handler):
@@ -38,7 +40,7 @@ class Quantity(str):
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError("a quantity is a number or a string such as 500m or 4Gi")
             text = str(value)
-            if not re.match(cls.PATTERN, text):
+            if not re.match(cls.PATTERN, text) or len(text) > cls.MAX_LENGTH:
                 raise ValueError(f"{text!r} is not a non-negative Kubernetes quantity")
             return cls(text)
 
@@ -52,6 +54,7 @@ class Quantity(str):
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "pattern": cls.PATTERN,
+            "maxLength": cls.MAX_LENGTH,
             "minimum": 0,
         }
 
@@ -343,10 +346,38 @@ class TeamLabel(Model):
     value: str
 
 
+class PatternText(str):
+    """A string of a given form: the CRD schema holds its pattern, so the apiserver rejects
+    a bad one naming the field; the model says what the form is (`FORM`)."""
+
+    PATTERN: ClassVar[str]
+    FORM: ClassVar[str]
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        def validate(value):
+            if not isinstance(value, str) or not re.match(cls.PATTERN, value):
+                raise ValueError(f"{value!r} is not {cls.FORM}")
+            return cls(value)
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(str))
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        return {"type": "string", "pattern": cls.PATTERN}
+
+
+class LabelValue(PatternText):
+    PATTERN: ClassVar[str] = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    FORM: ClassVar[str] = ("a label value: 1 to 63 letters, digits, '-', '_' or '.', beginning and ending with a "
+                           "letter or digit")
+
+
 class QuotaScope(Model):
     namespaces: list[str] = Field(default_factory=list)
     team: Optional[TeamLabel] = None
-    user: Optional[str] = None
+    user: Optional[LabelValue] = None  # the namespaces labelled quartermaster.dev/user=<user>
 
 
 class QuotaLimits(Model):
@@ -359,7 +390,7 @@ class QuotaLimits(Model):
 
 
 class BorrowableLimits(Model):
-    """Amounts of the resources a Quota may borrow or lend: those its pods request."""
+    """Amounts of the resources its pods request that a Quota may borrow, lend or reserve."""
 
     cpu: Optional[Quantity] = None
     memory: Optional[Quantity] = None
@@ -385,7 +416,75 @@ class ContainerDefaults(Model):
     limits: Optional[ContainerAmounts] = None
 
 
+class TimeOfDay(PatternText):
+    PATTERN: ClassVar[str] = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+    FORM: ClassVar[str] = "a time of day: HH:MM in UTC, 00:00 to 23:59"
+
+    @property
+    def minutes(self) -> int:
+        """Minutes after midnight."""
+        hours, minutes = self.split(":")
+        return int(hours) * 60 + int(minutes)
+
+
+class Weekday(str, Enum):
+    MON = "Mon"
+    TUE = "Tue"
+    WED = "Wed"
+    THU = "Thu"
+    FRI = "Fri"
+    SAT = "Sat"
+    SUN = "Sun"
+
+
+class ReservationSchedule(Model):
+    """A weekly window, UTC: from `start` to `end` (the next day's when it is not later than
+    `start`), on the `days` it starts on (every day when none are given)."""
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("self.start != self.end", lambda s: s.start != s.end, "end",
+             "must differ from start (leave the schedule out for a reservation that always holds)"),
+    )
+    start: TimeOfDay
+    end: TimeOfDay
+    days: list[Weekday] = Field(default_factory=list, max_length=7)
+
+
+class Reservation(Model):
+    """Capacity held for the Quota's scope: always, or in its schedule's window."""
+
+    name: Optional[str] = Field(default=None, max_length=63)
+    resources: BorrowableLimits
+    schedule: Optional[ReservationSchedule] = None
+
+
+# CEL names a property with characters outside [A-Za-z0-9_] escaped (`.` as __dot__, `/` as __slash__)
+_CEL_NAMES = {"cpu": "cpu", "memory": "memory", "nvidia.com/gpu": "nvidia__dot__com__slash__gpu", "pods": "pods"}
+
+
+def _reserved_within_hard(resource: str, attribute: str) -> Rule:
+    """A reservation holds part of the Quota's own limit: `resource` reserved only where
+    spec.hard limits it, and no more than that."""
+    field = _CEL_NAMES[resource]
+    left, right = f"r.resources.{field}", f"self.hard.{field}"
+    compare = (f"{left} <= {right}" if resource == "pods"
+               else f"quantity(string({left})).compareTo(quantity(string({right}))) <= 0")
+
+    def holds(spec) -> bool:
+        limit = getattr(spec.hard, attribute)
+        amounts = [getattr(r.resources, attribute) for r in spec.reservations]
+        return all(a is None or (limit is not None and to_float(a) <= to_float(limit)) for a in amounts)
+
+    return Rule(f"!has(self.reservations) || self.reservations.all(r, !has({left}) || (has({right}) && {compare}))",
+                holds, "reservations",
+                f"may not reserve more {resource} than spec.hard.{resource} limits (a reservation holds part of "
+                f"the Quota's own limit)")
+
+
 class QuotaSpec(Model):
+    rules: ClassVar[tuple[Rule, ...]] = tuple(
+        _reserved_within_hard(resource, attribute) for resource, attribute in (
+            ("cpu", "cpu"), ("memory", "memory"), ("nvidia.com/gpu", "gpu"), ("pods", "pods")))
     scope: QuotaScope
     hard: QuotaLimits = Field(default_factory=QuotaLimits)
     defaults: Optional[ContainerDefaults] = None
@@ -395,6 +494,7 @@ class QuotaSpec(Model):
     borrow_idle: bool = False
     borrowing_limit: Optional[BorrowableLimits] = None  # with borrowIdle: the most borrowed, per resource
     lending_limit: Optional[BorrowableLimits] = None  # the most of its idle capacity others may borrow
+    reservations: list[Reservation] = Field(default_factory=list, max_length=8)
 
 
 class CostSpent(Model):
@@ -423,12 +523,23 @@ class OwnedObject(Model):
     name: str
 
 
+class ReservationState(Model):
+    """A reservation as of the last cycle: whether it holds, and for a scheduled one the
+    window it is in, or else the next one (UTC)."""
+
+    name: str
+    active: bool
+    start: Optional[str] = None
+    end: Optional[str] = None
+
+
 class QuotaStatus(Status):
     usage: Optional[QuotaLimits] = None
     remaining: Optional[QuotaLimits] = None
     split: list[NamespaceShare] = Field(default_factory=list)
     borrowed: Optional[QuotaLimits] = None  # over spec.hard, from other Quotas' idle capacity
     lent: Optional[QuotaLimits] = None  # of spec.hard, to Quotas that borrow
+    reservations: Optional[list[ReservationState]] = None
     cost: Optional[CostSpent] = None
     owned_objects: list[OwnedObject] = Field(default_factory=list)
     last_action: Optional[LastAction] = None

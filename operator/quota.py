@@ -57,6 +57,7 @@ from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.planner.cost import Spend
 from quartermaster.planner.priority import PriorityClass, Standing
 from quartermaster.planner.quotas import CohortMember, lend_idle, split_by_kind, split_total
+from quartermaster.planner.reservations import Reservation, ReservedScope, Window, held
 from quartermaster.providers.hpa import FIELD_MANAGER, MANAGED_BY_LABEL
 from quartermaster.providers.priority_classes import PriorityClasses, priority_class_manifest
 from quartermaster.providers.quotas import (QUOTA_LABEL, QuotaObjects, limit_range_manifest, object_name,
@@ -71,6 +72,7 @@ RESOURCES = {**POD_RESOURCES, "storage": ("requests.storage", 1), "concurrentWor
 # concurrentWorkloads' ResourceQuota keys: one count per kind of workload
 WORKLOAD_KINDS = ("count/deployments.apps", "count/statefulsets.apps", "count/jobs.batch")
 MANAGED = {MANAGED_BY_LABEL: FIELD_MANAGER}
+USER_LABEL = "quartermaster.dev/user"  # scope.user: the namespaces labelled <USER_LABEL>=<user>
 BAD_WHEN_TRUE = ("Exceeded", "BudgetExceeded", "BudgetAtRisk")  # conditions whose True is a warning
 
 
@@ -209,9 +211,9 @@ def figures(quota: CustomObject, spec: QuotaSpec | str, snapshot: ClusterSnapsho
     if isinstance(spec, str):
         return None
     labels = snapshot.namespace_labels
-    team = spec.scope.team
+    selectors = _label_selectors(spec)
     wanted = set(spec.scope.namespaces) | {ns for ns, ns_labels in labels.items()
-                                           if team is not None and ns_labels.get(team.key) == team.value}
+                                           if any(ns_labels.get(key) == value for key, value in selectors)}
     namespaces = tuple(sorted(ns for ns in wanted if ns in labels))
     used = {ns: {r: 0.0 for r in RESOURCES} for ns in namespaces}
     for pod in snapshot.pods:
@@ -230,6 +232,12 @@ def figures(quota: CustomObject, spec: QuotaSpec | str, snapshot: ClusterSnapsho
                         _demand(used, snapshot))
 
 
+def _label_selectors(spec: QuotaSpec) -> list[tuple[str, str]]:
+    """The labels (key, value) that put a namespace in the scope: the team's, the user's."""
+    team, user = spec.scope.team, spec.scope.user
+    return [*([(team.key, team.value)] if team else []), *([(USER_LABEL, user)] if user else [])]
+
+
 def _demand(used: Mapping[str, Mapping[str, float]], snapshot: ClusterSnapshot) -> dict[str, dict[str, float]]:
     """What each namespace's pods request, and what the replicas its Deployments and
     StatefulSets want but lack would: the demand a ResourceQuota hides by refusing them."""
@@ -244,9 +252,36 @@ def _demand(used: Mapping[str, Mapping[str, float]], snapshot: ClusterSnapshot) 
     return demand
 
 
-def loans(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures]]]) -> dict[str, dict[str, float]]:
+def reservations(spec: QuotaSpec) -> list[Reservation]:
+    """The spec's reservations, amounts in base units by resource."""
+    found = []
+    for reservation in spec.reservations:
+        schedule = reservation.schedule
+        window = None if schedule is None else Window(
+            schedule.start.minutes, schedule.end.minutes,
+            frozenset(list(models.Weekday).index(d) for d in schedule.days) or frozenset(range(7)))
+        found.append(Reservation(_limits(reservation.resources), window))
+    return found
+
+
+def reserved_scopes(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures]]],
+                    now: float) -> tuple[ReservedScope, ...]:
+    """Each valid Quota's reservations active now, over the namespaces of its scope."""
+    found = []
+    for _, (spec, scope) in sorted(quotas.items()):
+        if isinstance(spec, str) or scope is None or not scope.namespaces:
+            continue
+        amounts = held(reservations(spec), now)
+        if amounts:
+            found.append(ReservedScope(frozenset(scope.namespaces), amounts))
+    return tuple(found)
+
+
+def loans(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures]]],
+          now: float) -> dict[str, dict[str, float]]:
     """What each Quota borrows (positive) or lends (negative) per resource, by name: every
-    valid Quota limiting a resource its pods request is in that resource's cohort."""
+    valid Quota limiting a resource its pods request is in that resource's cohort; what
+    its reservations active `now` hold is not lent."""
     found: dict[str, dict[str, float]] = {name: {} for name in quotas}
     for resource, (_, unit) in POD_RESOURCES.items():
         names, members = [], []
@@ -256,11 +291,12 @@ def loans(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures]]]) 
                 continue
             borrowing = _limits(spec.borrowing_limit).get(resource) if spec.borrow_idle else 0.0
             lending = _limits(spec.lending_limit).get(resource)
+            reserved = held(reservations(spec), now).get(resource, 0.0)
             names.append(name)
             members.append(CohortMember(
                 _units(limit, unit), _units(sum(scope.demand[ns][resource] for ns in scope.namespaces), unit, up=True),
                 spec.fair_share_weight, None if borrowing is None else _units(borrowing, unit),
-                None if lending is None else _units(lending, unit)))
+                None if lending is None else _units(lending, unit), _units(reserved, unit, up=True)))
         for name, change in zip(names, lend_idle(members)):
             if change:
                 found[name][resource] = change / unit
@@ -306,10 +342,11 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
     if isinstance(spec, str):
         return finish(set_condition(before, "Ready", False, "InvalidSpec", spec, generation))
     if not figures.namespaces:
-        unsupported = " (scope.user is not supported yet)" if spec.scope.user else ""
         missing = f": {', '.join(figures.missing)} not found" if figures.missing else ""
+        labelled = " or ".join(f"{key}={value}" for key, value in _label_selectors(spec))
+        unlabelled = f" (and none is labelled {labelled})" if labelled else ""
         return finish(set_condition(before, "Ready", False, "NoNamespaces",
-                                    f"no namespace is in the scope{missing}{unsupported}; nothing is enforced",
+                                    f"no namespace is in the scope{missing}{unlabelled}; nothing is enforced",
                                     generation))
 
     own = _limits(spec.hard)
@@ -345,6 +382,7 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
     # None when there is no loan, which the merge patch removes from status
     extra["borrowed"] = {r: _amount(r, v) for r, v in loan.items() if v > 0} or None
     extra["lent"] = {r: _amount(r, -v) for r, v in loan.items() if v < 0} or None
+    extra["reservations"] = _reservation_status(spec, now)
     over = [r for r in hard if totals[r] > hard[r] + 1e-9]
     if over:
         conditions = set_condition(before, "Exceeded", True, "OverLimit", "; ".join(
@@ -383,9 +421,23 @@ def _borrowing(conditions: list[dict], spec: QuotaSpec, own: Mapping[str, float]
     if wanting:
         return set_condition(conditions, "Borrowing", False, "NothingIdle",
                              f"demand for {', '.join(wanting)} is over the limit and no other Quota has idle "
-                             f"capacity to lend (or the borrowingLimit is 0)", generation)
+                             f"capacity to lend (what their active reservations hold is not lent; or the "
+                             f"borrowingLimit is 0)", generation)
     return set_condition(conditions, "Borrowing", False, "DemandWithinLimit",
                          "demand is within the Quota's own limits: nothing to borrow", generation)
+
+
+def _reservation_status(spec: QuotaSpec, now: float) -> Optional[list[dict]]:
+    """Each reservation: whether it holds now and, for a scheduled one, the window it is in
+    or else the next one (None without reservations, which the merge patch removes)."""
+    found = []
+    for index, (given, reservation) in enumerate(zip(spec.reservations, reservations(spec))):
+        entry = {"name": given.name or f"reservations[{index}]", "active": True}
+        if reservation.window is not None:
+            active, start, end = reservation.window.around(now)
+            entry.update(active=active, start=rfc3339(start), end=rfc3339(end))
+        found.append(entry)
+    return found or None
 
 
 def _budget(conditions: list[dict], spec: QuotaSpec, cost: CostFigures | tuple[str, str] | None, now: float,

@@ -21,7 +21,9 @@ steps are undone in reverse order (RolledBack).
 A workload's priority class and fair-share weight are its namespace's Quota's (normal and
 1 outside every Quota); its `quartermaster.dev/priority` annotation overrides the class.
 SLA floors come from its annotations (`quartermaster.dev/min-cpu`,
-`quartermaster.dev/min-memory`); no swap takes a workload below what it uses now.
+`quartermaster.dev/min-memory`); no swap takes a workload below what it uses now; and the
+workloads in the scope of a Quota whose reservation is active keep what it reserves, as far
+as they hold it (`planner.reservations.floors`: each its part, in proportion to its requests).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 from quartermaster.planner import AntiThrash, InfeasiblePlanError, PriorityClass, SwapPlanRequest, plan_swaps, vertical
 from quartermaster.planner.priority import UNCLASSIFIED, Standing
+from quartermaster.planner.reservations import ReservedScope, floors as reservation_floors
 from quartermaster.providers.requests import TemplateRequests
 
 PLURAL = SwapPlan.plural
@@ -104,6 +107,7 @@ class SwapFigures:
     instances: tuple[Instance, ...]
     metrics_time: float
     standings: Mapping[str, Standing] = field(default_factory=dict)  # namespace -> its Quota's class and weight
+    reserved: tuple[ReservedScope, ...] = ()  # the Quotas' reservations active now
 
 
 @dataclass(frozen=True)
@@ -232,9 +236,12 @@ def _plan(spec: SwapPlanSpec, figures: SwapFigures, templates: Mapping[WorkloadK
     used = np.array([i.used for i in instances]) / units
     floors = np.array([[to_float(i.template.annotations.get(FLOOR_ANNOTATIONS[r])) for r in RESOURCES]
                        for i in instances]) / units
+    reserved = reservation_floors(current, [
+        (np.array([i.template.key.namespace in scope.namespaces for i in instances]),
+         np.array([scope.amounts.get(r, 0.0) for r in RESOURCES]) / units) for scope in figures.reserved])
     # what a workload uses now bounds how far it may shrink, not how far it must grow in
     # one plan (that is the demand's and maxChangeFraction's part); an SLA floor is hard
-    minimum = np.maximum(floors, np.minimum(used, current))
+    minimum = np.maximum(np.maximum(floors, reserved), np.minimum(used, current))
     capacity = figures.capacity / units
     standing = [figures.standings.get(i.template.key.namespace, UNCLASSIFIED) for i in instances]
     priority = [i.template.annotations.get(PRIORITY_ANNOTATION, s.priority.value) for i, s in zip(instances, standing)]

@@ -63,6 +63,7 @@ class CohortMember:
     weight: float = 1.0  # its fair-share weight: borrowers share scarce idle capacity by it
     borrowing_limit: Optional[int] = 0  # the most it may borrow; None: no limit, 0: it does not borrow
     lending_limit: Optional[int] = None  # the most of its idle capacity others may borrow; None: all of it
+    reserved: int = 0  # what its active reservations hold: never lent, used or not
 
 
 def lend_idle(members: Sequence[CohortMember]) -> list[int]:
@@ -71,16 +72,17 @@ def lend_idle(members: Sequence[CohortMember]) -> list[int]:
     far as the others' idle capacity (limit less demand, up to their lending limits) goes;
     the lenders lose what is borrowed, in proportion to what each can lend. When borrowers
     want more than is idle, they share it by weight. The changes sum to zero, so the
-    cohort's total never grows, and no lender is left with less than its demand: when its
-    demand returns, what it had lent comes back at once."""
-    if any(m.limit < 0 or m.demand < 0 or not m.weight > 0 for m in members):
-        raise ValueError("limits and demands are never negative, weights always positive")
+    cohort's total never grows, and no lender is left with less than its demand or its
+    reservation (up to its limit): when its demand returns, what it had lent comes back at
+    once, and capacity reserved for it is there whether or not it is used yet."""
+    if any(m.limit < 0 or m.demand < 0 or m.reserved < 0 or not m.weight > 0 for m in members):
+        raise ValueError("limits, demands and reservations are never negative, weights always positive")
 
     def capped(amount: int, cap: Optional[int]) -> int:
         return amount if cap is None else min(amount, cap)
 
     wants = [capped(max(0, m.demand - m.limit), m.borrowing_limit) for m in members]
-    lendable = [capped(max(0, m.limit - m.demand), m.lending_limit) for m in members]
+    lendable = [capped(max(0, m.limit - max(m.demand, m.reserved)), m.lending_limit) for m in members]
     borrowed = _fill(min(sum(wants), sum(lendable)), wants, [m.weight for m in members])
     lent = _shares(sum(borrowed), lendable) if sum(lendable) else [0] * len(members)
     return [b - l for b, l in zip(borrowed, lent)]

@@ -74,16 +74,29 @@ def test_scarce_idle_capacity_is_shared_by_weight_and_lenders_give_in_proportion
     assert lend_idle([CohortMember(10, 0), borrower(4, 10), borrower(4, 5, weight=2)]) == [-7, 6, 1]
 
 
+def test_a_lender_never_lends_what_its_active_reservations_hold_used_or_not():
+    # demand 2, reserved 6 of a limit of 10: 4 idle to lend, not 8
+    assert lend_idle([CohortMember(10, 2, reserved=6), borrower(4, 10)]) == [-4, 4]
+    assert lend_idle([CohortMember(10, 7, reserved=6), borrower(4, 10)]) == [-3, 3], "demand over the reservation"
+    assert lend_idle([CohortMember(10, 0, reserved=10), borrower(4, 10)]) == [0, 0], "all of it reserved"
+    # the pool's idle capacity less the reservations: two lenders, one reserving
+    assert lend_idle([CohortMember(10, 0, reserved=8), CohortMember(5, 0), borrower(4, 20)]) == [-2, -5, 7]
+
+
 def test_negative_figures_are_refused():
     with pytest.raises(ValueError):
         lend_idle([CohortMember(-1, 0)])
+    with pytest.raises(ValueError):
+        lend_idle([CohortMember(1, 0, reserved=-1)])
 
 
 @given(st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 2000), st.integers(1, 5),
-                          st.one_of(st.none(), st.integers(0, 500)), st.one_of(st.none(), st.integers(0, 500))),
+                          st.one_of(st.none(), st.integers(0, 500)), st.one_of(st.none(), st.integers(0, 500)),
+                          st.integers(0, 1000)),
                 min_size=1, max_size=8))
-def test_loans_sum_to_zero_respect_every_limit_and_leave_each_lender_its_demand(rows):
-    members = [CohortMember(limit, demand, weight, most, lending) for limit, demand, weight, most, lending in rows]
+def test_loans_sum_to_zero_respect_every_limit_and_leave_each_lender_its_demand_and_reservation(rows):
+    members = [CohortMember(limit, demand, weight, most, lending, reserved)
+               for limit, demand, weight, most, lending, reserved in rows]
     changes = lend_idle(members)
     assert sum(changes) == 0
     for m, change in zip(members, changes):
@@ -91,3 +104,4 @@ def test_loans_sum_to_zero_respect_every_limit_and_leave_each_lender_its_demand(
             assert change <= m.demand - m.limit and (m.borrowing_limit is None or change <= m.borrowing_limit)
         if change < 0:
             assert m.limit + change >= m.demand and (m.lending_limit is None or -change <= m.lending_limit)
+            assert m.limit + change >= min(m.limit, m.reserved), "a reservation within the limit is never lent"

@@ -6,9 +6,11 @@ from quartermaster.operator.models import QuotaStatus
 from quartermaster.operator.observe import snapshot_from_objects
 from quartermaster.operator.quantities import to_float
 from quartermaster.operator.quota import (cost_figures, decide, figures, loans, owned_record, parse_spec,
-                                          priority_class_content, priority_classes_to_apply, standings)
+                                          priority_class_content, priority_classes_to_apply, reserved_scopes,
+                                          standings)
 from quartermaster.planner.cost import Spend
 from quartermaster.planner.priority import PriorityClass, Standing
+from quartermaster.planner.reservations import ReservedScope
 
 NOW = 1_800_000_000.0
 SCOPE = {"namespaces": ["a", "gone"], "team": {"key": "team", "value": "blue"}}
@@ -27,7 +29,8 @@ def pod(namespace, name, cpu):
 
 
 NAMESPACES = [{"metadata": {"name": "a"}}, {"metadata": {"name": "b", "labels": {"team": "blue"}}},
-              {"metadata": {"name": "other"}}]
+              {"metadata": {"name": "other"}},
+              {"metadata": {"name": "mine", "labels": {"quartermaster.dev/user": "alice"}}}]
 
 
 def decided(body, pods=(), previous=None, held=()):
@@ -165,6 +168,25 @@ def test_bad_input_is_a_condition_not_a_crash():
     assert ready["reason"] == "NoNamespaces" and "gone not found" in ready["message"] and nowhere.action is None
 
 
+def test_scope_user_is_the_namespaces_labelled_with_the_user_s_name():
+    def scoped(**scope):
+        body = quota_body()
+        body["spec"]["scope"] = scope
+        return decided(body)
+
+    assert [m["metadata"]["namespace"] for m in scoped(user="alice").action.manifests] == ["mine"]
+    assert [m["metadata"]["namespace"] for m in scoped(namespaces=["a"], user="alice").action.manifests] == [
+        "a", "mine"], "with the listed namespaces"
+    nobody = condition(scoped(user="bob", team={"key": "team", "value": "red"}), "Ready")
+    assert nobody["reason"] == "NoNamespaces" and nobody["message"] == (
+        "no namespace is in the scope (and none is labelled team=red or quartermaster.dev/user=bob); "
+        "nothing is enforced")
+    bad = condition(scoped(user="alice@example.com"), "Ready")
+    assert (bad["reason"], bad["message"]) == ("InvalidSpec", "spec.scope.user: Value error, 'alice@example.com' is "
+                                               "not a label value: 1 to 63 letters, digits, '-', '_' or '.', "
+                                               "beginning and ending with a letter or digit")
+
+
 # ---- cost ----------------------------------------------------------------------------
 
 def costed(budget, spend, previous=None, pods=(pod("a", "p1", "500m"),), cost_data=None):
@@ -268,23 +290,23 @@ def deployment(namespace, name, replicas, cpu):
                 {"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}}, "status": {}}
 
 
-def cohort(busy_replicas, lender_pods, previous=None, **borrower_spec):
+def cohort(busy_replicas, lender_pods, previous=None, lender_spec=None, now=NOW, **borrower_spec):
     """A borrowing Quota over a (2 cores; a Deployment of 500m pods, 4 running) and a
-    lender over b (4 cores): the loans, then both decisions, by name."""
+    lender over b (4 cores, and `lender_spec`): the loans, then both decisions, by name."""
     running = [{**pod("a", f"web-{i}", "500m"), "metadata": {
         "name": f"web-{i}", "namespace": "a", "labels": {"pod-template-hash": "h"},
         "ownerReferences": [{"kind": "ReplicaSet", "name": "web-h", "controller": True}]}} for i in range(4)]
     quotas = [{**quota_body(borrowIdle=True, **borrower_spec),
                "metadata": {"name": "busy", "uid": "u1", "generation": 1}},
-              {**quota_body(), "metadata": {"name": "lender", "uid": "u2", "generation": 1}}]
+              {**quota_body(**(lender_spec or {})), "metadata": {"name": "lender", "uid": "u2", "generation": 1}}]
     quotas[0]["spec"].update(scope={"namespaces": ["a"]}, hard={"cpu": "2"})
     quotas[1]["spec"].update(scope={"namespaces": ["b"]}, hard={"cpu": "4"})
     snapshot = snapshot_from_objects(pods=running + [pod("b", f"job-{i}", "1") for i in range(lender_pods)],
                                      namespaces=NAMESPACES, quotas=quotas,
                                      workloads=[deployment("a", "web", busy_replicas, "500m")])
     scopes = {q.name: (spec, figures(q, spec, snapshot)) for q in snapshot.quotas for spec in [parse_spec(q)]}
-    lent = loans(scopes)
-    return {q.name: decide(q, *scopes[q.name], (previous or {}).get(q.name, {}), NOW, None, lent[q.name])
+    lent = loans(scopes, now)
+    return {q.name: decide(q, *scopes[q.name], (previous or {}).get(q.name, {}), now, None, lent[q.name])
             for q in snapshot.quotas}
 
 
@@ -317,3 +339,70 @@ def test_borrowing_stops_at_the_borrowing_limit_and_not_without_demand():
     assert capped.status["borrowed"] == {"cpu": "500m"}
     idle = cohort(busy_replicas=4, lender_pods=0)["busy"]
     assert idle.status["borrowed"] is None and condition(idle, "Borrowing")["reason"] == "DemandWithinLimit"
+
+
+# ---- reservations --------------------------------------------------------------------
+
+NIGHTLY = {"name": "batch", "resources": {"cpu": "3"}, "schedule": {"start": "22:00", "end": "06:00"}}
+
+
+def test_an_active_reservation_of_the_lender_is_not_lent_and_outside_its_window_it_is():
+    # the lender uses 1 of its 4 cores; 3 are reserved for it always: 1 core left to lend
+    held = cohort(busy_replicas=7, lender_pods=1, lender_spec={"reservations": [{"resources": {"cpu": "3"}}]})
+    assert held["busy"].status["borrowed"] == {"cpu": "1"} and held["lender"].status["lent"] == {"cpu": "1"}
+    assert held["lender"].action.manifests[0]["spec"]["hard"] == {"requests.cpu": "3"}, \
+        "the split of its namespaces never falls below what is reserved"
+    # nightly: at 08:00 UTC the window is shut and 1500m is lent; at 23:00 it is held
+    day = cohort(busy_replicas=7, lender_pods=1, lender_spec={"reservations": [NIGHTLY]})
+    assert day["busy"].status["borrowed"] == {"cpu": "1500m"}
+    night = cohort(busy_replicas=7, lender_pods=1, lender_spec={"reservations": [NIGHTLY]}, now=NOW + 15 * 3600)
+    assert night["busy"].status["borrowed"] == {"cpu": "1"}
+    whole = cohort(busy_replicas=7, lender_pods=1, lender_spec={"reservations": [{"resources": {"cpu": "4"}}]})
+    borrowing = condition(whole["busy"], "Borrowing")
+    assert borrowing["reason"] == "NothingIdle" and "reservations hold is not lent" in borrowing["message"]
+
+
+def test_status_says_which_reservations_hold_and_when_their_windows_start_and_end():
+    body = quota_body(hard={"cpu": "4", "memory": "4Gi", "pods": 10},
+                      reservations=[NIGHTLY, {"resources": {"cpu": "1", "pods": 2}},
+                                    {"resources": {"memory": "1Gi"},
+                                     "schedule": {"start": "07:30", "end": "09:00", "days": ["Mon", "Fri"]}}])
+    status = decided(body).status  # Friday 08:00 UTC
+    QuotaStatus.model_validate(status, strict=True)
+    assert status["reservations"] == [
+        {"name": "batch", "active": False, "start": "2027-01-15T22:00:00Z", "end": "2027-01-16T06:00:00Z"},
+        {"name": "reservations[1]", "active": True},
+        {"name": "reservations[2]", "active": True, "start": "2027-01-15T07:30:00Z", "end": "2027-01-15T09:00:00Z"}]
+    assert decided(quota_body()).status["reservations"] is None, "left out (removed by the merge patch)"
+
+
+def test_the_active_reservations_are_handed_to_swap_plans_over_the_quota_s_namespaces():
+    snapshot = snapshot_from_objects(namespaces=NAMESPACES, quotas=[
+        quota_body(hard={"cpu": "4", "memory": "4Gi"}, reservations=[NIGHTLY, {"resources": {"cpu": "1", "memory": "1Gi"}}])])
+    scopes = {q.name: (spec, figures(q, spec, snapshot)) for q in snapshot.quotas for spec in [parse_spec(q)]}
+    assert reserved_scopes(scopes, NOW) == (ReservedScope(frozenset({"a", "b"}), {"cpu": 1.0, "memory": 2.0**30}),)
+    assert reserved_scopes(scopes, NOW + 15 * 3600)[0].amounts == {"cpu": 4.0, "memory": 2.0**30}
+    assert reserved_scopes({"bad": ("spec.hard.cpu: bad", None)}, NOW) == ()
+
+
+def test_a_reservation_holds_part_of_the_quota_s_own_limits_and_its_times_are_times_of_day():
+    def problem(**spec):
+        return parse_spec(snapshot_from_objects(quotas=[quota_body(**spec)]).quotas[0])
+
+    assert problem(reservations=[{"resources": {"cpu": "2500m"}}]) == (
+        "spec.reservations: may not reserve more cpu than spec.hard.cpu limits (a reservation holds part of the "
+        "Quota's own limit)")
+    assert "nvidia.com/gpu" in problem(reservations=[{"resources": {"nvidia.com/gpu": 1}}]), "no GPU limit at all"
+    assert "pods" in problem(reservations=[{"resources": {"pods": 11}}])
+    assert problem(reservations=[{"resources": {"cpu": "2", "memory": "4Gi", "pods": 10}}]).hard is not None
+    assert problem(reservations=[{"resources": {"cpu": "1"}, "schedule": {"start": "24:00", "end": "06:00"}}]) == (
+        "spec.reservations[0].schedule.start: Value error, '24:00' is not a time of day: HH:MM in UTC, 00:00 to 23:59")
+    assert problem(reservations=[{"resources": {"cpu": "1"}, "schedule": {"start": "6:00", "end": "22:00"}}]) \
+        .startswith("spec.reservations[0].schedule.start: Value error, '6:00' is not a time of day")
+    assert problem(reservations=[{"resources": {"cpu": "1"}, "schedule": {"start": "06:00", "end": "06:00"}}]) == (
+        "spec.reservations[0].schedule.end: must differ from start (leave the schedule out for a reservation that "
+        "always holds)")
+    assert "spec.reservations[0].schedule.days[0]" in problem(
+        reservations=[{"resources": {"cpu": "1"}, "schedule": {"start": "06:00", "end": "07:00", "days": ["Friday"]}}])
+    ready = condition(decided(quota_body(reservations=[{"resources": {"cpu": "3"}}])), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
