@@ -193,18 +193,18 @@ class NoFittingInstanceType(ValueError):
 
 
 def cheapest_fitting(peak: Mapping[str, float], offers: Sequence[Offer], headroom: float,
-                     largest_pod: Mapping[str, float] | None = None,
+                     pods: Sequence[Mapping[str, float]] = (),
                      spot_share: float = 0.0) -> PlacementChoice:
     """The offer whose nodes hold `peak` (as in `nodes_for_peak`, at least one node) for
     the least money per hour, `spot_share` of the nodes at the spot price (on-demand where
-    a type has none), among the offers a `largest_pod` fits on. Ranking by the pool's price
+    a type has none), among the offers each of `pods` fits on. Ranking by the pool's price
     is ranking by the price per usable unit of each type's binding resource, with the
     rounding up to whole nodes included; ties go to fewer nodes, then by name. Raises
     NoFittingInstanceType when no offer fits."""
     priced = []
     for offer in offers:
         allocatable = offer.instance_type.allocatable
-        if largest_pod and any(amount_ > allocatable.get(r, 0.0) for r, amount_ in largest_pod.items()):
+        if any(amount_ > allocatable.get(r, 0.0) for pod in pods for r, amount_ in pod.items()):
             continue
         nodes, binding = nodes_for_peak(peak, allocatable, headroom)
         if math.isinf(nodes):
@@ -214,7 +214,7 @@ def cheapest_fitting(peak: Mapping[str, float], offers: Sequence[Offer], headroo
                        offer.instance_type.name, offer, binding))
     if not priced:
         raise NoFittingInstanceType(f"none of {len(offers)} instance types fits the demand"
-                                    + (" and the largest pod" if largest_pod else ""))
+                                    + (f" and holds each of its {len(pods)} pods" if pods else ""))
     priced.sort(key=lambda p: p[:4])
     price, nodes, _, _, offer, binding = priced[0]
     kind = offer.instance_type
@@ -229,3 +229,62 @@ def cheapest_fitting(peak: Mapping[str, float], offers: Sequence[Offer], headroo
         runner_up = priced[1]
         reasoning += f"; next {runner_up[3]} on {runner_up[2]} at ${runner_up[0]:.2f}/h"
     return PlacementChoice(offer, nodes, price, reasoning)
+
+
+def pool_instance_type(demand: NodePoolDemand, offers: Sequence[Offer], headroom: float,
+                       spot_share: float = 0.0) -> PlacementChoice:
+    """The cheapest fitting of a pool's allowed instance types (`cheapest_fitting`) for its
+    demand as a whole: per resource, the forecast peak, or the requests of the pods it
+    holds and the pending ones together where they ask more; among the types that each of
+    those pods fits on (a pod that fits none is left out, and reported as unplaceable when
+    the pool is sized). The pool is then sized in nodes of that type (`size_node_pool`);
+    nodes of another type it has keep their pods and their room."""
+    # a pod no allowed type holds is not placed whichever is chosen: size_node_pool reports it
+    pods = [pod for pod in (*demand.placed, *demand.pending)
+            if any(all(a <= o.instance_type.allocatable.get(r, 0.0) for r, a in pod.items()) for o in offers)]
+    resources = {*demand.peak, *(r for pod in pods for r in pod)}
+    peak = {r: max(demand.peak.get(r, 0.0), sum(pod.get(r, 0.0) for pod in pods)) for r in resources}
+    return cheapest_fitting(peak, offers, headroom, pods, spot_share)
+
+
+@dataclass(frozen=True)
+class NodePoolMemory:
+    """What one decision on a pool passes to the next: the stabilisation window's (time,
+    recommendation) pairs (`NodePoolDecision.recommendations`) and when the pool last fell
+    back from spot to on-demand (`SpotDecision.fallback_since`)."""
+
+    recommendations: tuple[tuple[float, int], ...] = ()
+    spot_fallback_since: float | None = None
+
+
+@dataclass(frozen=True)
+class SpotDecision:
+    percentage: int  # the spot share to ask the provider for now
+    fallback_since: float | None  # when the pool last fell back to on-demand; the next decision's
+    falling_back: bool
+    message: str
+
+
+def spot_share(target: int, refused: str, fallback_since: float | None, retry_seconds: float,
+               now: float) -> SpotDecision:
+    """The spot percentage to ask for, for a `target` percentage:
+
+    1. Spot refused or spot nodes interrupted since the last decision (`refused` says how;
+       empty when not): 0 %, every new node on-demand, from `now`.
+    2. On-demand since `fallback_since`, less than `retry_seconds` ago: still 0 %.
+    3. Otherwise the target. After a fallback this is trying spot again: whether spot
+       capacity is back is only known by asking for it (Karpenter likewise forgets an
+       unavailable offering after a few minutes), and a new refusal falls back again.
+    """
+    if target <= 0:
+        return SpotDecision(0, None, False, "no spot share is asked for")
+    if refused:
+        return SpotDecision(0, now, True, f"{refused}: on-demand only, spot tried again in "
+                                          f"{retry_seconds / 60:.3g} min")
+    if fallback_since is not None and now - fallback_since < retry_seconds:
+        left = retry_seconds - (now - fallback_since)
+        return SpotDecision(0, fallback_since, True, f"on-demand only since spot was refused or interrupted "
+                                                     f"{(now - fallback_since) / 60:.3g} min ago; spot tried "
+                                                     f"again in {left / 60:.3g} min")
+    again = " again, after the fallback" if fallback_since is not None else ""
+    return SpotDecision(target, None, False, f"{target}% of new nodes spot{again}")

@@ -2,7 +2,11 @@
 `quartermaster.dev/node-pool`, named by the group's name.
 
 `set_desired_size` is `set_desired_capacity` (absolute; the same value twice changes
-nothing). `describe` reads the group: its instance type from the mixed-instances
+nothing). Asked for an instance type or a spot share the group does not have, it first
+gives the group a mixed-instances policy on the group's own launch template, with that
+type as its one override and OnDemandPercentageAboveBaseCapacity at 100 − the spot share
+(the group's OnDemandBaseCapacity kept, spot by price-capacity-optimized), which the
+instances the group launches from then on follow. `describe` reads the group: its instance type from the mixed-instances
 policy's first override or else its launch template, its zones, its bounds, its spot
 share (100 − OnDemandPercentageAboveBaseCapacity above OnDemandBaseCapacity), and as
 `size` the instances Pending or InService. Prices come from the repository's
@@ -64,16 +68,29 @@ class AutoScalingGroups:
         return [await self._pool(group) for group in groups]
 
     async def describe(self, pool: str) -> NodePool:
-        groups = await self._groups(AutoScalingGroupNames=[pool])
-        if not groups:
-            raise NotFound(f"no Auto Scaling group named {pool}")
-        return await self._pool(groups[0])
+        return await self._pool(await self._group(pool))
 
-    async def set_desired_size(self, pool: str, size: int) -> NodePool:
-        check_size(await self.describe(pool), size)
+    async def set_desired_size(self, pool: str, size: int, instance_type: str | None = None,
+                               spot_percentage: int | None = None) -> NodePool:
+        group = await self._group(pool)
+        state = await self._pool(group)
+        check_size(state, size)
+        if instance_type is not None and instance_type not in {kind.name for kind in self._types}:
+            raise Rejected(f"node pool {pool}: no instance type {instance_type!r} in the provider's table")
+        shape = (instance_type or state.instance_type,
+                 state.spot_percentage if spot_percentage is None else spot_percentage)
+        if shape != (state.instance_type, state.spot_percentage):
+            await _call(self._autoscaling.update_auto_scaling_group, AutoScalingGroupName=pool,
+                        MixedInstancesPolicy=mixed_instances_policy(group, *shape))
         await _call(self._autoscaling.set_desired_capacity, AutoScalingGroupName=pool,
                     DesiredCapacity=size, HonorCooldown=False)
         return await self.describe(pool)
+
+    async def _group(self, pool: str) -> dict:
+        groups = await self._groups(AutoScalingGroupNames=[pool])
+        if not groups:
+            raise NotFound(f"no Auto Scaling group named {pool}")
+        return groups[0]
 
     async def _groups(self, **query) -> list[dict]:
         pages = self._autoscaling.get_paginator("describe_auto_scaling_groups").paginate(**query)
@@ -101,6 +118,22 @@ class AutoScalingGroups:
         versions = await _call(self._ec2.describe_launch_template_versions, **key,
                                Versions=[template.get("Version", "$Default")])
         return versions["LaunchTemplateVersions"][0]["LaunchTemplateData"].get("InstanceType", "")
+
+
+def mixed_instances_policy(group: dict, instance_type: str, spot_percentage: int) -> dict:
+    """The group's mixed-instances policy for nodes of `instance_type`, `spot_percentage`
+    of them spot above its on-demand base, on the launch template it already uses."""
+    mixed = group.get("MixedInstancesPolicy") or {}
+    template = (mixed.get("LaunchTemplate") or {}).get("LaunchTemplateSpecification") or group["LaunchTemplate"]
+    # a described template has its id and its name; a request names it by one of them
+    key = "LaunchTemplateId" if "LaunchTemplateId" in template else "LaunchTemplateName"
+    distribution = mixed.get("InstancesDistribution") or {}
+    return {"LaunchTemplate": {"LaunchTemplateSpecification": {key: template[key],
+                                                               "Version": template.get("Version", "$Default")},
+                               "Overrides": [{"InstanceType": instance_type}]},
+            "InstancesDistribution": {"OnDemandBaseCapacity": distribution.get("OnDemandBaseCapacity", 0),
+                                      "OnDemandPercentageAboveBaseCapacity": 100 - spot_percentage,
+                                      "SpotAllocationStrategy": "price-capacity-optimized"}}
 
 
 async def _call(method, *args, **kwargs):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 
-from quartermaster.providers.cloud import error_for_status, is_pool, size_bounds
+from quartermaster.providers.cloud import error_for_status, is_pool, refuse_reshaping, size_bounds
 from quartermaster.providers.interface import (
     InstanceType, InsufficientCapacity, NodePool, NotFound, ProviderError, QuotaExceeded, Rejected, Throttled,
     Unauthorized, Unavailable, check_size, require_sdk, table_instance_types)
@@ -82,14 +82,17 @@ class ScaleSets:
     async def describe(self, pool: str) -> NodePool:
         return await _call(self._describe, pool)
 
-    async def set_desired_size(self, pool: str, size: int) -> NodePool:
-        return await _call(self._resize, pool, size)
+    async def set_desired_size(self, pool: str, size: int, instance_type: str | None = None,
+                               spot_percentage: int | None = None) -> NodePool:
+        return await _call(self._resize, pool, size, instance_type, spot_percentage)
 
     def _describe(self, pool: str) -> NodePool:
         return self._pool(self._scale_sets.get(self._resource_group, pool))
 
-    def _resize(self, pool: str, size: int) -> NodePool:
-        check_size(self._describe(pool), size)
+    def _resize(self, pool: str, size: int, instance_type: str | None, spot_percentage: int | None) -> NodePool:
+        state = self._describe(pool)
+        refuse_reshaping(state, instance_type, spot_percentage, "scale set")
+        check_size(state, size)
         update = VirtualMachineScaleSetUpdate(sku=Sku(capacity=size))
         self._scale_sets.begin_update(self._resource_group, pool, update).result()
         return self._describe(pool)

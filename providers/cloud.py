@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from quartermaster.providers.interface import (
-    NotFound, ProviderError, Rejected, Throttled, Unauthorized, Unavailable)
+    NodePool, NotFound, ProviderError, Rejected, Throttled, Unauthorized, Unavailable, Unsupported)
 
 POOL_LABEL = "quartermaster-dev-node-pool"  # any value: the group is a node pool
 MIN_SIZE_LABEL = "quartermaster-dev-min-size"  # default 0
@@ -43,3 +43,17 @@ def error_for_status(status: int | None) -> type[ProviderError]:
     if status is None or status >= 500:
         return Unavailable
     return {429: Throttled, 401: Unauthorized, 403: Unauthorized, 404: NotFound}.get(status, Rejected)
+
+
+def refuse_reshaping(pool: NodePool, instance_type: str | None, spot_percentage: int | None, group: str) -> None:
+    """Unsupported when asked for another instance type or spot share than `pool` has: a
+    managed instance group's machine type and provisioning model, or a scale set's VM size
+    and priority, come from its template or model, which the operator does not rewrite."""
+    if instance_type is not None and instance_type != pool.instance_type:
+        raise Unsupported(f"node pool {pool.name}: a {group} keeps the instance type of its template "
+                          f"({pool.instance_type}); changing it to {instance_type} is not supported: "
+                          "list at most that one in instanceTypes")
+    if spot_percentage is not None and spot_percentage != pool.spot_percentage:
+        raise Unsupported(f"node pool {pool.name}: a {group} keeps the spot share of its template "
+                          f"({pool.spot_percentage}%); changing it to {spot_percentage}% is not supported: "
+                          "leave spotPercentage unset")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from quartermaster.providers.cloud import error_for_status, is_pool, size_bounds
+from quartermaster.providers.cloud import error_for_status, is_pool, refuse_reshaping, size_bounds
 from quartermaster.providers.interface import (
     InstanceType, InsufficientCapacity, NodePool, NotFound, ProviderError, QuotaExceeded, Rejected, Throttled,
     Unauthorized, Unavailable, check_size, require_sdk, table_instance_types)
@@ -86,16 +86,19 @@ class ManagedInstanceGroups:
     async def describe(self, pool: str) -> NodePool:
         return await _call(self._describe, pool)
 
-    async def set_desired_size(self, pool: str, size: int) -> NodePool:
-        return await _call(self._resize, pool, size)
+    async def set_desired_size(self, pool: str, size: int, instance_type: str | None = None,
+                               spot_percentage: int | None = None) -> NodePool:
+        return await _call(self._resize, pool, size, instance_type, spot_percentage)
 
     def _describe(self, pool: str) -> NodePool:
         mig = self._group(pool)
         return self._pool(mig, self._template(mig))
 
-    def _resize(self, pool: str, size: int) -> NodePool:
+    def _resize(self, pool: str, size: int, instance_type: str | None, spot_percentage: int | None) -> NodePool:
         mig = self._group(pool)
-        check_size(self._pool(mig, self._template(mig)), size)
+        state = self._pool(mig, self._template(mig))
+        refuse_reshaping(state, instance_type, spot_percentage, "managed instance group")
+        check_size(state, size)
         zone = _last(mig.zone)
         operation = self._groups.resize_unary(project=self._project, zone=zone, instance_group_manager=pool,
                                               size=size, retry=None)

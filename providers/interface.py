@@ -2,8 +2,9 @@
 
 The operator decides sizes; a provider only reports and applies them. Four async methods:
 the pools it manages, one pool described, a pool's desired size set (absolute, so the
-same call twice changes nothing), and the instance types it can launch with their
-allocatable resources and prices. Failures are typed (`ProviderError` and its kinds),
+same call twice changes nothing; optionally with the instance type its new nodes are to
+be and the share of them to be spot, absolute too, None leaving them as they are), and
+the instance types it can launch with their allocatable resources and prices. Failures are typed (`ProviderError` and its kinds),
 each saying whether it is transient, so the operator can retry those with backoff
 (`retry_transient`) and turn the rest into conditions instead of a crash loop.
 """
@@ -108,13 +109,19 @@ class Rejected(ProviderError):
     """The request itself is invalid, e.g. a size outside the pool's minimum and maximum."""
 
 
+class Unsupported(ProviderError):
+    """The provider cannot make this change to this pool (e.g. a managed instance group's
+    machine type): a person makes it, or the spec stops asking for it."""
+
+
 @runtime_checkable
 class NodePoolProvider(Protocol):
     async def list_node_pools(self) -> list[NodePool]: ...
 
     async def describe(self, pool: str) -> NodePool: ...
 
-    async def set_desired_size(self, pool: str, size: int) -> NodePool: ...
+    async def set_desired_size(self, pool: str, size: int, instance_type: str | None = None,
+                               spot_percentage: int | None = None) -> NodePool: ...
 
     async def instance_types(self) -> list[InstanceType]: ...
 

@@ -6,6 +6,10 @@ Pools are configured, not discovered: `pools` maps each name to its instanceType
 the table's aws catalogue), minSize, maxSize, and optionally zone, spotPercentage and
 taints. A pool's nodes are the Nodes labelled `quartermaster.dev/node-pool=<name>`.
 
+A call that names an instance type or a spot percentage makes it the pool's from then on
+(kept in memory, over the configured options, until the operator restarts and asks again):
+new Nodes are of that type, and labelled spot or on-demand to keep that share of spot.
+
 Growing creates Nodes (after taking back any node of the pool still being drained).
 Shrinking picks nodes to remove (ones already draining first, then the capacity type
 above its share, then the fewest pods), cordons and marks each, evicts its pods through
@@ -23,8 +27,9 @@ from dataclasses import replace
 
 from kubernetes import client
 
+from quartermaster.providers.evictions import REFUSED, evict_pod
 from quartermaster.providers.interface import (
-    ON_DEMAND, SPOT, InstanceType, NodePool, NotFound, Unauthorized, check_size, table_instance_types)
+    ON_DEMAND, SPOT, InstanceType, NodePool, NotFound, Rejected, Unauthorized, check_size, table_instance_types)
 
 POOL_LABEL = "quartermaster.dev/node-pool"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
@@ -80,6 +85,7 @@ class KwokNodePools:
         self._api = api or client.ApiClient()
         self._core = client.CoreV1Api(self._api)
         self._types = {kind.name: kind for kind in table_instance_types(catalogue)}
+        self._asked: dict[str, dict] = {}  # per pool: the instanceType and spotPercentage last asked for
         for name, spec in self._pools.items():
             if spec["instanceType"] not in self._types:
                 raise ValueError(f"node pool {name}: unknown instance type {spec['instanceType']!r}")
@@ -95,8 +101,15 @@ class KwokNodePools:
         active, draining = await self._nodes(pool)
         return self._state(pool, len(active), len(active) + len(draining))
 
-    async def set_desired_size(self, pool: str, size: int) -> NodePool:
+    async def set_desired_size(self, pool: str, size: int, instance_type: str | None = None,
+                               spot_percentage: int | None = None) -> NodePool:
         check_size(self._state(pool, 0, 0), size)
+        if instance_type is not None and instance_type not in self._types:
+            raise Rejected(f"node pool {pool}: no instance type {instance_type!r} in the kwok provider's table")
+        if spot_percentage is not None and not 0 <= spot_percentage <= 100:
+            raise Rejected(f"node pool {pool}: spot percentage {spot_percentage} is outside [0, 100]")
+        asked = {"instanceType": instance_type, "spotPercentage": spot_percentage}
+        self._asked.setdefault(pool, {}).update({k: v for k, v in asked.items() if v is not None})
         active, draining = await self._nodes(pool)
         spot_percentage = self._spec(pool).get("spotPercentage", 0)
         while len(active) < size and draining:
@@ -123,7 +136,7 @@ class KwokNodePools:
     def _spec(self, pool: str) -> Mapping:
         if pool not in self._pools:
             raise NotFound(f"kwok node pool {pool!r} is not configured; configured: {', '.join(self._pools)}")
-        return self._pools[pool]
+        return {**self._pools[pool], **self._asked.get(pool, {})}
 
     def _state(self, pool: str, desired: int, size: int) -> NodePool:
         spec = self._spec(pool)
@@ -180,13 +193,7 @@ class KwokNodePools:
             if pod.metadata.deletion_timestamp is not None:
                 continue
             name, namespace = pod.metadata.name, pod.metadata.namespace
-            eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
-            try:
-                await _call(f"evicting {namespace}/{name}", self._core.create_namespaced_pod_eviction,
-                            name, namespace, eviction, ignore=(404,))  # 404: the pod is gone already
-            except client.ApiException as error:
-                if error.status != 429:  # a PodDisruptionBudget allows no disruption now
-                    raise
+            if await _call(f"evicting {namespace}/{name}", evict_pod, self._core, namespace, name) == REFUSED:
                 blocked.append(f"node {node}: evicting {namespace}/{name} would violate its "
                                "PodDisruptionBudget now; tried again on the next call")
         if not pods:

@@ -34,15 +34,16 @@ def install_chart_rbac(control_plane: ControlPlane, release: str, namespace: str
     return control_plane.kubeconfig_for_service_account(namespace, account, path)
 
 
-def start_operator(kubeconfig: Path, log: Path, *args: str,
+def start_operator(kubeconfig: Path, log: Path, *args: str, env: dict[str, str] | None = None,
                    on_spawn: Callable[[Process], None] | None = None,
                    started: str = "Activity 'configure' succeeded") -> Process:
     """`quartermaster run`, returned once its log shows `started` (by default: Kopf has
     configured itself; a leader-election standby logs something else); stopped again if
-    that fails or is interrupted. `on_spawn` is told of the process as soon as it starts."""
+    that fails or is interrupted. `env` is added to the environment it inherits (e.g. a
+    provider SDK's credentials); `on_spawn` is told of the process as soon as it starts."""
     process = Process("quartermaster", [
         sys.executable, "-m", "quartermaster.operator.cli", "run", f"--kubeconfig={kubeconfig}", *args,
-    ], log).start()
+    ], log, env or {}).start()
     try:
         if on_spawn:
             on_spawn(process)

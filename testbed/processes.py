@@ -1,6 +1,7 @@
 """Local server processes for the test bed: free loopback ports, logs, readiness, teardown."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -66,13 +67,14 @@ class Process:
     name: str
     argv: list[str]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment it inherits
     popen: subprocess.Popen | None = field(default=None, init=False)
 
     def start(self) -> "Process":
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, env={**os.environ, **self.env} if self.env else None,
             )
         return self
 

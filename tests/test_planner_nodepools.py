@@ -3,7 +3,7 @@ import pytest
 
 from quartermaster.planner.nodepools import (
     NodePoolDemand, NodePoolRules, NoFittingInstanceType, Offer, cheapest_fitting, first_fit_decreasing,
-    size_node_pool)
+    pool_instance_type, size_node_pool, spot_share)
 from quartermaster.providers.interface import InstanceType, table_instance_types
 
 GIB = 2.0**30
@@ -100,15 +100,15 @@ def test_a_spot_share_changes_the_choice():
     assert "at 100% spot" in choice.reasoning
 
 
-def test_only_types_that_hold_the_largest_pod_and_the_demanded_resources_fit():
+def test_only_types_that_hold_each_pod_and_the_demanded_resources_fit():
     offers = [Offer("a", SMALL), Offer("b", BIG), Offer("c", GPU)]
     # A 3-core pod fits neither small node (2 cores): the dearer gpu type is the cheapest that holds it.
     assert cheapest_fitting({"cpu": 1.0}, [Offer("a", SMALL), Offer("c", GPU)], 0.15,
-                            largest_pod={"cpu": 3.0}).offer.instance_type.name == "gpu"
-    assert cheapest_fitting({"cpu": 1.0}, offers, 0.15, largest_pod={"cpu": 6.0}).offer.instance_type.name == "big"
+                            pods=[{"cpu": 3.0}]).offer.instance_type.name == "gpu"
+    assert cheapest_fitting({"cpu": 1.0}, offers, 0.15, pods=[{"cpu": 6.0}]).offer.instance_type.name == "big"
     assert cheapest_fitting({"cpu": 1.0, "nvidia.com/gpu": 1.0}, offers, 0.0).offer.provider == "c"
     with pytest.raises(NoFittingInstanceType, match="none of 3 instance types fits"):
-        cheapest_fitting({"cpu": 1.0}, offers, 0.15, largest_pod={"cpu": 16.0})
+        cheapest_fitting({"cpu": 1.0}, offers, 0.15, pods=[{"cpu": 1.0}, {"cpu": 16.0}])
 
 
 def test_the_repository_table_has_prices_and_allocatable_for_each_catalogue():
@@ -141,3 +141,38 @@ def test_the_pods_held_floor_a_shrink_so_that_a_drained_nodes_pods_fit_the_rest(
     decision = size_node_pool(NodePoolDemand({}, 0.9, 0, placed=[{"cpu": 5.0}] * 3), NODE, current=2,
                               rules=RULES, now=0)
     assert decision.size == 2
+
+
+def test_a_pools_instance_type_is_the_cheapest_for_its_peak_or_its_pods_whichever_asks_more():
+    offers = [Offer("kwok", SMALL), Offer("kwok", BIG)]
+    # forecast 13 cores: big (2 × $0.36) beats small (8 × $0.10), as above
+    assert pool_instance_type(demand(cpu=13.0), offers, 0.15).offer.instance_type.name == "big"
+    # no forecast; three pending pods of 1 core: 3 cores → small 2 × $0.10 beats big 1 × $0.36
+    pods = NodePoolDemand({}, 0.9, 0, pending=({"cpu": 1.0},) * 3)
+    choice = pool_instance_type(pods, offers, 0.15)
+    assert (choice.offer.instance_type.name, choice.nodes, choice.price_per_hour) == ("small", 2, pytest.approx(0.2))
+    # the pods held count with the pending ones, and a 3-core pod rules small out
+    held = NodePoolDemand({"cpu": 1.0}, 0.9, 0, pending=({"cpu": 1.0},), placed=({"cpu": 3.0},))
+    assert pool_instance_type(held, offers, 0.15).offer.instance_type.name == "big"
+    # a forecast below the pods' requests: the pods set it (4 cores: small 3 × $0.10)
+    assert pool_instance_type(NodePoolDemand({"cpu": 0.5}, 0.9, 0, pending=({"cpu": 1.0},) * 4), offers,
+                              0.15).nodes == 3
+
+
+def test_spot_falls_back_to_on_demand_when_refused_and_is_tried_again_after_the_wait():
+    at_target = spot_share(60, "", None, retry_seconds=600, now=1000)
+    assert (at_target.percentage, at_target.fallback_since, at_target.falling_back) == (60, None, False)
+    refused = spot_share(60, "spot capacity refused: InsufficientInstanceCapacity", None, 600, now=1000)
+    assert (refused.percentage, refused.fallback_since, refused.falling_back) == (0, 1000, True)
+    assert refused.message == ("spot capacity refused: InsufficientInstanceCapacity: on-demand only, "
+                               "spot tried again in 10 min")
+    waiting = spot_share(60, "", refused.fallback_since, 600, now=1300)
+    assert (waiting.percentage, waiting.fallback_since) == (0, 1000)
+    assert "5 min ago; spot tried again in 5 min" in waiting.message
+    again = spot_share(60, "", waiting.fallback_since, 600, now=1600)
+    assert (again.percentage, again.fallback_since, again.falling_back) == (60, None, False)
+    assert again.message == "60% of new nodes spot again, after the fallback"
+    # refused once more when tried: the wait starts over
+    assert spot_share(60, "2 spot nodes interrupted", again.fallback_since, 600, now=1605).fallback_since == 1605
+    # no spot share asked for: nothing to fall back from
+    assert spot_share(0, "spot capacity refused", None, 600, now=1000).falling_back is False

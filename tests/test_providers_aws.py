@@ -5,83 +5,38 @@ request in the Auto Scaling API's error shape and forwards the rest."""
 from __future__ import annotations
 
 import asyncio
-import http.client
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
+from moto_aws import CREDENTIALS, REGION, failing_proxy, moto_server
 from quartermaster.providers.aws import POOL_TAG, AutoScalingGroups
 from quartermaster.providers.interface import (
     NodePoolProvider, NotFound, Rejected, Throttled, Unauthorized, backoff_delays, retry_transient)
-from quartermaster.testbed.processes import free_port
-from recorded_cloud import serving
-
-REGION = "us-east-1"
 
 
 @pytest.fixture(scope="module")
 def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{server._port}"
-    finally:
-        server.stop()
-
-
-class FailingProxy(ThreadingHTTPServer):
-    """Forwards to moto, except that the next `count` requests for `action` get `code`."""
-
-    def __init__(self, upstream_port: int):
-        super().__init__(("127.0.0.1", 0), ProxyHandler)
-        self.upstream_port, self.action, self.code, self.count, self.failed = upstream_port, "", "", 0, 0
-
-    def fail(self, action: str, code: str, count: int) -> None:
-        self.action, self.code, self.count, self.failed = action, code, count, 0
-
-
-class ProxyHandler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        proxy = self.server
-        if proxy.count and f"Action={proxy.action}".encode() in body:
-            proxy.count -= 1
-            proxy.failed += 1
-            self._answer(400, {"Content-Type": "text/xml"}, (
-                '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type>'
-                f'<Code>{proxy.code}</Code><Message>injected by the test</Message></Error>'
-                '<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>').encode())
-            return
-        upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
-        upstream.request("POST", self.path, body, dict(self.headers))
-        response = upstream.getresponse()
-        self._answer(response.status, {"Content-Type": response.getheader("Content-Type", "text/xml")},
-                     response.read())
-        upstream.close()
-
-    def _answer(self, status: int, headers: dict, body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def proxy(moto_url):
-    with serving(FailingProxy(int(moto_url.rsplit(":", 1)[1]))) as server:
+def proxy_server(moto_url):
+    with failing_proxy(moto_url) as server:
         yield server
+
+
+@pytest.fixture
+def proxy(proxy_server):
+    """The proxy, failing nothing until the test says what."""
+    proxy_server.fail("", "", 0)
+    return proxy_server
 
 
 @pytest.fixture(scope="module")
 def session():
-    return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    return boto3.Session(**CREDENTIALS, region_name=REGION)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +108,7 @@ def test_unknown_group_and_out_of_range_size_are_typed_errors(groups, session, m
 
 
 def test_throttling_is_retried_and_reported(groups, session, proxy):
-    provider = AutoScalingGroups(session, endpoint_url=f"http://127.0.0.1:{proxy.server_port}")
+    provider = AutoScalingGroups(session, endpoint_url=proxy.url)
     proxy.fail("SetDesiredCapacity", "Throttling", count=1)
     with pytest.raises(Throttled, match="Throttling: injected by the test"):
         asyncio.run(provider.set_desired_size("workers", 3))  # botocore itself does not retry
@@ -167,8 +122,39 @@ def test_throttling_is_retried_and_reported(groups, session, proxy):
 
 
 def test_access_denied_is_unauthorized_and_not_retried(groups, session, proxy):
-    provider = AutoScalingGroups(session, endpoint_url=f"http://127.0.0.1:{proxy.server_port}")
+    provider = AutoScalingGroups(session, endpoint_url=proxy.url)
     proxy.fail("DescribeAutoScalingGroups", "AccessDenied", count=5)
     with pytest.raises(Unauthorized, match="AccessDenied"):
         asyncio.run(retry_transient(lambda: provider.describe("workers")))
     assert proxy.failed == 1
+
+
+def test_an_instance_type_and_spot_share_asked_for_become_the_groups_mixed_instances_policy(groups, session,
+                                                                                             moto_url):
+    provider = AutoScalingGroups(session, endpoint_url=moto_url)
+    # a group on a plain launch template gets a mixed-instances policy on that template
+    state = asyncio.run(provider.set_desired_size("plain", 2, instance_type="c5.xlarge", spot_percentage=60))
+    assert (state.instance_type, state.spot_percentage, state.desired_size) == ("c5.xlarge", 60, 2)
+    policy = group(groups, "plain")["MixedInstancesPolicy"]
+    assert policy["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateName"] == "nodes"  # the same one
+    assert policy["LaunchTemplate"]["Overrides"] == [{"InstanceType": "c5.xlarge"}]
+    assert policy["InstancesDistribution"]["OnDemandPercentageAboveBaseCapacity"] == 40
+    # None leaves each as it is; the on-demand base is the group's own
+    state = asyncio.run(provider.set_desired_size("workers", 2, spot_percentage=0))
+    assert (state.instance_type, state.spot_percentage, state.on_demand_base) == ("m5.xlarge", 0, 1)
+    assert group(groups, "workers")["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"] == [
+        {"InstanceType": "m5.xlarge"}]
+    with pytest.raises(Rejected, match="no instance type 'x9.huge'"):
+        asyncio.run(provider.set_desired_size("workers", 2, instance_type="x9.huge"))
+
+
+def test_the_same_shape_asked_again_does_not_update_the_group(groups, session, proxy):
+    provider = AutoScalingGroups(session, endpoint_url=proxy.url)
+    asyncio.run(provider.set_desired_size("workers", 2, instance_type="m5.2xlarge", spot_percentage=50))
+    # any further update would be refused: the same shape again is only a desired capacity
+    proxy.fail("UpdateAutoScalingGroup", "AccessDenied", count=5)
+    state = asyncio.run(provider.set_desired_size("workers", 3, instance_type="m5.2xlarge", spot_percentage=50))
+    assert proxy.failed == 0 and (state.instance_type, state.spot_percentage, state.desired_size) == (
+        "m5.2xlarge", 50, 3)
+    with pytest.raises(Unauthorized):
+        asyncio.run(provider.set_desired_size("workers", 3, spot_percentage=25))

@@ -18,7 +18,7 @@ from quartermaster.providers.azure import ScaleSets
 from quartermaster.providers.cloud import MAX_SIZE_LABEL, MIN_SIZE_LABEL, POOL_LABEL
 from quartermaster.providers.interface import (
     InsufficientCapacity, NodePoolProvider, NotFound, QuotaExceeded, Rejected, Throttled, Unauthorized, Unavailable,
-    retry_transient)
+    Unsupported, retry_transient)
 from quartermaster.testbed.processes import free_port
 from recorded_cloud import RecordedCloud, Reply, self_signed_certificate, serving
 
@@ -185,6 +185,15 @@ def test_resize_patches_the_capacity_and_polls_the_operation(provider, arm):
     assert patches[0].headers["Authorization"] == f"Bearer {TOKEN}" and patches[0].query["api-version"]
     assert len(arm.requests("GET", f"{OPERATIONS}/.*")) == 2  # InProgress, then Succeeded
     assert state.desired_size == 5 and capacity(arm, "workers") == 5
+
+
+def test_another_vm_size_or_spot_share_is_unsupported_and_nothing_is_patched(provider, arm):
+    with pytest.raises(Unsupported, match=r"a scale set keeps the instance type of its template "
+                                          r"\(Standard_D4s_v5\); changing it to Standard_D8s_v5"):
+        asyncio.run(provider.set_desired_size("workers", 5, instance_type="Standard_D8s_v5"))
+    with pytest.raises(Unsupported, match=r"keeps the spot share of its template \(75%\)"):
+        asyncio.run(provider.set_desired_size("workers", 5, spot_percentage=0))
+    assert arm.requests("PATCH", f"{SCALE_SETS}/workers") == [] and capacity(arm, "workers") == 3
 
 
 @pytest.mark.parametrize("code, message, kind", [

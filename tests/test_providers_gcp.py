@@ -15,7 +15,7 @@ from quartermaster.providers.cloud import MAX_SIZE_LABEL, MIN_SIZE_LABEL, POOL_L
 from quartermaster.providers.gcp import ManagedInstanceGroups
 from quartermaster.providers.interface import (
     InsufficientCapacity, NodePoolProvider, NotFound, ProviderError, QuotaExceeded, Rejected, Throttled,
-    Unauthorized, Unavailable, backoff_delays, retry_transient)
+    Unauthorized, Unavailable, Unsupported, backoff_delays, retry_transient)
 from quartermaster.testbed.processes import free_port
 from recorded_cloud import RecordedCloud, Reply, serving
 
@@ -192,6 +192,18 @@ def test_resize_sends_the_size_and_waits_for_the_operation(provider, compute):
     assert [r.query["size"] for r in compute.requests("POST", RESIZE)] == [["4"]]
     assert len(compute.requests("POST", WAIT)) == 2  # RUNNING after the first wait, DONE after the second
     assert state.desired_size == 4 and compute.fake.migs["us-central1-a", "workers"]["targetSize"] == 4
+
+
+def test_another_machine_type_or_spot_share_is_unsupported_and_nothing_is_resized(provider, compute):
+    with pytest.raises(Unsupported, match=r"keeps the instance type of its template \(n2-standard-4\); changing "
+                                          "it to n2-standard-8 is not supported"):
+        asyncio.run(provider.set_desired_size("workers", 4, instance_type="n2-standard-8"))
+    with pytest.raises(Unsupported, match=r"keeps the spot share of its template \(100%\)"):
+        asyncio.run(provider.set_desired_size("workers", 4, spot_percentage=50))
+    assert compute.requests("POST", RESIZE) == []
+    # what the group has already is no change: the resize goes through
+    state = asyncio.run(provider.set_desired_size("workers", 4, instance_type="n2-standard-4", spot_percentage=100))
+    assert state.desired_size == 4
 
 
 @pytest.mark.parametrize("code, status, kind", [

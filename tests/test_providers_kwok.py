@@ -123,6 +123,26 @@ def test_shrink_keeps_the_spot_share(api):
         assert [n.metadata.labels[CAPACITY_TYPE_LABEL] for n in pool_nodes(api, "mix")] == ["on-demand"] * 3
 
 
+def test_an_instance_type_and_spot_share_asked_for_make_the_new_nodes(api):
+    def shapes(names=None) -> list[tuple[str, str]]:
+        return sorted((n.metadata.labels["node.kubernetes.io/instance-type"], n.metadata.labels[CAPACITY_TYPE_LABEL])
+                      for n in pool_nodes(api, "shaped") if names is None or n.metadata.name not in names)
+
+    provider = KwokNodePools({"shaped": pool("m5.xlarge")}, api)
+    asyncio.run(provider.set_desired_size("shaped", 1))
+    state = asyncio.run(provider.set_desired_size("shaped", 3, instance_type="c5.xlarge", spot_percentage=100))
+    assert (state.instance_type, state.spot_percentage, state.desired_size) == ("c5.xlarge", 100, 3)
+    # the node there was stays as it is; the two new ones are of the type and share asked for
+    assert shapes() == [("c5.xlarge", "spot"), ("c5.xlarge", "spot"), ("m5.xlarge", "on-demand")]
+    # None keeps what was asked last; on-demand from now on
+    before = {n.metadata.name for n in pool_nodes(api, "shaped")}
+    state = asyncio.run(provider.set_desired_size("shaped", 4, spot_percentage=0))
+    assert (state.instance_type, state.spot_percentage) == ("c5.xlarge", 0)
+    assert shapes(before) == [("c5.xlarge", "on-demand")]
+    with pytest.raises(Rejected, match="no instance type 'x9.huge'"):
+        asyncio.run(provider.set_desired_size("shaped", 4, instance_type="x9.huge"))
+
+
 def test_unknown_pool_and_size_out_of_bounds_are_typed_errors(api):
     provider = KwokNodePools({"bounded": pool(min_size=1, max_size=2)}, api)
     with pytest.raises(NotFound, match="'elsewhere' is not configured"):

@@ -1,0 +1,92 @@
+"""moto's server on a loopback port, and a small proxy in front of it for the errors moto
+does not make: it answers the next requests of one Auto Scaling action in the API's error
+shape (e.g. Throttling, AccessDenied) and forwards everything else to moto."""
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from moto.server import ThreadedMotoServer
+
+from quartermaster.testbed.processes import free_port
+from recorded_cloud import serving
+
+REGION = "us-east-1"
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto takes any
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server answering on a free loopback port; its URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server._port}"
+    finally:
+        server.stop()
+
+
+class FailingProxy(ThreadingHTTPServer):
+    """Forwards to moto, except that the next `count` requests for `action` get `code`;
+    `failed` counts the requests so answered since the last `fail`."""
+
+    daemon_threads = True
+
+    def __init__(self, moto_url: str):
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream_port = int(moto_url.rsplit(":", 1)[1])
+        self.action, self.code, self.count, self.failed = "", "", 0, 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+    def fail(self, action: str, code: str, count: int) -> None:
+        with self.lock:
+            self.action, self.code, self.count, self.failed = action, code, count, 0
+
+    def take_failure(self, body: bytes) -> str | None:
+        """The error code to answer `body` with, None to forward it."""
+        with self.lock:
+            if not self.count or f"Action={self.action}&".encode() not in body + b"&":
+                return None
+            self.count -= 1
+            self.failed += 1
+            return self.code
+
+
+@contextmanager
+def failing_proxy(moto_url: str) -> Iterator[FailingProxy]:
+    with serving(FailingProxy(moto_url)) as server:
+        yield server
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        code = self.server.take_failure(body)
+        if code is not None:
+            self._answer(400, "text/xml", (
+                '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type>'
+                f'<Code>{code}</Code><Message>injected by the test</Message></Error>'
+                '<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>').encode())
+            return
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=30)
+        upstream.request("POST", self.path, body, dict(self.headers))
+        response = upstream.getresponse()
+        self._answer(response.status, response.getheader("Content-Type", "text/xml"), response.read())
+        upstream.close()
+
+    def _answer(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
