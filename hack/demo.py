@@ -105,7 +105,9 @@ def up() -> int:
     print(f"  export KUBECONFIG={plane.admin_kubeconfig}")
     print(f"  {bin_dir / 'kubectl'} get quartermaster -A")
     print(f"  {bin_dir / 'kubectl'} describe resourcepool general")
-    print(f"  {bin_dir / 'kubectl'} -n team-a scale deployment web --replicas=8")
+    print(f"  {bin_dir / 'kubectl'} -n team-a describe scalingpolicy web   # why web has the replicas it has")
+    # api has no ScalingPolicy, so nothing undoes this, and the pool's requests follow it
+    print(f"  {bin_dir / 'kubectl'} -n team-b scale deployment api --replicas=8")
     print(f"  Prometheus: {prometheus.url}")
     print(f"  operator metrics: http://127.0.0.1:{metrics_port}/metrics   operator log: {WORKDIR / 'operator.log'}")
     print(f"  REST API: http://127.0.0.1:{api_port} (/openapi.json; a bearer token: "
