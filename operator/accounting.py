@@ -39,6 +39,10 @@ class PodRecord:
     node_selector: Mapping[str, str] = field(default_factory=dict)  # where a pending pod may land
     containers: tuple[ContainerRequests, ...] = ()  # each container's own requests
     oom_killed: tuple[str, ...] = ()  # containers whose last state is an OOMKill
+    uid: str = ""
+    priority: int = 0  # spec.priority, which admission sets from priorityClassName (0 without one)
+    priority_class_name: str = ""
+    deleting: bool = False  # a deletionTimestamp is set: it is going already
 
 
 @dataclass(frozen=True)
@@ -105,15 +109,18 @@ def pod_requests(spec: Mapping) -> dict[str, float]:
 
 
 def pod_record(namespace: str, name: str, labels: Mapping[str, str], spec: Mapping,
-               status: Mapping, owner_references: Iterable[Mapping] = ()) -> Optional[PodRecord]:
-    """None for pods that no longer hold resources (Succeeded or Failed)."""
+               status: Mapping, meta: Mapping = {}) -> Optional[PodRecord]:
+    """None for pods that no longer hold resources (Succeeded or Failed). `meta`: the pod's
+    metadata, for its ownerReferences, uid and deletionTimestamp."""
     if status.get("phase") in _TERMINAL_PHASES:
         return None
     oom_killed = tuple(c.get("name", "") for c in status.get("containerStatuses") or []
                        if ((c.get("lastState") or {}).get("terminated") or {}).get("reason") == "OOMKilled")
     return PodRecord(namespace, name, dict(labels), spec.get("nodeName"), pod_requests(spec),
-                     owner_of(namespace, name, labels, owner_references),
-                     dict(spec.get("nodeSelector") or {}), container_requests(spec), oom_killed)
+                     owner_of(namespace, name, labels, meta.get("ownerReferences") or ()),
+                     dict(spec.get("nodeSelector") or {}), container_requests(spec), oom_killed,
+                     meta.get("uid") or "", int(spec.get("priority") or 0), spec.get("priorityClassName") or "",
+                     meta.get("deletionTimestamp") is not None)
 
 
 def pool_nodes(spec: ResourcePoolSpec, nodes: Iterable[NodeRecord]) -> list[NodeRecord]:

@@ -17,7 +17,7 @@ def node_index(name, labels, spec, status, **_):
 
 @kopf.index("", "v1", "pods")
 def pod_index(namespace, name, labels, spec, status, meta, **_):
-    record = pod_record(namespace, name, labels, spec, status, meta.get("ownerReferences") or ())
+    record = pod_record(namespace, name, labels, spec, status, meta)
     return {} if record is None else {(namespace, name): record}
 
 

@@ -46,6 +46,7 @@ from quartermaster.planner.pools import strategy_parameters
 from quartermaster.planner.priority import Standing
 from quartermaster.planner.reservations import ReservedScope
 from quartermaster.predictors import Forecasts, forecast_many_detailed
+from quartermaster.providers.evictions import PodEvicter, PodEvictions
 from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
 from quartermaster.providers.interface import ProviderError
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolProviders, NodePoolSize
@@ -383,7 +384,10 @@ class ControlCycle:
                 self.telemetry.forecast_scaled_error.labels(names[uid], signal).set(accuracy.scaled_error)
         missing = tuple(str(w) for w in observed.shares[uid]
                         if book.current(("workload", w, SIGNALS[0])) is None)
-        return UsageFigures(resources, book.timestamps, book.step, book.end, missing)
+        used_per_pod = {w: {s: used / observed.pods_of[w] for s in SIGNALS
+                            if (used := book.current(("workload", w, s))) is not None}
+                        for w in observed.shares[uid]}
+        return UsageFigures(resources, book.timestamps, book.step, book.end, missing, used_per_pod)
 
     def _policy_figures(self, book: _ForecastBook, observed: _Observed,
                         policy: CustomObject) -> Optional[PolicyFigures]:
@@ -521,10 +525,8 @@ class ControlCycle:
         node_pools = await self._observe_node_pools(snapshot)
         result = await asyncio.to_thread(self.compute, snapshot, time.time(), node_pools)
         clock = time.perf_counter()
-        for outcome in result.pools:
-            await self._publish(outcome)
-        # an action (policies, plans and quotas take them) is taken only once its record is in status
-        actions = [outcome for outcome in (*result.policies, *result.plans, *result.quotas)
+        # an action is taken only once its record is in status
+        actions = [outcome for outcome in (*result.pools, *result.policies, *result.plans, *result.quotas)
                    if await self._publish(outcome) and outcome.decision.action is not None]
         result.timings["report"], clock = time.perf_counter() - clock, time.perf_counter()
         await self._act(actions)
@@ -568,6 +570,21 @@ class ControlCycle:
         await report.publish(outcome.plural, outcome.obj, {**status, "conditions": conditions},
                              [as_event(c) for c in changed(status["conditions"], conditions)], self._written)
 
+    async def _evict(self, outcome: Outcome, action: PodEvictions, evicter: PodEvicter) -> None:
+        """A pool's round of pressure evictions: each pod's outcome goes into its
+        status.lastEvictions at once, with an Event per pod on the pool (and on each pod evicted)."""
+        outcomes = await evicter.apply(action)
+        for result in outcomes.values():
+            self.telemetry.actions.labels(action.actuator, "failed" if isinstance(result, ApiException)
+                                          else "applied").inc()
+        status, events, pod_events = resourcepool.evictions_made(outcome.obj.name, outcome.decision.status, outcomes)
+        await report.publish(outcome.plural, outcome.obj, status, events, self._written)
+        uids = {f"{namespace}/{name}": uid for namespace, name, uid in action.pods}
+        for pod, reason, message, warning in pod_events:
+            namespace, name = pod.split("/", 1)
+            await report.event_on({"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": name, "namespace": namespace, "uid": uids[pod]}}, reason, message, warning)
+
     async def _publish(self, outcome: Outcome) -> bool:
         return await report.publish(outcome.plural, outcome.obj, outcome.decision.status,
                                     outcome.decision.events, self._written)
@@ -592,6 +609,9 @@ class ControlCycle:
             action = outcome.decision.action
             if isinstance(action, NodePoolSize):
                 await self._resize_node_pool(outcome, action)
+                continue
+            if isinstance(action, PodEvictions):
+                await self._evict(outcome, action, PodEvicter(api))
                 continue
             try:
                 await actuators[type(action)](action)

@@ -243,6 +243,31 @@ class WorkloadSelector(Model):
     selector: Optional[LabelSelector] = None
 
 
+# quartermaster-critical's value (planner.priority): the highest evictBelowPriority may
+# be, so that pods of the critical class (and the system classes above it) are never evicted.
+CRITICAL_PRIORITY = PriorityClass.CRITICAL.kubernetes_value
+
+
+class PressureActions(Model):
+    """What the operator does by itself when a resource of the pool reaches Emergency: nothing
+    unless `evictAtEmergency` is set."""
+
+    evict_at_emergency: bool = Field(default=False, description=(
+        "Evict member pods of the lowest priority through the Eviction API (PodDisruptionBudgets "
+        "respected) while a listed resource is at Emergency, until it is below Critical."))
+    resources: list[Literal["cpu", "memory", "nvidia.com/gpu", "pods"]] = Field(
+        default_factory=lambda: ["cpu", "memory", "nvidia.com/gpu", "pods"], max_length=4,
+        description="The resources whose Emergency evicts.")
+    evict_below_priority: int = Field(default=0, le=CRITICAL_PRIORITY, description=(
+        "Only pods whose spec.priority is below this are evicted. 0 (the default): quartermaster-low "
+        "and other classes below normal; 100000 adds normal and unclassified pods. At most 1000000, "
+        "quartermaster-critical's value, so critical pods are never evicted."))
+    max_evictions_per_round: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=3, description="The most pods evicted in one round.")
+    cooldown_seconds: Annotated[int, Field(ge=10)] = Field(
+        default=300, description="After a round, the next waits this long, so that the pool settles.")
+
+
 class ResourcePoolSpec(Model):
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule("!has(self.nodeSelector) || !has(self.fixedCapacity)",
@@ -259,6 +284,7 @@ class ResourcePoolSpec(Model):
     workloads: WorkloadSelector = Field(default_factory=WorkloadSelector)
     strategy: AllocationStrategy = AllocationStrategy.BALANCED
     pressure_thresholds: PressureThresholds = Field(default_factory=PressureThresholds)
+    pressure_actions: PressureActions = Field(default_factory=PressureActions)
 
 
 class ResourceForecast(Model):
@@ -298,6 +324,25 @@ class ForecastAccuracy(Model):
     samples: NonNegativeInt = 0
 
 
+class PodEviction(Model):
+    pod: str = Field(description="namespace/name")
+    priority: int = Field(description="its spec.priority")
+    priority_class_name: Optional[str] = None
+    resource: str = Field(description="the resource at Emergency it was evicted for")
+    use: Quantity = Field(description="its share of the figure (requests or usage) that set that resource's pressure")
+    outcome: Literal["Decided", "Evicted", "Refused", "Gone", "Failed"] = Field(default="Decided", description=(
+        "Decided: recorded, not yet asked; Refused: a PodDisruptionBudget allowed no disruption; Gone: "
+        "the pod no longer existed; Failed: the apiserver refused otherwise (an ActionFailed Event says why)."))
+
+
+class EvictionRound(Model):
+    """A round of pressure evictions, recorded before they are made: the cooldown runs from
+    `time`, so an operator that restarts does not evict again."""
+
+    time: str = Field(description="RFC3339")
+    pods: list[PodEviction] = Field(default_factory=list, max_length=100)
+
+
 class ResourcePoolStatus(Status):
     capacity: Optional[ResourceList] = None
     requested: Optional[ResourceList] = None
@@ -312,6 +357,7 @@ class ResourcePoolStatus(Status):
     nodes: int = 0
     members: int = Field(default=0, description="Member pods.")
     workloads: NonNegativeInt = Field(default=0, description="Member workloads.")
+    last_evictions: Optional[EvictionRound] = None
 
 
 class ResourcePool(Model):

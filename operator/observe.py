@@ -87,7 +87,7 @@ def snapshot_from_objects(nodes: Iterable[Mapping] = (), pods: Iterable[Mapping]
         return obj.get("metadata") or {}
 
     records = (pod_record(meta(p).get("namespace", "default"), meta(p)["name"], meta(p).get("labels") or {},
-                          p.get("spec") or {}, p.get("status") or {}, meta(p).get("ownerReferences") or ())
+                          p.get("spec") or {}, p.get("status") or {}, meta(p))
                for p in pods)
     return ClusterSnapshot(
         nodes=[node_record(meta(n)["name"], meta(n).get("labels") or {}, n.get("spec") or {}, n.get("status") or {})

@@ -40,7 +40,14 @@ async def publish(plural: str, obj: CustomObject, status: Mapping, decided_event
 
 async def event(obj: CustomObject, reason: str, message: str, warning: bool = False) -> None:
     """An Event outside a decision (an action's failure); a failure to file it is logged."""
+    await event_on(obj.reference, reason, message, warning)
+
+
+async def event_on(reference: Mapping, reason: str, message: str, warning: bool = False) -> None:
+    """An Event on any object (`reference`: apiVersion, kind, metadata name, namespace, uid);
+    a failure to file it is logged."""
     try:
-        await events.record(obj.reference, reason, message, warning=warning)
+        await events.record(reference, reason, message, warning=warning)
     except ApiException as error:
-        logger.warning("%s: event %s not filed (%s %s)", obj.name, reason, error.status, error.reason)
+        logger.warning("%s: event %s not filed (%s %s)", reference["metadata"]["name"], reason, error.status,
+                       error.reason)

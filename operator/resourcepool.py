@@ -5,25 +5,32 @@ The pool's status says what its nodes offer (capacity), what its member pods wer
 promised (requested) and use (used, from Prometheus), what they will need (forecast, at
 the strategy's quantile over its horizon), the pressure on the largest of these, when the
 trend runs the pool out (capacityPlan), and how good the forecasts have been lately.
+
+Its one action is opt-in (`pressureActions.evictAtEmergency`): at Emergency, a round of
+evictions of its lowest-priority pods (planner.evictions chooses them), recorded in
+status.lastEvictions before the cycle asks the Eviction API for them.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import kopf
 import numpy as np
 
-from quartermaster.operator.accounting import PoolSummary, threshold_for
-from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
+from quartermaster.operator.accounting import PodRecord, PoolSummary, threshold_for
+from quartermaster.operator.conditions import as_event, changed, from_rfc3339, rfc3339, set_condition
 from quartermaster.operator.forecast_tracking import Accuracy
 from quartermaster.operator import models
-from quartermaster.operator.models import GROUP, VERSION, ResourcePool, ResourcePoolSpec
+from quartermaster.operator.models import GROUP, VERSION, PressureActions, ResourcePool, ResourcePoolSpec
 from quartermaster.operator.observe import CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, format_resources, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
+from quartermaster.operator.workloads import WorkloadKey
 from quartermaster.planner import pools as decisions
+from quartermaster.planner.evictions import Candidate, EvictionPlan, ResourceLoad, plan_evictions
+from quartermaster.providers.evictions import EVICTED, GONE, REFUSED, PodEvictions
 
 PLURAL = ResourcePool.plural
 USAGE_RESOURCES = ("cpu", "memory")
@@ -65,12 +72,15 @@ class UsageFigures:
     step_seconds: int
     metrics_time: float  # the grid time `used` is from
     missing: tuple[str, ...] = ()  # member workloads with no fresh sample
+    # each member workload's usage now over its pods (pressure evictions' use of a pod)
+    used_per_pod: Mapping[WorkloadKey, Mapping[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class PoolDecision:
     status: dict
     events: list[tuple[str, str, bool]]  # (reason, message, warning)
+    action: Optional[PodEvictions] = None  # pressure evictions, recorded in status.lastEvictions
 
 
 def parse_spec(pool: CustomObject) -> ResourcePoolSpec | str:
@@ -106,7 +116,7 @@ def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[P
     if usage is not None:
         status.update(_usage_status(usage, summary, params, now))
     used, forecast = _figures(status if usage is not None else previous)
-    pressure = {}
+    pressure, loads = {}, {}
     for resource, capacity in summary.capacity.items():
         threshold = threshold_for(spec.pressure_thresholds, resource)
         decision = decisions.pressure(capacity, summary.requested[resource], used.get(resource),
@@ -114,6 +124,9 @@ def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[P
                                       threshold.warning, threshold.critical, threshold.emergency)
         if decision is not None:
             pressure[resource] = decision
+            loads[resource] = ResourceLoad(capacity, summary.requested[resource], used.get(resource),
+                                           forecast.get(resource), params.buffer, threshold.critical,
+                                           threshold.emergency)
     status["pressure"] = {r: d.level for r, d in pressure.items()}
 
     conditions = before
@@ -125,10 +138,129 @@ def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[P
                                    f"{summary.nodes} nodes, {summary.members} member pods", generation)
     reason, message, available = _metrics_condition(usage, metrics_problem, workloads)
     conditions = set_condition(conditions, "MetricsAvailable", available, reason, message, generation)
+    relief = _relief(spec.pressure_actions, {r: loads[r] for r in spec.pressure_actions.resources if r in loads},
+                     summary.member_pods, usage, metrics_problem, previous, now)
+    conditions = [c for c in conditions if c["type"] != "Evicting"]
+    if relief is not None:
+        reason, message, active = relief.condition
+        conditions = set_condition(conditions, "Evicting", active, reason, message, generation)
+    action = None
+    if relief is not None and relief.record is not None:
+        status["lastEvictions"] = relief.record
+        action = PodEvictions(relief.pods)
     status["conditions"] = conditions
     events = _transitions(before, conditions, status)
     events += _pressure_changes(previous.get("pressure") or {}, pressure, spec.strategy.value, params)
-    return PoolDecision(status, events)
+    return PoolDecision(status, events, action)
+
+
+# ---- pressure evictions ------------------------------------------------------------------
+
+# Owners whose pods are never evicted: "Pod", a pod without a controller, which nothing
+# would recreate (its work would be lost, not moved); a DaemonSet's pod, which comes back on
+# the same node; "Node", a mirror pod of a kubelet's static pod, which the API cannot evict.
+NEVER_EVICTED_OWNERS = ("Pod", "DaemonSet", "Node")
+
+
+@dataclass(frozen=True)
+class Relief:
+    """The Evicting condition (reason, message, status), and a round's record and pods if one is due."""
+
+    condition: tuple[str, str, bool]
+    record: Optional[dict] = None  # status.lastEvictions
+    pods: tuple[tuple[str, str, str], ...] = ()  # (namespace, name, uid) to evict, in order
+
+
+def _relief(actions: PressureActions, loads: Mapping[str, ResourceLoad], members: tuple[PodRecord, ...],
+            usage: Optional[UsageFigures], metrics_problem: Optional[tuple[str, str]], previous: Mapping,
+            now: float) -> Optional[Relief]:
+    """None while evictAtEmergency is off; else whether a round of evictions is due, and
+    which pods (planner.evictions decides). A round acts only on this cycle's fresh usage of
+    every member, and only a cooldown after the last one (recorded in status, so a restart
+    waits too)."""
+    if not actions.evict_at_emergency:
+        return None
+    emergency = sorted(r for r, load in loads.items() if load.decision().level == "Emergency")
+    if not emergency:
+        return Relief(("NoEmergency", f"no resource of {', '.join(actions.resources)} at Emergency", False))
+    at = ", ".join(f"{r} at Emergency ({loads[r].decision().fraction:.0%} of capacity)" for r in emergency)
+    stale = _not_fresh(usage, metrics_problem)
+    if stale is not None:
+        return Relief(("MetricsNotFresh", f"{at}, but {stale}: no pod is evicted on stale figures", False))
+    last = previous.get("lastEvictions")
+    since = None if not last else now - from_rfc3339(last["time"])
+    if since is not None and since < actions.cooldown_seconds:
+        return Relief(("EvictionCooldown", f"{at}; the last round of evictions was {since:.0f}s ago, the next "
+                                           f"is due in {actions.cooldown_seconds - since:.0f}s", True))
+    refused = {e["pod"] for e in (last or {}).get("pods") or () if e.get("outcome") == REFUSED}
+    pods = {f"{p.namespace}/{p.name}": p for p in members
+            if p.node is not None and not p.deleting and p.priority < actions.evict_below_priority
+            and p.owner is not None and p.owner.kind not in NEVER_EVICTED_OWNERS}
+    plan = plan_evictions(loads, [Candidate(key, p.priority, p.requests, usage.used_per_pod.get(p.owner, {}),
+                                            key in refused) for key, p in sorted(pods.items())],
+                          actions.max_evictions_per_round)
+    if not plan.evictions:
+        return Relief(("NoCandidates", f"{at}, but no member pod may be evicted for it: none of priority below "
+                                       f"{actions.evict_below_priority} is on a node, recreated by a controller "
+                                       f"(not a DaemonSet) and uses it", False))
+    record = {"time": rfc3339(now), "pods": [
+        {"pod": e.pod, "priority": e.priority, "resource": e.resource, "use": _amount(e.resource, e.use),
+         **({"priorityClassName": pods[e.pod].priority_class_name} if pods[e.pod].priority_class_name else {}),
+         "outcome": "Decided"} for e in plan.evictions]}
+    return Relief(("PodsEvicted", f"{at}: {_round_message(plan, actions)}", True), record,
+                  tuple((pods[e.pod].namespace, pods[e.pod].name, pods[e.pod].uid) for e in plan.evictions))
+
+
+def _not_fresh(usage: Optional[UsageFigures], problem: Optional[tuple[str, str]]) -> Optional[str]:
+    """Why this cycle's usage of the pool's members is not all fresh, or None when it is."""
+    if problem is not None:
+        return f"metrics are unavailable ({problem[1]})"
+    if usage is None:
+        return "no usage figures this cycle"
+    if usage.missing:
+        return (f"{len(usage.missing)} member workloads have no fresh usage sample "
+                f"(e.g. {usage.missing[0]})")
+    stale = [r for r in USAGE_RESOURCES if r in usage.resources and usage.resources[r].used is None]
+    return f"no fresh {', '.join(stale)} usage" if stale else None
+
+
+def _round_message(plan: EvictionPlan, actions: PressureActions) -> str:
+    evicting = ", ".join(f"{e.pod} (priority {e.priority}, {e.resource})" for e in plan.evictions)
+    after = ", ".join(f"{r} {plan.fractions[r]:.0%}" for r in plan.emergency)
+    if plan.enough:
+        outlook = f"then {after}, below Critical"
+    else:
+        outlook = (f"still {after} after them, at or above Critical (at most {actions.max_evictions_per_round} "
+                   f"a round, of priority below {actions.evict_below_priority}); the next round in "
+                   f"{actions.cooldown_seconds}s")
+    return f"evicting {evicting}; {outlook}"
+
+
+def evictions_made(pool: str, status: Mapping, outcomes: Mapping[str, object]) -> tuple[dict, list, list]:
+    """The status once a round's evictions were asked for (each pod's outcome in
+    lastEvictions), the pool's Events for them, and the Events for the evicted pods
+    themselves as (namespace/name, reason, message, warning). `outcomes`: by namespace/name,
+    EVICTED, REFUSED, GONE, or the ApiException the apiserver answered."""
+    pods, events, pod_events = [], [], []
+    for entry in status["lastEvictions"]["pods"]:
+        outcome = outcomes.get(entry["pod"], entry["outcome"])
+        who = (f"{entry['pod']} (priority {entry['priority']}"
+               f"{', ' + entry['priorityClassName'] if entry.get('priorityClassName') else ''})")
+        why = f"{entry['resource']} at Emergency, of which it held {entry['use']}"
+        if outcome == EVICTED:
+            events.append(("PodEvicted", f"evicted {who} for {why}", True))
+            pod_events.append((entry["pod"], "PressureEviction",
+                               f"evicted by Quartermaster: ResourcePool {pool}'s {entry['resource']} is at "
+                               f"Emergency and this pod is among its lowest priority ({entry['priority']})", True))
+        elif outcome == REFUSED:
+            events.append(("EvictionRefused", f"not evicting {who} for {why}: its PodDisruptionBudget allows no "
+                                              "disruption now; skipped this round", False))
+        elif outcome not in (GONE, "Decided"):
+            events.append(("ActionFailed", f"evicting {who}: not done: {outcome.status} {outcome.reason}; "
+                                           "the next round decides again", True))
+            outcome = "Failed"
+        pods.append({**entry, "outcome": outcome})
+    return {**status, "lastEvictions": {**status["lastEvictions"], "pods": pods}}, events, pod_events
 
 
 def _coverage(usage: Optional[UsageFigures]) -> Optional[float]:
@@ -227,6 +359,8 @@ def _transitions(before: list[dict], after: list[dict], status: Mapping) -> list
             events.append(("Ready", message, False))
         elif condition["type"] == "MetricsAvailable" and condition["status"] == "True":
             events.append(("MetricsAvailable", condition["message"], False))
+        elif condition["type"] == "Evicting" and condition["reason"] == "NoEmergency":
+            events.append(("NoEmergency", condition["message"], False))  # the calm state: no warning
         else:
             events.append(as_event(condition))
     return events
