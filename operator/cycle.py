@@ -46,7 +46,7 @@ from quartermaster.planner.pools import strategy_parameters
 from quartermaster.planner.priority import Standing
 from quartermaster.planner.reservations import ReservedScope
 from quartermaster.predictors import Forecasts, forecast_many_detailed
-from quartermaster.providers.evictions import PodEvicter, PodEvictions
+from quartermaster.providers.evictions import EVICTED, GONE, REFUSED, PodEvicter, PodEvictions
 from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
 from quartermaster.providers.interface import ProviderError
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolProviders, NodePoolSize
@@ -57,6 +57,8 @@ from quartermaster.providers.requests import PodResize, TemplateRequests, Worklo
 logger = logging.getLogger(__name__)
 MEDIAN = 0.5
 WORKLOAD_UPPER = 0.9  # the quantile workloads' live accuracy is scored on
+# actions_total's result of an eviction; a pod gone already is not counted
+EVICTION_RESULTS = {EVICTED: "applied", REFUSED: "refused"}
 
 
 @dataclass(frozen=True)
@@ -575,8 +577,8 @@ class ControlCycle:
         status.lastEvictions at once, with an Event per pod on the pool (and on each pod evicted)."""
         outcomes = await evicter.apply(action)
         for result in outcomes.values():
-            self.telemetry.actions.labels(action.actuator, "failed" if isinstance(result, ApiException)
-                                          else "applied").inc()
+            if result != GONE:  # an ApiException is "failed"
+                self.telemetry.actions.labels(action.actuator, EVICTION_RESULTS.get(result, "failed")).inc()
         status, events, pod_events = resourcepool.evictions_made(outcome.obj.name, outcome.decision.status, outcomes)
         await report.publish(outcome.plural, outcome.obj, status, events, self._written)
         uids = {f"{namespace}/{name}": uid for namespace, name, uid in action.pods}
