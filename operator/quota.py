@@ -60,8 +60,8 @@ from quartermaster.planner.quotas import CohortMember, lend_idle, split_by_kind,
 from quartermaster.planner.reservations import Reservation, ReservedScope, Window, held
 from quartermaster.providers.hpa import FIELD_MANAGER, MANAGED_BY_LABEL
 from quartermaster.providers.priority_classes import PriorityClasses, priority_class_manifest
-from quartermaster.providers.quotas import (QUOTA_LABEL, QuotaObjects, limit_range_manifest, object_name,
-                                            resource_quota_manifest)
+from quartermaster.providers.quotas import (QUOTA_LABEL, QuotaObjects, UnwantedObject, limit_range_manifest,
+                                            object_name, resource_quota_manifest)
 
 PLURAL = Quota.plural
 # Each limited resource: its ResourceQuota key and the whole unit it is split in (per
@@ -87,6 +87,7 @@ class OwnedRecord:
     owner_uid: Optional[str]
     content: tuple  # `canonical` of its spec
     used: Mapping[str, float] = field(default_factory=dict)  # a ResourceQuota's status.used, by key
+    uid: Optional[str] = None  # the object's own
 
 
 def canonical(kind: str, spec: Mapping) -> tuple:
@@ -132,7 +133,8 @@ def owned_record(kind: str, namespace: str, name: str, labels: Mapping, meta: Ma
                  status: Optional[Mapping] = None) -> OwnedRecord:
     owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == Quota.kind), {})
     used = {key: to_float(v) for key, v in ((status or {}).get("used") or {}).items()}
-    return OwnedRecord(kind, namespace, name, labels.get(QUOTA_LABEL), owner.get("uid"), canonical(kind, spec), used)
+    return OwnedRecord(kind, namespace, name, labels.get(QUOTA_LABEL), owner.get("uid"), canonical(kind, spec), used,
+                       meta.get("uid"))
 
 
 # ---- Kopf: the indices the cycle reads, and its wake-up ------------------------------
@@ -345,9 +347,10 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
         missing = f": {', '.join(figures.missing)} not found" if figures.missing else ""
         labelled = " or ".join(f"{key}={value}" for key, value in _label_selectors(spec))
         unlabelled = f" (and none is labelled {labelled})" if labelled else ""
+        gone = _unwanted(figures.held, [], quota)
         return finish(set_condition(before, "Ready", False, "NoNamespaces",
                                     f"no namespace is in the scope{missing}{unlabelled}; nothing is enforced",
-                                    generation))
+                                    generation), action=QuotaObjects(quota.name, (), gone) if gone else None)
 
     own = _limits(spec.hard)
     hard = {r: limit + loan.get(r, 0.0) for r, limit in own.items()}
@@ -371,6 +374,7 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
     # the ones that lower a limit first, so the parts never add up to more than the total
     stale = tuple(sorted((m for m in wanted if not _holds(figures.held, m, quota.uid)),
                          key=lambda m: not _only_lowers(figures.held, m)))
+    gone = _unwanted(figures.held, wanted, quota)
     extra = {
         "usage": {r: _amount(r, v) for r, v in totals.items()},
         "remaining": {r: _amount(r, max(0.0, hard[r] - totals[r])) for r in hard},
@@ -403,7 +407,7 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
         conditions = set_condition(conditions, "Ready", True, "Enforced", enforced, generation)
     conditions = _borrowing(conditions, spec, own, loan, figures, generation)
     conditions, extra["cost"] = _budget(conditions, spec, cost, now, generation)
-    return finish(conditions, extra, QuotaObjects(quota.name, stale) if stale else None)
+    return finish(conditions, extra, QuotaObjects(quota.name, stale, gone) if stale or gone else None)
 
 
 def _borrowing(conditions: list[dict], spec: QuotaSpec, own: Mapping[str, float], loan: Mapping[str, float],
@@ -511,6 +515,16 @@ def _only_lowers(held: Mapping[tuple[str, str, str], OwnedRecord], manifest: Map
         return False
     now = dict(record.content)
     return all(amount <= now.get(key, 0.0) for key, amount in canonical("ResourceQuota", manifest["spec"]))
+
+
+def _unwanted(held: Mapping[tuple[str, str, str], OwnedRecord], wanted: list[dict],
+              quota: CustomObject) -> tuple[UnwantedObject, ...]:
+    """The Quota's own objects (by its label, its name, and an owner reference to this very
+    Quota) that it no longer wants: in a namespace that left its scope, or of a kind its
+    spec no longer asks for. Nothing else is ever deleted, a user's own objects least."""
+    keep = {(m["kind"], m["metadata"]["namespace"], m["metadata"]["name"]) for m in wanted}
+    return tuple(UnwantedObject(r.kind, r.namespace, r.name, r.uid) for key, r in sorted(held.items())
+                 if key not in keep and r.name == object_name(quota.name) and r.owner_uid == quota.uid)
 
 
 def _holds(held: Mapping[tuple[str, str, str], OwnedRecord], manifest: Mapping, owner_uid: str) -> bool:

@@ -54,8 +54,9 @@ def test_role_has_no_wildcards_and_never_writes_spec_of_its_resources(helm_templ
         if "quartermaster.dev" in rule["apiGroups"]:  # GitOps owns the spec of our own kinds
             assert not {"update", "create", "delete"} & set(rule["verbs"]) or all(
                 r.endswith("/status") for r in rule["resources"]), rule
-        # the kwok node-pool provider deletes the Nodes it drained; nothing else is deleted
-        assert "delete" not in rule["verbs"] or rule["resources"] == ["nodes"], rule
+        # the kwok node-pool provider deletes the Nodes it drained, a Quota its objects in a
+        # namespace that left its scope; nothing else is deleted
+        assert "delete" not in rule["verbs"] or rule["resources"] in (["nodes"], ["resourcequotas", "limitranges"]), rule
 
 
 def test_peering_permission_only_when_peering_is_on(helm_template):
@@ -78,7 +79,7 @@ EXPECTED_RULES = [
     (["autoscaling.k8s.io"], ["verticalpodautoscalers"], ["list", "watch"]),
     (["apps"], ["deployments", "statefulsets"], ["list", "watch", "patch"]),
     ([""], ["pods/resize"], ["patch"]),
-    ([""], ["resourcequotas", "limitranges"], ["list", "watch", "create", "patch"]),
+    ([""], ["resourcequotas", "limitranges"], ["list", "watch", "create", "patch", "delete"]),
     (["scheduling.k8s.io"], ["priorityclasses"], ["list", "watch", "create", "patch"]),
     (["authentication.k8s.io"], ["tokenreviews"], ["create"]),
     (["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),

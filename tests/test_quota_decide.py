@@ -168,6 +168,30 @@ def test_bad_input_is_a_condition_not_a_crash():
     assert ready["reason"] == "NoNamespaces" and "gone not found" in ready["message"] and nowhere.action is None
 
 
+def test_objects_in_a_namespace_that_left_the_scope_are_deleted_and_only_the_quota_s_own():
+    body = quota_body(defaults={"requests": {"cpu": "100m"}})
+    held = [replace(r, uid=f"uid-{r.kind}-{r.namespace}") for r in as_held(decided(body).action.manifests)]
+    # b loses its team label: the scope is a alone
+    body["spec"]["scope"] = {"namespaces": ["a"]}
+    decision = decided(body, held=held)
+    assert [(o.kind, o.namespace, o.name, o.uid) for o in decision.action.deletions] == [
+        ("LimitRange", "b", "quartermaster-blue", "uid-LimitRange-b"),
+        ("ResourceQuota", "b", "quartermaster-blue", "uid-ResourceQuota-b")]
+    assert [m["metadata"]["namespace"] for m in decision.action.manifests] == ["a"], "a gets the whole total"
+    assert decision.status["lastAction"]["action"].endswith(
+        "; deleted LimitRange b/quartermaster-blue, ResourceQuota b/quartermaster-blue (out of the Quota's scope or "
+        "no longer wanted)")
+    # labelled for the Quota but another Quota's (an older one of the name) or another name: left alone
+    strangers = [replace(held[2], owner_uid="an-old-quota"), replace(held[3], name="team-quota")]
+    assert not decided(body, held=held[:2] + strangers).action.deletions
+    # with no namespace left in the scope, all of them; without defaults, the LimitRanges
+    body["spec"]["scope"] = {"namespaces": ["gone"]}
+    assert len(decided(body, held=held).action.deletions) == 4
+    assert [(o.kind, o.namespace) for o in decided(quota_body(), held=held).action.deletions] == [
+        ("LimitRange", "a"), ("LimitRange", "b")]
+    assert decided(quota_body(defaults={"requests": {"cpu": "100m"}}), held=held).action is None, "all wanted"
+
+
 def test_scope_user_is_the_namespaces_labelled_with_the_user_s_name():
     def scoped(**scope):
         body = quota_body()

@@ -2,14 +2,17 @@
 ResourceQuota and a LimitRange in each; the real apiserver fills in the defaults and
 refuses a pod over the namespace's part of the total; the split follows the pods'
 requests; the garbage collector in kube-controller-manager deletes the objects with the
-Quota. A Deployment whose pods are over the namespace's cpu leaves them refused (its
+Quota, and the operator those in a namespace that leaves the scope (not the namespace's
+own); a lender's active reservation is not lent. A Deployment whose pods are over the namespace's cpu leaves them refused (its
 ReplicaSet's FailedCreate); `concurrentWorkloads` and `storage` refuse the objects themselves."""
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from kubernetes import client
 
 from conftest import app_workload, wait_for
+from quartermaster.operator.conditions import from_rfc3339
 from quartermaster.operator.models import GROUP, VERSION
 from quartermaster.operator.quantities import to_float
 
@@ -42,8 +45,8 @@ def core(sim_cluster, control_plane, operator_process):
         yield client.CoreV1Api(api)
 
 
-def hard_cpu(core, namespace: str) -> float:
-    return to_float(core.read_namespaced_resource_quota(OBJECT, namespace).spec.hard["requests.cpu"])
+def hard_cpu(core, namespace: str, quota: str = QUOTA) -> float:
+    return to_float(core.read_namespaced_resource_quota(f"quartermaster-{quota}", namespace).spec.hard["requests.cpu"])
 
 
 def status_of(kubectl, quota: str) -> dict:
@@ -244,3 +247,61 @@ def test_a_borrowing_quota_grows_while_the_lender_idles_and_shrinks_when_its_dem
     shrunk = wait_for(lambda: "borrowed" not in (found := status_of(kubectl, "borrower")) and found, 30,
                       "status borrowed removed")
     assert {c["type"]: c["reason"] for c in shrunk["conditions"]}["Borrowing"] == "NothingIdle"
+
+
+def test_a_namespace_that_leaves_the_scope_loses_the_quota_s_objects_and_keeps_its_own(core, kubectl, control_plane):
+    staying, leaving, name = "quota-stay", "quota-leave", "team-orange"
+    control_plane.create_namespace(staying, timeout=60)
+    control_plane.create_namespace(leaving, labels={"team": "orange"}, timeout=60)
+    # the namespace's own ResourceQuota, which no Quota owns
+    core.create_namespaced_resource_quota(leaving, client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="own"), spec=client.V1ResourceQuotaSpec(hard={"pods": "50"})))
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
+        "spec": {"scope": {"namespaces": [staying], "team": {"key": "team", "value": "orange"}},
+                 "hard": {"cpu": "2"}, "defaults": {"requests": {"cpu": "100m"}}}}))
+    owned = f"quartermaster-{name}"
+
+    def objects(namespace: str) -> list[str]:
+        return sorted([f"ResourceQuota/{q.metadata.name}" for q in core.list_namespaced_resource_quota(namespace).items]
+                      + [f"LimitRange/{r.metadata.name}" for r in core.list_namespaced_limit_range(namespace).items])
+
+    wait_for(lambda: objects(leaving) == [f"LimitRange/{owned}", "ResourceQuota/own", f"ResourceQuota/{owned}"], 90,
+             "the Quota's objects beside the namespace's own")
+    core.patch_namespace(leaving, {"metadata": {"labels": {"team": None}}})
+    wait_for(lambda: objects(leaving) == ["ResourceQuota/own"], 90, "the Quota's objects deleted, its own kept")
+    assert to_float(core.read_namespaced_resource_quota(owned, staying).spec.hard["requests.cpu"]) == 2.0, \
+        "the namespace left in the scope holds the whole total"
+    status = wait_for(lambda: (s := status_of(kubectl, name)) and {
+        o["namespace"] for o in s.get("ownedObjects", [])} == {staying} and s, 30, "status ownedObjects of the namespace left")
+    assert "deleted LimitRange quota-leave/" in status["lastAction"]["action"]
+
+
+def test_a_lender_s_active_reservation_is_not_lent(core, kubectl, control_plane):
+    reserving, plain, borrowing = "quota-reserving", "quota-plain", "quota-borrowing"
+    for namespace in (reserving, plain, borrowing):
+        control_plane.create_namespace(namespace, timeout=60)
+    now = datetime.now(timezone.utc)
+    # a window around now (every day; crossing midnight when now is near it)
+    window = {"start": (now - timedelta(hours=1)).strftime("%H:%M"),
+              "end": (now + timedelta(hours=2)).strftime("%H:%M")}
+    for name, namespace, spec in (
+            ("reserving", reserving, {"hard": {"cpu": "2"}, "reservations": [
+                {"name": "batch", "resources": {"cpu": "2"}, "schedule": window}]}),
+            ("plain", plain, {"hard": {"cpu": "2"}}),
+            ("borrowing", borrowing, {"hard": {"cpu": "500m"}, "borrowIdle": True})):
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
+            "spec": {"scope": {"namespaces": [namespace]}, **spec}}))
+    with control_plane.api_client() as api:
+        web = deployment("web", "500m")
+        web.spec.replicas = 3
+        client.AppsV1Api(api).create_namespaced_deployment(borrowing, web)
+    # the borrower borrows idle capacity, the plain Quota lends some, the reserving one none
+    wait_for(lambda: status_of(kubectl, "borrowing").get("borrowed") == {"cpu": "1"}, 90, "a core borrowed")
+    assert status_of(kubectl, "plain").get("lent")
+    held = status_of(kubectl, "reserving")
+    assert "lent" not in held and hard_cpu(core, reserving, "reserving") == 2.0
+    [batch] = held["reservations"]
+    assert batch["name"] == "batch" and batch["active"] is True
+    assert from_rfc3339(batch["start"]) <= now.timestamp() < from_rfc3339(batch["end"])
