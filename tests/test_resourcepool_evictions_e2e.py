@@ -9,6 +9,7 @@ from kubernetes import client
 
 from conftest import wait_for
 from quartermaster.operator.models import GROUP, VERSION
+from quartermaster.providers.evictions import EVICTED, GONE, evict_pod
 from quartermaster.testbed.traces import TRACES
 from quartermaster.testbed.usage import UsageDrive
 
@@ -162,3 +163,24 @@ def test_with_the_action_off_nothing_is_evicted(busy_namespace, kubectl):
         assert running(core, namespace) == before
     finally:
         kubectl("delete", "resourcepool", "e2e-evict-off", "--ignore-not-found")
+
+
+def test_an_eviction_takes_only_the_pod_decided_on(control_plane, evict_node):
+    """A StatefulSet's replacement takes its predecessor's name: an eviction decided for the
+    one must not take the other, so it names the uid."""
+    namespace = "e2e-evict-uid"
+    control_plane.create_namespace(namespace, timeout=60)
+    try:
+        with control_plane.api_client() as api:
+            core = client.CoreV1Api(api)
+            core.create_namespaced_pod(namespace, client.V1Pod(
+                metadata=client.V1ObjectMeta(name="same-name"),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="registry.example/a:1")],
+                                      node_selector={"pool": "e2e-evict"})))
+            uid = core.read_namespaced_pod("same-name", namespace).metadata.uid
+            assert evict_pod(core, namespace, "same-name", uid="an-earlier-pods-uid") == GONE
+            assert core.read_namespaced_pod("same-name", namespace).metadata.deletion_timestamp is None
+            assert evict_pod(core, namespace, "same-name", uid=uid) == EVICTED
+            assert evict_pod(core, namespace, "no-such-pod") == GONE
+    finally:
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
