@@ -26,9 +26,11 @@ from quartermaster.operator.accounting import PodRecord
 from quartermaster.operator.conditions import rfc3339
 from quartermaster.operator.prices import PriceTable
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader, aligned
+from quartermaster.operator.quantities import format_quantity, request_precision
 from quartermaster.operator.settings import MetricsSettings
 from quartermaster.operator.workloads import PodResolver
 from quartermaster.planner.cost import RESOURCES, Spend, allocations, calendar, costs_per_hour, spend
+from quartermaster.planner.waste import Finding, FindingKind, findings
 
 UNALLOCATED = "__unallocated__"  # OpenCost's name for what no group claims
 SETTLE_SECONDS = 60  # a read this soon after the grid's last time is read again: samples may still arrive
@@ -112,6 +114,50 @@ class CostObserver:
                 grids[role][index[(labels.get("namespace", ""), labels.get("pod", ""))],
                             RESOURCES.index(resource)] = values
         return rows, timestamps, grids["requests"], grids["usage"]
+
+
+FINDINGS_SHOWN = 20  # a Quota's status lists at most this many findings, the largest savings first
+
+
+@dataclass(frozen=True)
+class WasteReport:
+    """The waste findings (planner.waste) of every workload on the cost grid's last week."""
+
+    findings: tuple[Finding, ...]
+    currency: str
+
+    def for_quota(self, namespaces: Iterable[str], previous: Optional[list[Mapping]],
+                  now: float) -> tuple[Optional[list[dict]], list[tuple[str, str, bool]]]:
+        """The findings of workloads in `namespaces` as a Quota's status holds them, and an
+        Event for each one not yet reported today (UTC): a finding's `reported` day in
+        status is the record, so neither a cycle nor a restart files it twice in a day."""
+        today = rfc3339(calendar(now)[0])[:10]
+        reported = {(f.get("kind"), f.get("workload")): f.get("reported") for f in previous or []}
+        wanted = set(namespaces)
+        mine = sorted((f for f in self.findings if f.workload.namespace in wanted),
+                      key=lambda f: (-(f.monthly_saving or 0.0), str(f.workload), f.kind.value))[:FINDINGS_SHOWN]
+        entries, events = [], []
+        for f in mine:
+            entry = {"kind": f.kind.value, "workload": str(f.workload), "message": f.message,
+                     "currency": self.currency, "reported": today}
+            if f.monthly_saving is not None:
+                entry["monthlySaving"] = round(f.monthly_saving, 2)
+            if f.recommended:
+                entry["recommended"] = {r: format_quantity(r, request_precision(r, v)) for r, v in f.recommended}
+            if reported.get((entry["kind"], entry["workload"])) != today:
+                events.append((f.kind.value, f"{f.workload}: {f.message}", f.kind is FindingKind.COST_ANOMALY))
+            entries.append(entry)
+        return entries or None, events
+
+
+def waste_report(data: CostData, live: Mapping[tuple[str, str], Hashable]) -> WasteReport:
+    """The findings of every workload whose pods are on the grid (gone pods by their names,
+    as the /cost answer resolves them); pods of no known workload are left out."""
+    resolver = PodResolver(live)
+    keys = [resolver.workload(ns, pod) for ns, pod in data.pods]
+    rows = [i for i, key in enumerate(keys) if key is not None]
+    return WasteReport(tuple(findings([keys[i] for i in rows], data.requests[rows], data.usage[rows],
+                                      data.unit_prices[rows], data.step)), data.currency)
 
 
 def parse_window(window: str, now: float) -> tuple[float, float]:

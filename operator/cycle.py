@@ -29,7 +29,7 @@ from kubernetes.client import ApiException
 from quartermaster.operator import nodepools, quota, report, resourcepool, scalingpolicy, swapplan
 from quartermaster.operator.accounting import PodRecord, PoolSummary, summarise
 from quartermaster.operator.conditions import as_event, changed, set_condition
-from quartermaster.operator.cost import CostData, CostObserver, allocation_answer
+from quartermaster.operator.cost import CostData, CostObserver, WasteReport, allocation_answer, waste_report
 from quartermaster.operator.forecast_tracking import ForecastTracker
 from quartermaster.operator.kube import api_client
 from quartermaster.operator.models import (Quota, ResourcePool, ResourcePoolSpec, ScalingMode, ScalingPolicy,
@@ -42,6 +42,7 @@ from quartermaster.operator.settings import OperatorSettings
 from quartermaster.operator.telemetry import Telemetry
 from quartermaster.operator.usage_history import latest
 from quartermaster.operator.workloads import WorkloadKey, WorkloadTemplate
+from quartermaster.planner.budget import BudgetHold
 from quartermaster.planner.pools import strategy_parameters
 from quartermaster.planner.priority import Standing
 from quartermaster.planner.reservations import ReservedScope
@@ -168,6 +169,7 @@ class ControlCycle:
         # the last cost read, or why there is none; each live pod's workload and pool
         self.latest_cost: CostData | tuple[str, str] = ("NotReadYet", "no cost read yet")
         self.latest_pods: tuple[dict, dict] = ({}, {})
+        self._waste_cache: Optional[tuple[tuple, WasteReport]] = None  # (the grid it is of, its findings)
 
     # ---- compute: observe, forecast, decide (no Kubernetes I/O) ---------------------
 
@@ -204,12 +206,25 @@ class ControlCycle:
             len(observed.shares.get(pool.uid, {})),
             None if book is None or pool.uid not in observed.shares else self._pool_figures(book, observed, pool, names),
             problem, self._written.get(pool.uid, pool.status), now)) for pool in snapshot.pools]
+        scopes = {q.name: (spec, quota.figures(q, spec, snapshot))
+                  for q in snapshot.quotas for spec in [self._parse(q, quota.parse_spec)]}
+        standings, loans = quota.standings(scopes), quota.loans(scopes, now)
+        quotas = []
+        cost = self._read_cost(snapshot, observed, names, now) if snapshot.quotas or self.settings.api_port else None
+        waste = self._waste(cost)
+        for obj in snapshot.quotas:
+            spec, scope = scopes[obj.name]
+            quotas.append(Outcome(Quota.plural, obj, quota.decide(
+                obj, spec, scope, self._written.get(obj.uid, obj.status), now, quota.cost_figures(scope, cost),
+                loans[obj.name], waste)))
+        # Quotas first: a Quota over its budget with budget.action Block holds the policies in its scope
+        holds = quota.budget_holds({o.obj.name: (*scopes[o.obj.name], o.decision.status) for o in quotas})
         policies = []
         for policy in snapshot.policies:
             spec = observed.policy_specs[policy.uid]
             if not isinstance(spec, str) and spec.target_ref.kind == NODE_POOL:
                 decision = self._decide_node_pool(policy, spec, snapshot, observed, book, names, problem,
-                                                  node_pools.get(policy.uid), now)
+                                                  node_pools.get(policy.uid), now, holds.get(policy.namespace))
                 self._scaling_state[policy.uid] = decision.state
                 policies.append(Outcome(ScalingPolicy.plural, policy, decision))
                 continue
@@ -217,26 +232,17 @@ class ControlCycle:
                 policy, spec, None if book is None else self._policy_figures(book, observed, policy),
                 problem or (None if isinstance(spec, str) else scalingpolicy.query_problem(spec, failed_queries)),
                 observed.owners.get(policy.uid, Ownership(None)),
-                self._scaling_state.get(policy.uid), self._written.get(policy.uid, policy.status), now)
+                self._scaling_state.get(policy.uid), self._written.get(policy.uid, policy.status), now,
+                holds.get(policy.namespace))
             if decision.state is not None:
                 self._scaling_state[policy.uid] = decision.state
             policies.append(Outcome(ScalingPolicy.plural, policy, decision))
-        scopes = {q.name: (spec, quota.figures(q, spec, snapshot))
-                  for q in snapshot.quotas for spec in [self._parse(q, quota.parse_spec)]}
-        standings, loans = quota.standings(scopes), quota.loans(scopes, now)
         plans = [Outcome(SwapPlan.plural, plan, swapplan.decide(
             plan, observed.plan_specs[plan.uid],
             None if book is None or plan.uid not in observed.plan_pools
             else self._swap_figures(book, observed, plan, standings, quota.reserved_scopes(scopes, now)),
             self._cluster_state(observed, plan, now), problem, self._written.get(plan.uid, plan.status), now))
             for plan in snapshot.plans]
-        quotas = []
-        cost = self._read_cost(snapshot, observed, names, now) if snapshot.quotas or self.settings.api_port else None
-        for obj in snapshot.quotas:
-            spec, scope = scopes[obj.name]
-            quotas.append(Outcome(Quota.plural, obj, quota.decide(
-                obj, spec, scope, self._written.get(obj.uid, obj.status), now, quota.cost_figures(scope, cost),
-                loans[obj.name])))
         self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies, *snapshot.plans, *snapshot.quotas)},
                      set(names.values()))
         timings["decide"] = time.perf_counter() - clock
@@ -260,6 +266,18 @@ class ControlCycle:
                             {(p.namespace, p.name): names[uid] for uid, s in observed.summaries.items()
                              for p in s.member_pods})
         return self.latest_cost
+
+    def _waste(self, cost: CostData | tuple[str, str] | None) -> Optional[WasteReport]:
+        """The waste findings of the cost grid's last week, worked out again only when the
+        grid gains a step (once an hour at the default cost step), other pods, or a workload
+        runs that was not (its pods' history is its own from then on); None without a cost read."""
+        if not isinstance(cost, CostData) or not len(cost.timestamps):
+            return None
+        live = self.latest_pods[0]
+        asked = (float(cost.timestamps[-1]), tuple(cost.pods), frozenset(live.values()))
+        if self._waste_cache is None or self._waste_cache[0] != asked:
+            self._waste_cache = (asked, waste_report(cost, live))
+        return self._waste_cache[1]
 
     def cost_answer(self, window: str, aggregate: str) -> dict | str:
         """/cost's answer from the last cost read (ValueError for bad input), or why there is none."""
@@ -423,7 +441,7 @@ class ControlCycle:
     def _decide_node_pool(self, policy: CustomObject, spec: ScalingPolicySpec, snapshot: ClusterSnapshot,
                           observed: _Observed, book: Optional[_ForecastBook], names: dict[str, str],
                           problem: Optional[tuple[str, str]], observation: Optional[NodePoolObservation],
-                          now: float) -> scalingpolicy.PolicyDecision:
+                          now: float, hold: Optional[BudgetHold]) -> scalingpolicy.PolicyDecision:
         """A NodePool policy's decision on its ResourcePool's provider pool: the pool's nodes
         and pods from the snapshot, its members' forecast peak, and what the provider said."""
         uid = observed.node_pool_targets.get(policy.uid)
@@ -442,7 +460,7 @@ class ControlCycle:
                                              observed.summaries[uid].member_pods, peak, seconds, confidence)
         return nodepools.decide(policy, spec, pool, figures, observation, observed.settings(policy.uid), problem,
                                 self._node_pool_results.get(policy.uid), self._scaling_state.get(policy.uid),
-                                self._written.get(policy.uid, policy.status), now)
+                                self._written.get(policy.uid, policy.status), now, hold)
 
     def _swap_figures(self, book: _ForecastBook, observed: _Observed, plan: CustomObject,
                       standings: Mapping[str, Standing],

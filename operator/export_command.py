@@ -10,6 +10,9 @@ record does not have is empty), so a CSV has one header line whatever is in the 
     quota           quota and resource       limit, usage, remaining, priority
     cost            quota                    cost_today, cost_month, budget_daily, budget_monthly,
                                              currency, priority
+    finding         waste finding of a quota finding (Rightsizing, Idle, CostAnomaly), target (the
+                    (status.findings)        workload), monthly_saving, currency, recommended_cpu,
+                                             recommended_memory, reasoning (what was found)
     recommendation  ScalingPolicy            target, mode, current_replicas, recommended_replicas,
                                              recommended_cpu, recommended_memory, confidence,
                                              reasoning, last_action, last_action_time
@@ -36,8 +39,8 @@ COLUMNS = ("record", "namespace", "name", "resource", "capacity", "requested", "
            "budget_daily", "budget_monthly", "currency", "target", "mode", "current_replicas",
            "recommended_replicas", "recommended_cpu", "recommended_memory", "confidence", "reasoning",
            "last_action", "last_action_time", "pool", "phase", "plan_id", "from", "to", "amount", "risk",
-           "objective_before", "objective_after", "saving")
-RECORDS = ("pool", "quota", "cost", "recommendation", "swap")
+           "objective_before", "objective_after", "saving", "finding", "monthly_saving")
+RECORDS = ("pool", "quota", "cost", "finding", "recommendation", "swap")
 
 
 def _by_resource(entries: Iterable[Mapping]) -> dict[str, Mapping]:
@@ -81,6 +84,13 @@ def _cost_rows(obj: Mapping) -> list[dict]:
              "priority": spec.get("priorityClass", "normal")}]
 
 
+def _finding_rows(obj: Mapping) -> list[dict]:
+    return [{"finding": f.get("kind"), "target": f.get("workload"), "monthly_saving": f.get("monthlySaving"),
+             "currency": f.get("currency"), "recommended_cpu": number((f.get("recommended") or {}).get("cpu")),
+             "recommended_memory": number((f.get("recommended") or {}).get("memory")), "reasoning": f.get("message")}
+            for f in (obj.get("status") or {}).get("findings") or []]
+
+
 def _recommendation_rows(obj: Mapping) -> list[dict]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     recommended, target = status.get("recommendation") or {}, spec.get("targetRef") or {}
@@ -106,6 +116,7 @@ def _swap_rows(obj: Mapping) -> list[dict]:
 
 # record → (the plural of the kind it comes from, its rows from one object)
 SOURCES = {"pool": ("resourcepools", _pool_rows), "quota": ("quotas", _quota_rows), "cost": ("quotas", _cost_rows),
+           "finding": ("quotas", _finding_rows),
            "recommendation": ("scalingpolicies", _recommendation_rows), "swap": ("swapplans", _swap_rows)}
 
 

@@ -444,10 +444,20 @@ class BorrowableLimits(Model):
     pods: Optional[NonNegativeInt] = None
 
 
+class BudgetAction(str, Enum):
+    ALERT = "Alert"
+    BLOCK = "Block"
+
+
 class CostBudget(Model):
     daily: Optional[NonNegativeFloat] = None
     monthly: Optional[NonNegativeFloat] = None
     currency: str = "USD"
+    action: BudgetAction = Field(default=BudgetAction.ALERT, description=(
+        "Alert: conditions and Events only. Block: also, while BudgetExceeded, the ScalingPolicies in the "
+        "scope do not scale up (they may scale down)."))
+
+
 
 
 class ContainerAmounts(Model):
@@ -563,6 +573,19 @@ class NamespaceShare(Model):
     hard: QuotaLimits
 
 
+class WasteFinding(Model):
+    """A workload in the scope found wasting (planner/waste.py), as of the last cost read."""
+
+    kind: Literal["Rightsizing", "Idle", "CostAnomaly"]
+    workload: str = Field(description="namespace/kind/name")
+    monthly_saving: Optional[NonNegativeFloat] = Field(default=None, description=(
+        "Rightsizing: the month's saving at the recommended requests; Idle: the workload's cost a month."))
+    currency: str = "USD"
+    recommended: Optional[ResourceList] = Field(default=None, description="Rightsizing: the requests per pod.")
+    message: str
+    reported: str = Field(description="The UTC day (YYYY-MM-DD) its Event was last filed: one a day.")
+
+
 class OwnedObject(Model):
     kind: Literal["ResourceQuota", "LimitRange"]
     namespace: str
@@ -587,6 +610,7 @@ class QuotaStatus(Status):
     lent: Optional[QuotaLimits] = None  # of spec.hard, to Quotas that borrow
     reservations: Optional[list[ReservationState]] = None
     cost: Optional[CostSpent] = None
+    findings: Optional[list[WasteFinding]] = Field(default=None, max_length=20)
     owned_objects: list[OwnedObject] = Field(default_factory=list)
     last_action: Optional[LastAction] = None
 

@@ -23,7 +23,8 @@ from quartermaster.operator.accounting import NODE_POOL_LABEL, NodeRecord, PodRe
 from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
 from quartermaster.operator.models import ResourcePoolSpec, ScalingMode, ScalingPolicySpec, UpdateMode
 from quartermaster.operator.observe import CustomObject
-from quartermaster.operator.scalingpolicy import CUSTOM_SIGNALS, PolicyDecision, Settings
+from quartermaster.operator.scalingpolicy import CUSTOM_SIGNALS, PolicyDecision, Settings, budget_condition
+from quartermaster.planner.budget import BudgetHold, held_size
 from quartermaster.planner.nodepools import NodePoolDemand, NodePoolRules, size_node_pool
 from quartermaster.providers.interface import ProviderError
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolSize
@@ -103,16 +104,18 @@ def forecast_peak(forecasts: Mapping[str, np.ndarray], step_seconds: int,
 def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[str, ResourcePoolSpec]],
            figures: Optional[NodePoolFigures], observation: Optional[NodePoolObservation], settings: Settings,
            problem: Optional[tuple[str, str]], last: Optional[ActResult], recent: Optional[Recommendations],
-           previous: Mapping, now: float) -> PolicyDecision:
+           previous: Mapping, now: float, hold: Optional[BudgetHold] = None) -> PolicyDecision:
     """The pool's size, the status saying why, and the provider action that sets it.
     `pool` is the named ResourcePool (name, spec) when it exists and parses (`figures` are
     its provider pool's, None without one); `problem` a
     metrics failure (no forecast then, and no shrinking on it); `last` how the provider
-    took the last size applied."""
+    took the last size applied; `hold` the Quota with `budget.action: Block` over the
+    policy's namespace (over its budget, the pool does not grow)."""
     before = list(previous.get("conditions") or [])
     generation = policy.generation
 
     def finish(conditions, extra=None, action=None, window=recent):
+        conditions = budget_condition(conditions, hold, generation)
         status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
         events = [as_event(c) for c in changed(before, conditions)]
         last = (previous.get("lastAction") or {}).get("action")
@@ -161,6 +164,8 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
                      f"sized on pods alone; {reasoning}")
     if spec.mode is ScalingMode.PREDICTIVE and problem is not None and size < figures.nodes:
         size, reasoning = figures.nodes, f"{reasoning}; held: no shrinking without metrics"
+    if hold is not None and hold.exceeded and size > figures.nodes:
+        size, reasoning = held_size(figures.nodes, size), f"{reasoning}; held: Quota {hold.quota} is over its budget"
     extra = {"currentReplicas": figures.nodes, "settings": settings.status(),
              "recommendation": {"replicas": size}, "reasoning": reasoning}
     if figures.confidence is not None and spec.mode is ScalingMode.PREDICTIVE:

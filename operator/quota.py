@@ -49,11 +49,13 @@ from typing import Mapping, Optional
 import kopf
 
 from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
+from quartermaster.operator.cost import WasteReport
 from quartermaster.operator import models
-from quartermaster.operator.models import GROUP, VERSION, Quota, QuotaSpec
+from quartermaster.operator.models import GROUP, VERSION, BudgetAction, Quota, QuotaSpec
 from quartermaster.operator.observe import ClusterSnapshot, CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
+from quartermaster.planner.budget import BudgetHold
 from quartermaster.planner.cost import Spend
 from quartermaster.planner.priority import PriorityClass, Standing
 from quartermaster.planner.quotas import CohortMember, lend_idle, split_by_kind, split_total
@@ -127,6 +129,24 @@ def standings(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures]
             if ns not in found or rank < found[ns][0]:
                 found[ns] = (rank, Standing(spec.priority_class, spec.fair_share_weight))
     return {ns: standing for ns, (_, standing) in found.items()}
+
+
+def budget_holds(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures], Mapping]]) -> dict[str, BudgetHold]:
+    """Each namespace in the scope of a valid Quota whose budget action is Block, by the
+    Quota's (spec, scope, status as decided this cycle): the first such Quota by name that
+    is over its budget, else the first by name. A Quota whose cost cannot be read keeps
+    the BudgetExceeded it had: nothing scales up on missing figures."""
+    found: dict[str, BudgetHold] = {}
+    for name, (spec, scope, status) in sorted(quotas.items()):
+        if isinstance(spec, str) or scope is None or spec.budget is None or spec.budget.action != BudgetAction.BLOCK:
+            continue
+        exceeded = next((c for c in status.get("conditions") or [] if c["type"] == "BudgetExceeded"), None)
+        hold = BudgetHold(name, exceeded is not None and exceeded["status"] == "True",
+                          "" if exceeded is None else exceeded["message"])
+        for ns in scope.namespaces:
+            if ns not in found or (hold.exceeded and not found[ns].exceeded):
+                found[ns] = hold
+    return found
 
 
 def owned_record(kind: str, namespace: str, name: str, labels: Mapping, meta: Mapping, spec: Mapping,
@@ -327,8 +347,9 @@ class QuotaDecision:
 
 def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFigures], previous: Mapping,
            now: float, cost: CostFigures | tuple[str, str] | None = None,
-           loan: Mapping[str, float] = {}) -> QuotaDecision:
-    """`loan`: what `loans` says this Quota borrows (positive) or lends (negative), per resource."""
+           loan: Mapping[str, float] = {}, waste: Optional[WasteReport] = None) -> QuotaDecision:
+    """`loan`: what `loans` says this Quota borrows (positive) or lends (negative), per resource;
+    `waste`: the last cost read's findings (None: none read, the findings in status are kept)."""
     before = list(previous.get("conditions") or [])
     generation = quota.generation
 
@@ -407,7 +428,11 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
         conditions = set_condition(conditions, "Ready", True, "Enforced", enforced, generation)
     conditions = _borrowing(conditions, spec, own, loan, figures, generation)
     conditions, extra["cost"] = _budget(conditions, spec, cost, now, generation)
-    return finish(conditions, extra, QuotaObjects(quota.name, stale, gone) if stale or gone else None)
+    extra["findings"], noticed = ((previous.get("findings"), []) if waste is None
+                                  else waste.for_quota(figures.namespaces, previous.get("findings"), now))
+    decision = finish(conditions, extra, QuotaObjects(quota.name, stale, gone) if stale or gone else None)
+    decision.events.extend(noticed)
+    return decision
 
 
 def _borrowing(conditions: list[dict], spec: QuotaSpec, own: Mapping[str, float], loan: Mapping[str, float],

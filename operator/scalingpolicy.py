@@ -40,7 +40,8 @@ from quartermaster.operator.prometheus_reader import MetricsUnavailable
 from quartermaster.operator.quantities import format_quantity, request_precision, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
-from quartermaster.planner import scaling, vertical
+from quartermaster.planner import budget, scaling, vertical
+from quartermaster.planner.budget import BudgetHold
 from quartermaster.planner.pools import NO_POOL_DEFAULTS, StrategyParameters
 from quartermaster.providers.hpa import ADOPT_ANNOTATION, POLICY_LABEL, ReplicaBounds
 from quartermaster.providers.node_pools import NodePoolSize
@@ -291,11 +292,15 @@ class PolicyDecision:
 
 def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optional[PolicyFigures],
            problem: Optional[tuple[str, str]], owner: Ownership,
-           state: Optional[scaling.ScalingState], previous: Mapping, now: float) -> PolicyDecision:
+           state: Optional[scaling.ScalingState], previous: Mapping, now: float,
+           hold: Optional[BudgetHold] = None) -> PolicyDecision:
+    """`hold`: the Quota with `budget.action: Block` whose scope holds the policy's namespace."""
     before = list(previous.get("conditions") or [])
     generation = policy.generation
+    blocked = hold is not None and hold.exceeded
 
     def finish(conditions, extra=None, action=None, new_state=state):
+        conditions = budget_condition(conditions, hold, generation)
         status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
         events = [as_event(c) for c in changed(before, conditions)]
         if action is not None:
@@ -328,7 +333,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
 
     settings = resolve_settings(spec, figures.pool)
     if spec.mode is ScalingMode.VERTICAL:
-        return finish(*_vertical(policy, spec, figures, settings, conditions, previous, now))
+        return finish(*_vertical(policy, spec, figures, settings, conditions, previous, now, blocked))
     untargeted = [s for s in figures.signals if not s.target_per_replica]
     if untargeted:
         fallback = "" if all(s.query for s in untargeted) else " or the pods' requests"
@@ -364,11 +369,18 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         conditions = set_condition(conditions, "Ready", True, "Recommending",
                                    f"{chosen.basis}: {chosen.replicas} replicas", generation)
     action = None
-    if spec.update_mode is not UpdateMode.OFF and chosen.basis != "held" and not distrusted:
+    # blocked, the HPA's ceiling comes down to what runs even when the policy would leave
+    # the HPA alone: the HPA controller would otherwise scale up on cpu by itself
+    if spec.update_mode is not UpdateMode.OFF and (blocked or (chosen.basis != "held" and not distrusted)):
+        floor, ceiling = max(chosen.replicas, spec.min_replicas, 1), spec.max_replicas
+        if blocked:
+            # what the target is set to (its pods while its template is not seen): a pod
+            # that restarts does not lower the ceiling
+            now_set = figures.template.replicas if figures.template is not None else figures.replicas
+            floor, ceiling = budget.held_replica_bounds(now_set, floor, ceiling)
         bounds = ReplicaBounds(
             namespace=policy.namespace, hpa_name=owner.hpa_name, target_kind=spec.target_ref.kind,
-            target_name=spec.target_ref.name, min_replicas=max(chosen.replicas, spec.min_replicas, 1),
-            max_replicas=spec.max_replicas, owner=policy.reference)
+            target_name=spec.target_ref.name, min_replicas=floor, max_replicas=ceiling, owner=policy.reference)
         held = owner.hpa
         # desired against observed: an HPA that holds these bounds needs nothing
         if held is None or held.policy != policy.name or (held.min_replicas, held.max_replicas) != (
@@ -377,12 +389,26 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
     return finish(conditions, extra, action, chosen.state)
 
 
+def budget_condition(conditions: list[dict], hold: Optional[BudgetHold], generation: int) -> list[dict]:
+    """`ScalingAllowed` while a Quota with `budget.action: Block` covers the policy: False
+    while that Quota is over its budget; none when no such Quota does."""
+    if hold is None:
+        return [c for c in conditions if c["type"] != "ScalingAllowed"]
+    if hold.exceeded:
+        return set_condition(conditions, "ScalingAllowed", False, "BudgetExceeded", (
+            f"Quota {hold.quota} is over its budget ({hold.message}) and its budget.action is Block: no scaling "
+            f"up (scaling down is allowed) until its spend is within the budget"), generation)
+    return set_condition(conditions, "ScalingAllowed", True, "WithinBudget",
+                         f"Quota {hold.quota} (budget.action Block) is within its budget", generation)
+
+
 def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigures, settings: Settings,
-              conditions: list[dict], previous: Mapping,
-              now: float) -> tuple[list[dict], dict, Optional[TemplateRequests | PodResize]]:
+              conditions: list[dict], previous: Mapping, now: float,
+              blocked: bool = False) -> tuple[list[dict], dict, Optional[TemplateRequests | PodResize]]:
     """Per-pod requests from the per-pod share of the target's forecast and recent peak
     (its pods share a template), shared among the containers, and the action that puts
-    them in place: the pod template (Auto) or the running pods (InPlace)."""
+    them in place: the pod template (Auto) or the running pods (InPlace). `blocked` (a
+    Quota's budget): no request is raised above the one in place."""
     generation = policy.generation
     rules = vertical.RequestRules.from_strategy(settings.parameters)
     pods = max(figures.replicas, 1)
@@ -418,6 +444,8 @@ def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigu
                                              for name, requests in proposed.items()]
     if len(current) > 1:
         extra["reasoning"] += "; shared among the containers as their requests are now"
+    if blocked:  # the recommendation stands in status; what is applied raises nothing
+        proposed = budget.held_requests(_by_name(current), proposed)
     if spec.update_mode is UpdateMode.OFF:
         return ready("RecommendOnly", "updateMode Off: requests are recommended, not applied")
     if extra["confidence"] < spec.confidence_threshold and not figures.oom_killed:

@@ -205,6 +205,18 @@ USAGE_DRIVES = [
     # test_prometheus_testbed.py: pod probe-0 in testbed-usage, backfilled, later run live.
     UsageDrive("testbed-usage", {"app": "probe"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=4,
                backfill_pods=("probe-0",)),
+    # test_budget_e2e.py: StatefulSet `spender` (pod spender-0) in e2e-budget, with history
+    # and its 200m request backfilled, so that a Quota over it has spent today from the start.
+    UsageDrive("e2e-budget", {"app": "spender"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=8,
+               backfill_pods=("spender-0",), requests={"cpu": 0.2}),
+    # test_waste_e2e.py: StatefulSets in e2e-waste with a week of history and requests:
+    # `oversized` uses at most 0.4 of its 2 cores and 300Mi of its 2Gi; `unused` at most 2m.
+    UsageDrive("e2e-waste", {"app": "oversized"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=0.4,
+               base_memory=100 * 2**20, peak_memory=300 * 2**20, backfill_pods=("oversized-0",),
+               requests={"cpu": 2.0, "memory": 2 * 2**30}),
+    UsageDrive("e2e-waste", {"app": "unused"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=0.002,
+               base_memory=20 * 2**20, peak_memory=30 * 2**20, backfill_pods=("unused-0",),
+               requests={"cpu": 0.5, "memory": 256 * 2**20}),
 ]
 
 

@@ -20,7 +20,11 @@ QUOTA = {"metadata": {"name": "team-a"},
          "spec": {"scope": {"namespaces": ["a"]}, "hard": {"cpu": "10", "memory": "8Gi"}, "priorityClass": "high",
                   "budget": {"daily": 50, "currency": "EUR"}},
          "status": {"usage": {"cpu": "2", "memory": "1Gi"}, "remaining": {"cpu": "8", "memory": "7Gi"},
-                    "cost": {"today": 12.5, "thisMonth": 300.25}}}
+                    "cost": {"today": 12.5, "thisMonth": 300.25},
+                    "findings": [{"kind": "Rightsizing", "workload": "a/Deployment/web", "monthlySaving": 35.07,
+                                  "currency": "EUR", "recommended": {"cpu": "240m", "memory": "512Mi"},
+                                  "message": "cpu p95 200m a pod under 50 % of its request 1",
+                                  "reported": "2026-12-01"}]}}
 POLICY = {"metadata": {"name": "web", "namespace": "shop"},
           "spec": {"targetRef": {"kind": "Deployment", "name": "web"}, "mode": "Predictive"},
           "status": {"currentReplicas": 3, "recommendation": {"replicas": 5}, "confidence": 0.81,
@@ -38,15 +42,19 @@ def test_each_record_in_numbers_a_spreadsheet_can_sum():
     table = rows(OBJECTS)
     assert [(r["record"], r["name"], r["resource"]) for r in table] == [
         ("pool", "general", "cpu"), ("pool", "general", "memory"), ("quota", "team-a", "cpu"),
-        ("quota", "team-a", "memory"), ("cost", "team-a", None), ("recommendation", "web", None),
-        ("swap", "idle", None), ("swap", "move", "cpu")]
+        ("quota", "team-a", "memory"), ("cost", "team-a", None), ("finding", "team-a", None),
+        ("recommendation", "web", None), ("swap", "idle", None), ("swap", "move", "cpu")]
     cpu = table[0]
     assert (cpu["capacity"], cpu["used"], cpu["days_left"], cpu["forecast_coverage"]) == (16, 2.5, 40.2, 0.92)
     assert table[1]["capacity"] == 64 * 2**30 and table[1]["pressure"] == "Warning"
     assert (table[3]["limit"], table[3]["usage"]) == (8 * 2**30, 2**30)
     assert (table[4]["cost_month"], table[4]["budget_daily"], table[4]["currency"]) == (300.25, 50, "EUR")
-    assert table[5]["target"] == "Deployment/web" and table[5]["recommended_replicas"] == 5
-    assert table[7]["amount"] == 0.5 and table[7]["saving"] == 6 and table[6]["phase"] == "Pending"
+    finding = table[5]
+    assert (finding["finding"], finding["target"], finding["monthly_saving"], finding["currency"]) == (
+        "Rightsizing", "a/Deployment/web", 35.07, "EUR")
+    assert (finding["recommended_cpu"], finding["recommended_memory"]) == (0.24, 512 * 2**20)
+    assert table[6]["target"] == "Deployment/web" and table[6]["recommended_replicas"] == 5
+    assert table[8]["amount"] == 0.5 and table[8]["saving"] == 6 and table[7]["phase"] == "Pending"
     assert all(list(r) == list(COLUMNS) for r in table), "every row has every column, in order"
 
 
