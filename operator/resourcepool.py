@@ -187,12 +187,12 @@ def _relief(actions: PressureActions, loads: Mapping[str, ResourceLoad], members
     stale = _not_fresh(usage, metrics_problem)
     if stale is not None:
         return Relief(("MetricsNotFresh", f"{at}, but {stale}: no pod is evicted on stale figures", False))
-    last = previous.get("lastEvictions")
-    since = None if not last else now - from_rfc3339(last["time"])
+    last = previous.get("lastEvictions") or {}
+    since = _seconds_since(last.get("time"), now)
     if since is not None and since < actions.cooldown_seconds:
         return Relief(("EvictionCooldown", f"{at}; the last round of evictions was {since:.0f}s ago, the next "
                                            f"is due in {actions.cooldown_seconds - since:.0f}s", True))
-    refused = {e["pod"] for e in (last or {}).get("pods") or () if e.get("outcome") == REFUSED}
+    refused = {e["pod"] for e in last.get("pods") or () if e.get("outcome") == REFUSED}
     pods = {f"{p.namespace}/{p.name}": p for p in members
             if p.node is not None and not p.deleting and p.priority < actions.evict_below_priority
             and p.owner is not None and p.owner.kind not in NEVER_EVICTED_OWNERS}
@@ -209,6 +209,15 @@ def _relief(actions: PressureActions, loads: Mapping[str, ResourceLoad], members
          "outcome": "Decided"} for e in plan.evictions]}
     return Relief(("PodsEvicted", f"{at}: {_round_message(plan, actions)}", True), record,
                   tuple((pods[e.pod].namespace, pods[e.pod].name, pods[e.pod].uid) for e in plan.evictions))
+
+
+def _seconds_since(time: Optional[str], now: float) -> Optional[float]:
+    """Seconds since a recorded round, None without one. The record is the operator's own;
+    one edited into something unreadable is taken as no record rather than crash every cycle."""
+    try:
+        return None if not time else now - from_rfc3339(time)
+    except (TypeError, ValueError):
+        return None
 
 
 def _not_fresh(usage: Optional[UsageFigures], problem: Optional[tuple[str, str]]) -> Optional[str]:

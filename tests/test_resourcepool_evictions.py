@@ -138,6 +138,13 @@ def test_a_round_waits_for_the_cooldown_from_the_recorded_one_as_after_a_restart
     assert again.action is not None and again.status["lastEvictions"]["time"] == rfc3339(NOW + 120)
 
 
+def test_an_unreadable_record_is_no_record():
+    first = decided()
+    # the schema holds the record's shape, not what its time says
+    edited = {**first.status, "lastEvictions": {**first.status["lastEvictions"], "time": "yesterday"}}
+    assert decided(previous=edited, now=NOW + 1).action is not None
+
+
 def test_a_pod_whose_eviction_was_refused_goes_after_the_others_next_round():
     first = decided()
     status, _, _ = evictions_made("p", first.status, {"ns/low-a": REFUSED})
