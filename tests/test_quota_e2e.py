@@ -259,7 +259,8 @@ def test_a_namespace_that_leaves_the_scope_loses_the_quota_s_objects_and_keeps_i
     kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
         "spec": {"scope": {"namespaces": [staying], "team": {"key": "team", "value": "orange"}},
-                 "hard": {"cpu": "2"}, "defaults": {"requests": {"cpu": "100m"}}}}))
+                 # lending nothing, its limit is its own: what others borrow does not move the split
+                 "hard": {"cpu": "2"}, "lendingLimit": {"cpu": 0}, "defaults": {"requests": {"cpu": "100m"}}}}))
     owned = f"quartermaster-{name}"
 
     def objects(namespace: str) -> list[str]:
@@ -293,15 +294,18 @@ def test_a_lender_s_active_reservation_is_not_lent(core, kubectl, control_plane)
         kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
             "spec": {"scope": {"namespaces": [namespace]}, **spec}}))
-    with control_plane.api_client() as api:
-        web = deployment("web", "500m")
-        web.spec.replicas = 3
-        client.AppsV1Api(api).create_namespaced_deployment(borrowing, web)
-    # the borrower borrows idle capacity, the plain Quota lends some, the reserving one none
-    wait_for(lambda: status_of(kubectl, "borrowing").get("borrowed") == {"cpu": "1"}, 90, "a core borrowed")
-    assert status_of(kubectl, "plain").get("lent")
-    held = status_of(kubectl, "reserving")
-    assert "lent" not in held and hard_cpu(core, reserving, "reserving") == 2.0
-    [batch] = held["reservations"]
-    assert batch["name"] == "batch" and batch["active"] is True
-    assert from_rfc3339(batch["start"]) <= now.timestamp() < from_rfc3339(batch["end"])
+    try:
+        with control_plane.api_client() as api:
+            web = deployment("web", "500m")
+            web.spec.replicas = 3
+            client.AppsV1Api(api).create_namespaced_deployment(borrowing, web)
+        # the borrower borrows idle capacity, the plain Quota lends some, the reserving one none
+        wait_for(lambda: status_of(kubectl, "borrowing").get("borrowed") == {"cpu": "1"}, 90, "a core borrowed")
+        assert status_of(kubectl, "plain").get("lent")
+        held = status_of(kubectl, "reserving")
+        assert "lent" not in held and hard_cpu(core, reserving, "reserving") == 2.0
+        [batch] = held["reservations"]
+        assert batch["name"] == "batch" and batch["active"] is True
+        assert from_rfc3339(batch["start"]) <= now.timestamp() < from_rfc3339(batch["end"])
+    finally:  # so that they lend to and borrow from no later test's Quotas
+        kubectl("delete", "quotas.quartermaster.dev", "reserving", "plain", "borrowing")
