@@ -26,6 +26,7 @@ class NodeRecord:
     labels: Mapping[str, str]
     allocatable: Mapping[str, float]
     schedulable: bool = True
+    taints: tuple[str, ...] = ()  # the keys of its taints
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def node_record(name: str, labels: Mapping[str, str], spec: Mapping, status: Map
         labels=dict(labels),
         allocatable=_resource_amounts(status.get("allocatable")),
         schedulable=not spec.get("unschedulable", False),
+        taints=tuple(t.get("key", "") for t in spec.get("taints") or ()),
     )
 
 

@@ -568,19 +568,30 @@ class ControlCycle:
                 continue
             pool = pools.get(spec.target_ref.name)
             if isinstance(pool, ResourcePoolSpec) and pool.provider_node_pool is not None:
-                observed[policy.uid] = await self.node_pools.observe(pool.provider_node_pool.provider,
-                                                                     pool.provider_node_pool.name)
+                observed[policy.uid] = await self.node_pools.observe(
+                    pool.provider_node_pool.provider, pool.provider_node_pool.name,
+                    self._provider_retry(policy.name, f"describing node pool {pool.provider_node_pool.name}", []))
         return observed
+
+    def _provider_retry(self, policy: str, what: str, retried: list[ProviderError]):
+        """The on_retry of a provider call for `policy`: logged, counted, and kept in `retried`."""
+        def heard(error: ProviderError, wait: float) -> None:
+            retried.append(error)
+            self.telemetry.actions.labels(NodePoolSize.actuator, "retried").inc()
+            logger.info("%s: %s: %s; retried in %.1fs", policy, what, error, wait)
+        return heard
 
     async def _resize_node_pool(self, outcome: Outcome, action: NodePoolSize) -> None:
         """Apply a node pool's size; how the provider took it (a drain blocked, a typed
         error) becomes the policy's Ready condition at once, and is decided on next cycle."""
+        retried: list[ProviderError] = []
         try:
-            pool = await self.node_pools.apply(action)
-            result = nodepools.act_result(action, blocked=pool.blocked)
+            pool = await self.node_pools.apply(action, self._provider_retry(outcome.obj.name, action.describe(),
+                                                                            retried))
+            result = nodepools.act_result(action, blocked=pool.blocked, retried=tuple(retried))
             self.telemetry.actions.labels(action.actuator, "applied").inc()
         except ProviderError as error:
-            result = nodepools.act_result(action, error=error)
+            result = nodepools.act_result(action, error=error, retried=tuple(retried))
             self.telemetry.actions.labels(action.actuator, "failed").inc()
             logger.warning("%s: %s not applied: %s", outcome.obj.name, action.describe(), result.message)
         self._node_pool_results[outcome.obj.uid] = result

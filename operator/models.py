@@ -233,6 +233,15 @@ class ProviderNodePool(Model):
     # an entry-point name in quartermaster.providers: a third party may add one
     provider: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)
     name: str = Field(min_length=1)
+    instance_types: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, description=(
+        "Instance types the pool's new nodes may be, by the provider's names: a NodePool policy picks "
+        "the cheapest that fits the demand. Empty: the pool's own type."))
+    spot_percentage: Optional[Annotated[int, Field(ge=0, le=100)]] = Field(default=None, description=(
+        "Share of the pool's new nodes (above the provider's on-demand base) to be spot; on-demand "
+        "instead while spot is refused or interrupted. Unset: the pool's own split."))
+    spot_retry_seconds: Annotated[int, Field(ge=60)] = Field(default=600, description=(
+        "After spot was refused or interrupted, how long new nodes are on-demand before spot is "
+        "tried again."))
 
 
 class WorkloadSelector(Model):
@@ -706,6 +715,12 @@ class Recommendation(Model):
     replicas: Optional[int] = None
     requests: Optional[ResourceList] = Field(default=None, description="per pod")
     containers: list[ContainerRecommendation] = Field(default_factory=list)
+    instance_type: Optional[str] = Field(default=None, description=(
+        "NodePool: the cheapest fitting of the pool's instanceTypes, which its new nodes are."))
+    spot_percentage: Optional[int] = Field(default=None, description=(
+        "NodePool: the share of new nodes asked to be spot now (0 while falling back to on-demand)."))
+    price_per_hour: Optional[float] = Field(default=None, description=(
+        "NodePool: the pool's price per hour at the recommended size, type and spot share (USD)."))
 
 
 class OomKill(Model):

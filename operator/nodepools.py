@@ -10,6 +10,13 @@ node count, `scaleDown.cooldownSeconds` is the scale-down stabilisation window, 
 pool strategy's buffer the headroom left on each node at the peak. The size is applied
 absolutely through the provider (`providers.node_pools`), repeated each cycle until the
 pool has it (a drain goes on from where a PodDisruptionBudget stopped it).
+
+With `providerNodePool.instanceTypes`, the pool is sized in nodes of the cheapest of them
+that fits the demand (`planner.nodepools.pool_instance_type`), and the provider launches
+its new nodes of that type; with `spotPercentage`, that share of its new nodes is spot,
+on-demand instead for `spotRetrySeconds` after spot capacity was refused (the provider's
+InsufficientCapacity) or the pool's spot nodes were interrupted (`SPOT_INTERRUPTION_TAINTS`)
+(`planner.nodepools.spot_share`). The price of the chosen shape is in the reasoning.
 """
 from __future__ import annotations
 
@@ -25,11 +32,15 @@ from quartermaster.operator.models import ResourcePoolSpec, ScalingMode, Scaling
 from quartermaster.operator.observe import CustomObject
 from quartermaster.operator.scalingpolicy import CUSTOM_SIGNALS, PolicyDecision, Settings, budget_condition
 from quartermaster.planner.budget import BudgetHold, held_size
-from quartermaster.planner.nodepools import NodePoolDemand, NodePoolRules, size_node_pool
-from quartermaster.providers.interface import ProviderError
+from quartermaster.planner.nodepools import (
+    NodePoolDemand, NodePoolMemory, NodePoolRules, NoFittingInstanceType, Offer, pool_instance_type, size_node_pool,
+    spot_share)
+from quartermaster.providers.interface import InsufficientCapacity, ProviderError
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolSize
 
-Recommendations = tuple[tuple[float, int], ...]  # the stabilisation window's (time, size), kept per policy
+# Taints that say a spot node is being reclaimed: the AWS Node Termination Handler's on a
+# spot interruption notice, GKE's on a spot VM's preemption.
+SPOT_INTERRUPTION_TAINTS = ("aws-node-termination-handler/spot-itn", "cloud.google.com/impending-node-termination")
 
 
 @dataclass(frozen=True)
@@ -43,29 +54,39 @@ class NodePoolFigures:
     peak: Optional[Mapping[str, float]] = None
     peak_in_seconds: float = 0.0
     confidence: Optional[float] = None
+    interrupted: tuple[str, ...] = ()  # the pool's nodes tainted as being reclaimed (spot interruptions)
 
 
 @dataclass(frozen=True)
 class ActResult:
-    """How the provider took the last size applied: the Ready condition it makes, and
-    whether the same size is tried again (a drain goes on, a transient error is retried;
-    a permanent error waits for another size)."""
+    """How the provider took the last action applied: the Ready condition it makes,
+    whether the same action is tried again (a drain goes on, a transient error is retried;
+    a permanent error waits for another size or shape), and whether spot was refused."""
 
-    size: int
+    action: NodePoolSize
     ready: bool
     reason: str
     message: str
     retry: bool = True
+    spot_refused: str = ""  # the provider's InsufficientCapacity for an action asking for spot
 
 
-def act_result(action: NodePoolSize, blocked: tuple[str, ...] = (), error: Optional[ProviderError] = None) -> ActResult:
+def act_result(action: NodePoolSize, blocked: tuple[str, ...] = (), error: Optional[ProviderError] = None,
+               retried: tuple[ProviderError, ...] = ()) -> ActResult:
+    """`retried`: the transient errors of the tries before the last one (retry_transient's)."""
     where = f"{action.provider} node pool {action.pool}"
+    tries = f" after {len(retried) + 1} tries ({', '.join(sorted({e.reason for e in retried}))} retried with " \
+            "backoff)" if retried else ""
     if error is not None:
         then = "tried again next cycle" if error.transient else "not tried again until the size changes"
-        return ActResult(action.size, False, error.reason, f"{where}: {error}; {then}", error.transient)
+        refused = f"spot capacity refused ({error})" if isinstance(error, InsufficientCapacity) and \
+            action.spot_percentage else ""
+        return ActResult(action, False, error.reason, f"{where}: {error}{tries}; {then}", error.transient, refused)
     if blocked:
-        return ActResult(action.size, True, "DrainBlocked", f"{where}: {'; '.join(blocked)}")
-    return ActResult(action.size, True, "Resizing", f"{where}: set to {action.size} nodes")
+        return ActResult(action, True, "DrainBlocked", f"{where}: {'; '.join(blocked)}")
+    if retried:
+        return ActResult(action, True, "ResizedAfterRetries", f"{where}: {action.describe()}, set{tries}")
+    return ActResult(action, True, "Resizing", f"{where}: set to {action.size} nodes")
 
 
 def pool_figures(pool: str, nodes: list[NodeRecord], pods: list[PodRecord], members: tuple[PodRecord, ...],
@@ -84,7 +105,7 @@ def pool_figures(pool: str, nodes: list[NodeRecord], pods: list[PodRecord], memb
                   for r, amount in n.allocatable.items()} for n in mine if n.schedulable)
     return NodePoolFigures(sum(n.schedulable for n in mine), tuple(p.requests for p in members if p.node is None),
                            tuple(p.requests for ps in on_node.values() for p in ps), free, peak, peak_in_seconds,
-                           confidence)
+                           confidence, tuple(sorted(n.name for n in mine if set(n.taints) & set(SPOT_INTERRUPTION_TAINTS))))
 
 
 def forecast_peak(forecasts: Mapping[str, np.ndarray], step_seconds: int,
@@ -103,18 +124,18 @@ def forecast_peak(forecasts: Mapping[str, np.ndarray], step_seconds: int,
 
 def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[str, ResourcePoolSpec]],
            figures: Optional[NodePoolFigures], observation: Optional[NodePoolObservation], settings: Settings,
-           problem: Optional[tuple[str, str]], last: Optional[ActResult], recent: Optional[Recommendations],
+           problem: Optional[tuple[str, str]], last: Optional[ActResult], memory: Optional[NodePoolMemory],
            previous: Mapping, now: float, hold: Optional[BudgetHold] = None) -> PolicyDecision:
     """The pool's size, the status saying why, and the provider action that sets it.
     `pool` is the named ResourcePool (name, spec) when it exists and parses (`figures` are
     its provider pool's, None without one); `problem` a
     metrics failure (no forecast then, and no shrinking on it); `last` how the provider
-    took the last size applied; `hold` the Quota with `budget.action: Block` over the
+    took the last action applied; `memory` what the last decision passed on; `hold` the Quota with `budget.action: Block` over the
     policy's namespace (over its budget, the pool does not grow)."""
     before = list(previous.get("conditions") or [])
     generation = policy.generation
 
-    def finish(conditions, extra=None, action=None, window=recent):
+    def finish(conditions, extra=None, action=None, window=memory):
         conditions = budget_condition(conditions, hold, generation)
         status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
         events = [as_event(c) for c in changed(before, conditions)]
@@ -149,16 +170,46 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
         conditions = set_condition(before, "MetricsAvailable", problem is None, *(
             problem or ("SamplesFresh", "the pool's forecast is read")), generation)
     state = observation.pool
+    where = f"{provider_pool.provider} node pool {provider_pool.name}"
     forecast = figures.peak if spec.mode is ScalingMode.PREDICTIVE and problem is None else None
     trusted = forecast is not None and (figures.confidence or 0.0) >= spec.confidence_threshold
     demand = NodePoolDemand(forecast if trusted else {}, settings.parameters.quantile, figures.peak_in_seconds,
                             figures.pending, figures.placed, figures.free)
     rules = NodePoolRules(spec.min_replicas, spec.max_replicas, headroom=settings.parameters.buffer,
                           stabilisation_seconds=settings.parameters.scale_down_delay_seconds)
+    spot = None
+    if provider_pool.spot_percentage is not None:
+        interrupted = f"{len(figures.interrupted)} spot nodes interrupted ({', '.join(figures.interrupted)})"
+        refused = "; ".join(filter(None, (last.spot_refused if last is not None else "",
+                                          interrupted if figures.interrupted else "")))
+        spot = spot_share(provider_pool.spot_percentage, refused, memory.spot_fallback_since if memory else None,
+                          provider_pool.spot_retry_seconds, now)
+        conditions = set_condition(conditions, "Spot", not spot.falling_back,
+                                   "SpotFallback" if spot.falling_back else "SpotAtTarget", f"{where}: {spot.message}",
+                                   generation)
+    spot_percentage = spot.percentage if spot is not None else None
+    share = (state.spot_percentage if spot_percentage is None else spot_percentage) / 100
+    offered = {kind.name: kind for kind in observation.instance_types}
+    kind, choice = offered.get(state.instance_type), None
+    if provider_pool.instance_types:
+        unknown = [name for name in provider_pool.instance_types if name not in offered]
+        if unknown:
+            return not_ready("UnknownInstanceType", f"{where}: the provider offers no instance type "
+                                                    f"{', '.join(unknown)}; it offers {', '.join(sorted(offered))}")
+        offers = [Offer(provider_pool.provider, offered[name]) for name in provider_pool.instance_types]
+        try:
+            choice = pool_instance_type(demand, offers, rules.headroom, share)
+        except NoFittingInstanceType as error:
+            return not_ready("NoFittingInstanceType", f"{where}: {error}: allow an instance type that has what "
+                                                      f"the pool's pods ask for")
+        kind = choice.offer.instance_type
     # a fresh operator holds the pool at its size for one cooldown before shrinking it
-    decision = size_node_pool(demand, observation.allocatable, figures.nodes, rules, now,
-                              recent if recent is not None else ((now, figures.nodes),))
+    recent = memory.recommendations if memory is not None else ((now, figures.nodes),)
+    decision = size_node_pool(demand, kind.allocatable if kind is not None else observation.allocatable,
+                              figures.nodes, rules, now, recent)
     size, reasoning = decision.size, decision.reasoning
+    if choice is not None:
+        reasoning = f"cheapest fitting instance type {choice.reasoning}; {reasoning}"
     if forecast is not None and not trusted:
         reasoning = (f"forecast confidence {figures.confidence:.2f} below {spec.confidence_threshold:.2f}: "
                      f"sized on pods alone; {reasoning}")
@@ -166,20 +217,27 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
         size, reasoning = figures.nodes, f"{reasoning}; held: no shrinking without metrics"
     if hold is not None and hold.exceeded and size > figures.nodes:
         size, reasoning = held_size(figures.nodes, size), f"{reasoning}; held: Quota {hold.quota} is over its budget"
+    shaped = choice is not None or spot is not None
+    action = NodePoolSize(provider_pool.provider, provider_pool.name, size,
+                          choice.offer.instance_type.name if choice is not None else None, spot_percentage,
+                          round(size * kind.price(share), 4) if shaped and kind is not None else None)
+    recommendation = {"replicas": size, **({"instanceType": action.instance_type} if action.instance_type else {}),
+                      **({"spotPercentage": spot_percentage} if spot is not None else {}),
+                      **({"pricePerHour": action.price_per_hour} if action.price_per_hour is not None else {})}
     extra = {"currentReplicas": figures.nodes, "settings": settings.status(),
-             "recommendation": {"replicas": size}, "reasoning": reasoning}
+             "recommendation": recommendation, "reasoning": reasoning}
     if figures.confidence is not None and spec.mode is ScalingMode.PREDICTIVE:
         extra["confidence"] = round(float(figures.confidence), 3)
-    where = f"{provider_pool.provider} node pool {provider_pool.name}"
-    at_size = size == state.desired_size == state.size
+    window = NodePoolMemory(decision.recommendations, spot.fallback_since if spot is not None else None)
+    at_size = (size == state.desired_size == state.size
+               and action.instance_type in (None, state.instance_type)
+               and spot_percentage in (None, state.spot_percentage))
     if spec.update_mode is UpdateMode.OFF or at_size:
-        reason, message = ("RecommendOnly", f"updateMode Off: {size} nodes recommended") if not at_size else (
+        reason, message = ("RecommendOnly", f"updateMode Off: recommended {action.describe()}") if not at_size else (
             "Sized", f"{where} has {size} nodes")
-        return finish(set_condition(conditions, "Ready", True, reason, message, generation), extra,
-                      window=decision.recommendations)
-    action = NodePoolSize(provider_pool.provider, provider_pool.name, size)
-    if last is not None and last.size == size:
+        return finish(set_condition(conditions, "Ready", True, reason, message, generation), extra, window=window)
+    if last is not None and last.action == action:
         return finish(set_condition(conditions, "Ready", last.ready, last.reason, last.message, generation),
-                      extra, action if last.retry else None, decision.recommendations)
+                      extra, action if last.retry else None, window)
     return finish(set_condition(conditions, "Ready", True, "Resizing", f"{where}: {state.size} nodes → {size}",
-                                generation), extra, action, decision.recommendations)
+                                generation), extra, action, window)

@@ -42,6 +42,7 @@ from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import ContainerRequests, WorkloadKey, WorkloadTemplate
 from quartermaster.planner import budget, scaling, vertical
 from quartermaster.planner.budget import BudgetHold
+from quartermaster.planner.nodepools import NodePoolMemory
 from quartermaster.planner.pools import NO_POOL_DEFAULTS, StrategyParameters
 from quartermaster.providers.hpa import ADOPT_ANNOTATION, POLICY_LABEL, ReplicaBounds
 from quartermaster.providers.node_pools import NodePoolSize
@@ -285,8 +286,8 @@ class PolicyDecision:
     status: dict
     events: list[tuple[str, str, bool]]
     action: Optional[ReplicaBounds | TemplateRequests | PodResize | NodePoolSize]
-    # kept between cycles: a horizontal policy's ScalingState, a NodePool one's recent sizes
-    state: Optional[scaling.ScalingState | tuple[tuple[float, int], ...]]
+    # kept between cycles: a horizontal policy's ScalingState, a NodePool one's NodePoolMemory
+    state: Optional[scaling.ScalingState | NodePoolMemory]
 
 
 

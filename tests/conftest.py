@@ -11,6 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from moto_aws import CREDENTIALS, REGION, failing_proxy, moto_server
 from quartermaster.operator.models import GROUP
 from quartermaster.testbed.cluster import WRITE_VERBS, ControlPlane, SimulatedCluster
 from quartermaster.testbed.operator import install_chart_rbac, render_chart, start_operator
@@ -129,24 +130,37 @@ def operator_api_port() -> int:
 
 # The kwok node pools the session's operator sizes (its --providers file), for
 # test_nodepool_e2e.py; their taint keeps other tests' pods off their nodes.
-NODE_POOL, FORECAST_NODE_POOL = "e2e-pool", "e2e-forecast-pool"
+NODE_POOL, FORECAST_NODE_POOL, SHAPED_NODE_POOL = "e2e-pool", "e2e-forecast-pool", "e2e-shaped-pool"
 NODE_POOL_TAINT = {"key": "quartermaster.dev/test", "value": "nodepool-e2e", "effect": "NoSchedule"}
 PROVIDERS = {"kwok": {"pools": {
     NODE_POOL: {"instanceType": "m5.xlarge", "minSize": 0, "maxSize": 6, "taints": [NODE_POOL_TAINT]},
-    FORECAST_NODE_POOL: {"instanceType": "m5.large", "minSize": 0, "maxSize": 6, "taints": [NODE_POOL_TAINT]}}}}
+    FORECAST_NODE_POOL: {"instanceType": "m5.large", "minSize": 0, "maxSize": 6, "taints": [NODE_POOL_TAINT]},
+    SHAPED_NODE_POOL: {"instanceType": "m5.xlarge", "minSize": 0, "maxSize": 8, "taints": [NODE_POOL_TAINT]}}}}
+
+
+@pytest.fixture(scope="session")
+def moto_aws():
+    """moto's server and, in front of it, the proxy (moto_aws.FailingProxy) through which
+    the session's operator reaches AWS (test_nodepool_aws_e2e.py): `moto_aws.url` is moto's
+    own, for the test's set-up and checks, `moto_aws.fail(...)` makes the operator's next
+    calls fail."""
+    with moto_server() as url, failing_proxy(url) as proxy:
+        proxy.moto_url = url
+        yield proxy
 
 
 @pytest.fixture(scope="session")
 def operator_process(crds_installed, control_plane, sim_cluster, operator_kubeconfig, operator_liveness_port,
-                     operator_metrics_port, operator_api_port, prometheus, tmp_path_factory):
+                     operator_metrics_port, operator_api_port, prometheus, moto_aws, tmp_path_factory):
     """`quartermaster run` as its own process, with only the chart's permissions, reading
     usage from the session's Prometheus at a 15 s resolution over 6 hours of history, and
-    sizing the kwok node pool of PROVIDERS. At the end of the session its log must show no
+    sizing the kwok node pools of PROVIDERS and the Auto Scaling groups of `moto_aws`
+    (boto3's standard chain finds the credentials in its environment). At the end of the session its log must show no
     RBAC denial and the apiserver's audit log no write of it to our kinds' spec (GitOps
     owns that: test_gitops_e2e.py checks every write it made up to then in detail)."""
     log = tmp_path_factory.mktemp("operator-log") / "operator.log"
     providers = log.with_name("providers.yaml")
-    providers.write_text(yaml.safe_dump(PROVIDERS))
+    providers.write_text(yaml.safe_dump({**PROVIDERS, "aws": {"endpoint_url": moto_aws.url, "region": REGION}}))
     try:
         process = start_operator(operator_kubeconfig, log, "--resync-seconds=5", "--verbose",
                                  f"--liveness-port={operator_liveness_port}", "--liveness-host=127.0.0.1",
@@ -154,7 +168,9 @@ def operator_process(crds_installed, control_plane, sim_cluster, operator_kubeco
                                  f"--api-port={operator_api_port}", "--api-host=127.0.0.1",
                                  f"--prometheus-url={prometheus.url}", "--prometheus-timeout=5",
                                  "--metrics-step-seconds=15", "--history-seconds=21600",
-                                 f"--providers={providers}")
+                                 f"--providers={providers}",
+                                 env={"AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+                                      "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"]})
     except TestbedError as error:
         pytest.fail(str(error), pytrace=False)
     yield process

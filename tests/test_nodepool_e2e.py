@@ -11,10 +11,10 @@ import time
 import pytest
 from kubernetes import client
 
-from conftest import FORECAST_NODE_POOL, NODE_POOL, NODE_POOL_TAINT, app_workload, wait_for
+from conftest import FORECAST_NODE_POOL, NODE_POOL, NODE_POOL_TAINT, SHAPED_NODE_POOL, app_workload, wait_for
 from quartermaster.operator.conditions import from_rfc3339
 from quartermaster.operator.models import GROUP, VERSION
-from quartermaster.providers.kwok import DRAINING_ANNOTATION, POOL_LABEL
+from quartermaster.providers.kwok import CAPACITY_TYPE_LABEL, DRAINING_ANNOTATION, INSTANCE_TYPE_LABEL, POOL_LABEL
 
 NAMESPACE = "nodepool-e2e"
 FORECAST_NAMESPACE = "nodepool-forecast"  # conftest.USAGE_DRIVES backfills StatefulSet steady's usage
@@ -27,15 +27,15 @@ def manifest(kind: str, name: str, spec: dict, namespace: str | None = None, api
                        "metadata": {"name": name, **({"namespace": namespace} if namespace else {})}, "spec": spec})
 
 
-def deployment(replicas: int) -> str:
+def deployment(replicas: int, pool: str = NODE_POOL, namespace: str = NAMESPACE) -> str:
     """Pods of 1.5 cores that only the pool's nodes take: two to an m5.xlarge (3.92 cores)."""
     return manifest("Deployment", "batch", {
         "replicas": replicas, "selector": {"matchLabels": {"app": "batch"}}, "template": {
             "metadata": {"labels": {"app": "batch"}},
-            "spec": {"nodeSelector": {POOL_LABEL: NODE_POOL},
+            "spec": {"nodeSelector": {POOL_LABEL: pool},
                      "tolerations": [{**NODE_POOL_TAINT, "operator": "Equal"}],
                      "containers": [{"name": "app", "image": "fake", "resources": {"requests": {"cpu": "1500m"}}}]}}},
-        NAMESPACE, "apps/v1")
+        namespace, "apps/v1")
 
 
 def budget(min_available: int) -> str:
@@ -79,8 +79,12 @@ def policy_status(kubectl, namespace: str = NAMESPACE) -> dict:
     return json.loads(kubectl("get", "scalingpolicy", "-n", namespace, POLICY, "-o", "json").stdout).get("status") or {}
 
 
+def condition(kubectl, type_: str, namespace: str = NAMESPACE) -> dict:
+    return next((c for c in policy_status(kubectl, namespace).get("conditions") or [] if c["type"] == type_), {})
+
+
 def ready_condition(kubectl, namespace: str = NAMESPACE) -> dict:
-    return next((c for c in policy_status(kubectl, namespace).get("conditions") or [] if c["type"] == "Ready"), {})
+    return condition(kubectl, "Ready", namespace)
 
 
 def test_the_pool_grows_for_pending_pods_and_shrinks_after_the_cooldown_within_the_budget(api, kubectl):
@@ -211,3 +215,87 @@ def test_provider_errors_are_ready_false_with_their_type_and_an_event(api, kubec
                        60, "Ready=False, NotFound")
     assert "kwok node pool 'not-configured' is not configured" in missing["message"]
     assert events_of(api, FORECAST_NAMESPACE, "NotFound")[0].type == "Warning"
+
+
+SHAPED_NAMESPACE = "nodepool-shaped"
+INTERRUPTION_TAINT = {"key": "aws-node-termination-handler/spot-itn", "value": "interrupted", "effect": "NoSchedule"}
+
+
+@pytest.fixture
+def shaped_pool(api, control_plane, kubectl):
+    """A ResourcePool on SHAPED_NODE_POOL that allows three instance types, half its new
+    nodes spot, and spot tried again a minute after it was interrupted."""
+    control_plane.create_namespace(SHAPED_NAMESPACE, timeout=60)
+    kubectl("apply", "-f", "-", input=manifest("ResourcePool", SHAPED_NODE_POOL, {
+        "providerNodePool": {"provider": "kwok", "name": SHAPED_NODE_POOL,
+                             "instanceTypes": ["m5.2xlarge", "c5.xlarge", "r5.xlarge"],
+                             "spotPercentage": 50, "spotRetrySeconds": 60},
+        "workloads": {"namespaces": [SHAPED_NAMESPACE]}}))
+    yield
+    kubectl("delete", "scalingpolicy,deployment", "--all", "-n", SHAPED_NAMESPACE)
+    kubectl("delete", "resourcepool", SHAPED_NODE_POOL, "--ignore-not-found")
+    kubectl("delete", "namespace", SHAPED_NAMESPACE, "--wait=false", "--ignore-not-found")
+    client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={SHAPED_NODE_POOL}")
+
+
+def shapes(nodes: list[client.V1Node]) -> list[tuple[str, str]]:
+    return sorted((n.metadata.labels[INSTANCE_TYPE_LABEL], n.metadata.labels[CAPACITY_TYPE_LABEL]) for n in nodes)
+
+
+def test_the_cheapest_fitting_type_half_spot_and_on_demand_while_spot_is_interrupted(api, kubectl, shaped_pool):
+    pods = client.CoreV1Api(api)
+
+    def running_here(count: int) -> list[client.V1Pod]:
+        live = [p for p in pods.list_namespaced_pod(SHAPED_NAMESPACE, label_selector="app=batch").items
+                if p.metadata.deletion_timestamp is None]
+        return live if len(live) == count and all(p.status.phase == "Running" for p in live) else []
+
+    kubectl("apply", "-f", "-", input=deployment(4, SHAPED_NODE_POOL, SHAPED_NAMESPACE))
+    kubectl("apply", "-f", "-", input=manifest("ScalingPolicy", POLICY, {
+        "targetRef": {"kind": "NodePool", "name": SHAPED_NODE_POOL}, "signals": [{"type": "cpu"}],
+        "minReplicas": 1, "maxReplicas": 8, "scaleDown": {"cooldownSeconds": 600}}, SHAPED_NAMESPACE))
+
+    # 4 pods of 1.5 cores, half the nodes spot, 10 % left free: c5.xlarge, 2 nodes at
+    # (0.066 + 0.170) / 2 = $0.118/h each, beats one m5.2xlarge at $0.2665/h and r5.xlarge
+    wait_for(lambda: running_here(4), 120, "the four pods Running on the pool's new nodes")
+    nodes = pool_nodes(api, SHAPED_NODE_POOL)
+    assert shapes(nodes) == [("c5.xlarge", "on-demand"), ("c5.xlarge", "spot")] and all(map(node_ready, nodes))
+    status = policy_status(kubectl, SHAPED_NAMESPACE)
+    assert status["recommendation"] == {"replicas": 2, "instanceType": "c5.xlarge", "spotPercentage": 50,
+                                        "pricePerHour": 0.236}
+    assert status["reasoning"].startswith("cheapest fitting instance type c5.xlarge on kwok: 2 nodes × $0.118/h "
+                                          "= $0.24/h"), status["reasoning"]
+    assert "next m5.2xlarge on kwok at $0.27/h" in status["reasoning"]
+    resized = events_of(api, SHAPED_NAMESPACE, "ResizedNodePool")
+    assert [e.message for e in resized] == [f"node pool {SHAPED_NODE_POOL} (kwok): 2 nodes of c5.xlarge, 50% spot "
+                                            "at $0.24/h"]
+    assert condition(kubectl, "Spot", SHAPED_NAMESPACE)["reason"] == "SpotAtTarget"
+
+    # The spot node gets an interruption notice (the AWS Node Termination Handler's taint):
+    # the pool falls back to on-demand, and says so.
+    spot_node = next(n for n in nodes if n.metadata.labels[CAPACITY_TYPE_LABEL] == "spot")
+    pods.patch_node(spot_node.metadata.name, {"spec": {"taints": [NODE_POOL_TAINT, INTERRUPTION_TAINT]}})
+    fallback = wait_for(lambda: (c := condition(kubectl, "Spot", SHAPED_NAMESPACE)).get("reason") == "SpotFallback"
+                        and c, 60, "Spot=False, SpotFallback")
+    assert fallback["status"] == "False"
+    assert f"1 spot nodes interrupted ({spot_node.metadata.name}): on-demand only" in fallback["message"]
+    warning = wait_for(lambda: events_of(api, SHAPED_NAMESPACE, "SpotFallback"), 30, "a SpotFallback Event")[0]
+    assert warning.type == "Warning"
+    assert policy_status(kubectl, SHAPED_NAMESPACE)["recommendation"]["spotPercentage"] == 0
+    # the node is reclaimed with its pods: the pods it held come back Pending, and the node
+    # the pool grows by for them is on-demand
+    for pod in pods.list_namespaced_pod(SHAPED_NAMESPACE, field_selector=f"spec.nodeName={spot_node.metadata.name}").items:
+        pods.delete_namespaced_pod(pod.metadata.name, SHAPED_NAMESPACE, grace_period_seconds=0)
+    pods.delete_node(spot_node.metadata.name)
+    reclaimed_at = time.time()
+    wait_for(lambda: running_here(4) and len(pool_nodes(api, SHAPED_NODE_POOL)) == 2, 120,
+             "the four pods Running again, on a new node")
+    assert shapes(pool_nodes(api, SHAPED_NODE_POOL)) == [("c5.xlarge", "on-demand")] * 2
+
+    # a minute after the last interruption, spot is asked for again
+    again = wait_for(lambda: (c := condition(kubectl, "Spot", SHAPED_NAMESPACE)).get("reason") == "SpotAtTarget"
+                     and c, 120, "Spot=True, SpotAtTarget again")
+    assert time.time() >= reclaimed_at + 60 - 6  # the last cycle that saw the taint: at most one resync before
+    assert "50% of new nodes spot again, after the fallback" in again["message"]
+    assert events_of(api, SHAPED_NAMESPACE, "SpotAtTarget")
+    assert policy_status(kubectl, SHAPED_NAMESPACE)["recommendation"]["spotPercentage"] == 50

@@ -4,7 +4,9 @@ from quartermaster.operator.models import ResourcePoolSpec
 from quartermaster.operator.nodepools import NodePoolFigures, act_result, decide
 from quartermaster.operator.observe import custom_object
 from quartermaster.operator.scalingpolicy import parse_spec, resolve_settings
-from quartermaster.providers.interface import NodePool, QuotaExceeded, Throttled
+from quartermaster.planner.nodepools import NodePoolMemory
+from quartermaster.providers.interface import (
+    InsufficientCapacity, NodePool, QuotaExceeded, Throttled, Unavailable, table_instance_types)
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolSize
 
 NOW = 1_800_000_000.0
@@ -23,10 +25,11 @@ def observed(desired=2, size=2):
     return NodePoolObservation(NodePool("batch", "m5.xlarge", ("kwok-a",), 0, 10, desired, size), NODE)
 
 
-def decided(obj, figures, observation=observed(), last=None, recent=None, problem=None, previous=None):
+def decided(obj, figures, observation=observed(), last=None, memory=None, problem=None, previous=None, pool=POOL,
+            now=NOW):
     spec = parse_spec(obj)
-    return decide(obj, spec, POOL, figures, observation, resolve_settings(spec, None), problem, last, recent,
-                  previous or {}, NOW)
+    return decide(obj, spec, pool, figures, observation, resolve_settings(spec, None), problem, last, memory,
+                  previous or {}, now)
 
 
 def two_nodes(pending=()):
@@ -81,7 +84,7 @@ def test_an_operator_that_starts_holds_the_pool_for_one_cooldown_before_shrinkin
 
 def test_a_predictive_policy_does_not_shrink_without_metrics():
     idle = NodePoolFigures(4, (), (), ({"cpu": 4.0, "pods": 58.0},) * 4)
-    decision = decided(policy(mode="Predictive"), idle, observed(4, 4), recent=(), problem=(
+    decision = decided(policy(mode="Predictive"), idle, observed(4, 4), memory=NodePoolMemory(), problem=(
         "PrometheusUnreachable", "no answer"))
     assert decision.action is None and "held: no shrinking without metrics" in decision.status["reasoning"]
 
@@ -90,3 +93,106 @@ def test_a_provider_error_describing_the_pool_is_ready_false_and_nothing_acts():
     decision = decided(policy(), two_nodes(), NodePoolObservation(error=Throttled("slow down")))
     assert decision.action is None and (ready(decision)["status"], ready(decision)["reason"]) == ("False", "Throttled")
     assert ("Throttled", ready(decision)["message"], True) in decision.events
+
+
+def test_a_resize_that_went_through_after_retries_says_so():
+    action = NodePoolSize("aws", "batch", 5)
+    retried = act_result(action, retried=(Throttled("Throttling: slow down"), Unavailable("503")))
+    assert (retried.ready, retried.reason) == (True, "ResizedAfterRetries")
+    assert retried.message == ("aws node pool batch: node pool batch (aws): 5 nodes, set after 3 tries "
+                               "(Throttled, Unavailable retried with backoff)")
+    failed = act_result(action, error=Throttled("Throttling: slow down"), retried=(Throttled("a"),) * 3)
+    assert (failed.ready, failed.reason, failed.retry) == (False, "Throttled", True)
+    assert failed.message == ("aws node pool batch: Throttling: slow down after 4 tries (Throttled retried with "
+                              "backoff); tried again next cycle")
+    assert act_result(action).reason == "Resizing"
+
+
+AWS_TYPES = tuple(table_instance_types("aws"))
+
+
+def shaped_pool(**fields):
+    return ("batch", ResourcePoolSpec.model_validate(
+        {"providerNodePool": {"provider": "kwok", "name": "batch", **fields}}))
+
+
+def typed(desired=2, size=2, instance_type="m5.xlarge", spot=0):
+    return NodePoolObservation(NodePool("batch", instance_type, ("kwok-a",), 0, 10, desired, size, spot),
+                               next(k for k in AWS_TYPES if k.name == instance_type).allocatable,
+                               instance_types=AWS_TYPES)
+
+
+def test_the_cheapest_allowed_instance_type_that_fits_sizes_the_pool_and_its_price_is_said():
+    pool = shaped_pool(instanceTypes=["m5.2xlarge", "c5.xlarge", "r5.xlarge"])
+    # 2 nodes with 3 cores on each (1 free) and three pending 3-core pods: 15 cores in all.
+    # c5.xlarge (3.92 cores, $0.170/h): 3 cores a node → 3 pending pods on 3 new nodes, 5 nodes
+    # for the 15 cores (15 / 3.33 → 5) = $0.85/h; m5.2xlarge 15 / 6.72 → 3 × $0.384 = $1.15/h.
+    decision = decided(policy(), two_nodes(pending=[{"cpu": 3.0}] * 3), typed(), pool=pool)
+    assert decision.action == NodePoolSize("kwok", "batch", 5, "c5.xlarge")
+    assert decision.action.price_per_hour == 0.85
+    assert decision.status["recommendation"] == {"replicas": 5, "instanceType": "c5.xlarge", "pricePerHour": 0.85}
+    assert decision.status["reasoning"].startswith(
+        "cheapest fitting instance type c5.xlarge on kwok: 5 nodes × $0.170/h = $0.85/h")
+    assert "next m5.2xlarge on kwok at $1.15/h" in decision.status["reasoning"]
+    assert ("ResizedNodePool", "node pool batch (kwok): 5 nodes of c5.xlarge at $0.85/h", False) in decision.events
+    # memory-heavy pods: r5.xlarge (29 GiB) is the cheapest that holds them
+    heavy = NodePoolFigures(0, ({"cpu": 0.5, "memory": 20 * 2.0**30},) * 2, (), ())
+    assert decided(policy(), heavy, typed(0, 0), pool=pool).action.instance_type == "r5.xlarge"
+
+
+def test_a_pool_at_its_size_but_of_another_instance_type_is_asked_for_the_type():
+    pool = shaped_pool(instanceTypes=["c5.xlarge"])
+    decision = decided(policy(), two_nodes(), typed(2, 2, "m5.xlarge"), pool=pool)
+    assert decision.action == NodePoolSize("kwok", "batch", 2, "c5.xlarge")
+    assert ready(decided(policy(), two_nodes(), typed(2, 2, "c5.xlarge"), pool=pool))["reason"] == "Sized"
+
+
+def test_an_instance_type_the_provider_does_not_offer_is_ready_false():
+    decision = decided(policy(), two_nodes(), typed(), pool=shaped_pool(instanceTypes=["c5.xlarge", "x9.huge"]))
+    assert decision.action is None and ready(decision)["reason"] == "UnknownInstanceType"
+    assert "offers no instance type x9.huge; it offers c5.2xlarge, c5.xlarge" in ready(decision)["message"]
+    gpu = decided(policy(), two_nodes(pending=[{"nvidia.com/gpu": 1.0}]), typed(),
+                  pool=shaped_pool(instanceTypes=["c5.xlarge"]))
+    assert gpu.action.size == 2 and "1 pending pods are larger than a node" in gpu.status["reasoning"]
+
+
+def condition(decision, type_: str) -> dict:
+    return next(c for c in decision.status["conditions"] if c["type"] == type_)
+
+
+def test_refused_spot_falls_back_to_on_demand_and_spot_is_tried_again_after_the_wait():
+    pool = shaped_pool(spotPercentage=50, spotRetrySeconds=300)
+    growing = decided(policy(), two_nodes(pending=[{"cpu": 3.0}] * 3), typed(), pool=pool)
+    assert growing.action == NodePoolSize("kwok", "batch", 5, None, 50)
+    assert growing.action.price_per_hour == round(5 * (0.5 * 0.074 + 0.5 * 0.192), 4)
+    assert condition(growing, "Spot")["reason"] == "SpotAtTarget"
+    refused = act_result(growing.action, error=InsufficientCapacity("InsufficientInstanceCapacity: no m5.xlarge"))
+    assert refused.spot_refused.startswith("spot capacity refused (InsufficientInstanceCapacity")
+    fallback = decided(policy(), two_nodes(pending=[{"cpu": 3.0}] * 3), typed(spot=50), last=refused,
+                       memory=growing.state, previous=growing.status, pool=pool)
+    assert fallback.action == NodePoolSize("kwok", "batch", 5, None, 0)
+    spot = condition(fallback, "Spot")
+    assert (spot["status"], spot["reason"]) == ("False", "SpotFallback")
+    assert "spot capacity refused (InsufficientInstanceCapacity: no m5.xlarge): on-demand only, spot tried again " \
+           "in 5 min" in spot["message"]
+    assert ("SpotFallback", spot["message"], True) in fallback.events
+    assert fallback.state.spot_fallback_since == NOW
+    # applied: the next cycles stay on-demand until the wait is over, then ask for spot again
+    applied = act_result(fallback.action)
+    five_nodes = NodePoolFigures(5, (), ({"cpu": 3.0},) * 5, ({"cpu": 1.0},) * 5)
+    waiting = decided(policy(), five_nodes, typed(5, 5), last=applied, memory=fallback.state,
+                      previous=fallback.status, pool=pool, now=NOW + 200)
+    assert ready(waiting)["reason"] == "Sized" and condition(waiting, "Spot")["reason"] == "SpotFallback"
+    again = decided(policy(), five_nodes, typed(5, 5), last=applied, memory=waiting.state,
+                    previous=waiting.status, pool=pool, now=NOW + 300)
+    assert again.action.spot_percentage == 50 and condition(again, "Spot")["reason"] == "SpotAtTarget"
+    assert ("SpotAtTarget", condition(again, "Spot")["message"], False) in again.events
+    assert "50% of new nodes spot again, after the fallback" in condition(again, "Spot")["message"]
+
+
+def test_interrupted_spot_nodes_fall_back_to_on_demand():
+    pool = shaped_pool(spotPercentage=100)
+    figures = NodePoolFigures(2, (), ({"cpu": 3.0},) * 2, ({"cpu": 1.0},) * 2, interrupted=("batch-1",))
+    decision = decided(policy(), figures, typed(spot=100), pool=pool)
+    assert decision.action == NodePoolSize("kwok", "batch", 2, None, 0)
+    assert "1 spot nodes interrupted (batch-1): on-demand only" in condition(decision, "Spot")["message"]
