@@ -2,8 +2,8 @@
 ResourceQuota and a LimitRange in each; the real apiserver fills in the defaults and
 refuses a pod over the namespace's part of the total; the split follows the pods'
 requests; the garbage collector in kube-controller-manager deletes the objects with the
-Quota, and the operator those in a namespace that leaves the scope (not the namespace's
-own); a lender's active reservation is not lent. A Deployment whose pods are over the namespace's cpu leaves them refused (its
+Quota, and the operator those in a namespace that leaves the scope (its scope.user label
+changed; the namespace's own are kept); a lender's active reservation is not lent. A Deployment whose pods are over the namespace's cpu leaves them refused (its
 ReplicaSet's FailedCreate); `concurrentWorkloads` and `storage` refuse the objects themselves."""
 import json
 from datetime import datetime, timedelta, timezone
@@ -250,15 +250,16 @@ def test_a_borrowing_quota_grows_while_the_lender_idles_and_shrinks_when_its_dem
 
 
 def test_a_namespace_that_leaves_the_scope_loses_the_quota_s_objects_and_keeps_its_own(core, kubectl, control_plane):
-    staying, leaving, name = "quota-stay", "quota-leave", "team-orange"
+    # one namespace listed, one labelled for the Quota's user, who then hands it on
+    staying, leaving, name = "quota-stay", "quota-leave", "user-olive"
     control_plane.create_namespace(staying, timeout=60)
-    control_plane.create_namespace(leaving, labels={"team": "orange"}, timeout=60)
+    control_plane.create_namespace(leaving, labels={"quartermaster.dev/user": "olive"}, timeout=60)
     # the namespace's own ResourceQuota, which no Quota owns
     core.create_namespaced_resource_quota(leaving, client.V1ResourceQuota(
         metadata=client.V1ObjectMeta(name="own"), spec=client.V1ResourceQuotaSpec(hard={"pods": "50"})))
     kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
-        "spec": {"scope": {"namespaces": [staying], "team": {"key": "team", "value": "orange"}},
+        "spec": {"scope": {"namespaces": [staying], "user": "olive"},
                  # lending nothing, its limit is its own: what others borrow does not move the split
                  "hard": {"cpu": "2"}, "lendingLimit": {"cpu": 0}, "defaults": {"requests": {"cpu": "100m"}}}}))
     owned = f"quartermaster-{name}"
@@ -269,7 +270,7 @@ def test_a_namespace_that_leaves_the_scope_loses_the_quota_s_objects_and_keeps_i
 
     wait_for(lambda: objects(leaving) == [f"LimitRange/{owned}", "ResourceQuota/own", f"ResourceQuota/{owned}"], 90,
              "the Quota's objects beside the namespace's own")
-    core.patch_namespace(leaving, {"metadata": {"labels": {"team": None}}})
+    core.patch_namespace(leaving, {"metadata": {"labels": {"quartermaster.dev/user": "someone-else"}}})
     wait_for(lambda: objects(leaving) == ["ResourceQuota/own"], 90, "the Quota's objects deleted, its own kept")
     assert to_float(core.read_namespaced_resource_quota(owned, staying).spec.hard["requests.cpu"]) == 2.0, \
         "the namespace left in the scope holds the whole total"
