@@ -233,6 +233,10 @@ USAGE_DRIVES = [
     UsageDrive("e2e-waste", {"app": "unused"}, TRACES / "ec2_cpu_utilization_5f5533.csv", peak_cores=0.002,
                base_memory=20 * 2**20, peak_memory=30 * 2**20, backfill_pods=("unused-0",),
                requests={"cpu": 0.5, "memory": 256 * 2**20}),
+    # and `spiky`, a quarter of a core every day but the last before the session, a whole
+    # core then (tests/data/cost_spike.csv, hourly), far over its 10m request: a cost anomaly.
+    UsageDrive("e2e-waste", {"app": "spiky"}, Path(__file__).parent / "data" / "cost_spike.csv", peak_cores=1.0,
+               base_memory=50 * 2**20, peak_memory=60 * 2**20, backfill_pods=("spiky-0",), requests={"cpu": 0.01}),
 ]
 
 

@@ -1,13 +1,16 @@
-"""Waste findings end to end: StatefulSets `oversized` and `unused` in e2e-waste, each with
-a week of usage and requests backfilled in the session's Prometheus (conftest.USAGE_DRIVES)
-and running now; a Quota over the namespace. Its status.findings hold a Rightsizing
-finding for `oversized` whose recommended requests and monthly saving equal a computation
-in this test from the same Prometheus data, and an Idle one for `unused`; each is filed as
-one Event on the Quota (not one a cycle); `quartermaster export --kind finding` lists them."""
+"""Waste findings end to end: StatefulSets `oversized`, `unused` and `spiky` in e2e-waste,
+each with a week of usage and requests backfilled in the session's Prometheus
+(conftest.USAGE_DRIVES) and running now; a Quota over the namespace. Its status.findings
+hold a Rightsizing finding for `oversized` whose recommended requests and monthly saving
+equal a computation in this test from the same Prometheus data, an Idle one for `unused`,
+and a CostAnomaly for `spiky`, whose last day cost four times its days before; each is
+filed as one Event on the Quota (not one a cycle); `quartermaster export --kind finding`
+lists them."""
 import csv
 import io
 import json
 import math
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -26,7 +29,8 @@ QUOTA = "waste-watch"
 STEP = 3600  # the operator's default cost resolution
 WEEK = 168
 PRICES = {"cpu": 0.031611, "memory": 0.004237 / 2**30}  # OpenCost's defaults per core- and byte-hour
-REQUESTS = {"oversized": {"cpu": "2", "memory": "2Gi"}, "unused": {"cpu": "500m", "memory": "256Mi"}}
+REQUESTS = {"oversized": {"cpu": "2", "memory": "2Gi"}, "unused": {"cpu": "500m", "memory": "256Mi"},
+            "spiky": {"cpu": "10m"}}
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +55,16 @@ def findings(kubectl) -> dict[tuple[str, str], dict]:
     return {(f["kind"], f["workload"]): f for f in status.get("findings") or []}
 
 
-def week(prometheus, promql: str, end: float) -> np.ndarray:
-    """The query's one series on the hourly grid of the week up to `end`."""
+def series(prometheus, promql: str, end: float) -> dict[float, float]:
+    """The query's one series on the hourly grid of the week up to `end`, by time."""
     params = urllib.parse.urlencode({"query": promql, "start": end - (WEEK - 1) * STEP, "end": end, "step": STEP})
     with urllib.request.urlopen(f"{prometheus.url}/api/v1/query_range?{params}", timeout=30) as answer:
-        (series,) = json.load(answer)["data"]["result"]
-    return np.array([float(v) for _, v in series["values"]])
+        (found,) = json.load(answer)["data"]["result"]
+    return {float(t): float(v) for t, v in found["values"]}
+
+
+def week(prometheus, promql: str, end: float) -> np.ndarray:
+    return np.array(list(series(prometheus, promql, end).values()))
 
 
 def test_an_oversized_and_an_unused_workload_are_found_with_the_saving_prometheus_data_gives(quota, kubectl, prometheus):
@@ -100,3 +108,29 @@ def test_the_export_lists_the_findings(quota, kubectl, control_plane):
     row = rows[("Rightsizing", f"{NAMESPACE}/StatefulSet/oversized")]
     assert float(row["monthly_saving"]) > 0 and float(row["recommended_cpu"]) < 1 and row["currency"] == "USD"
     assert ("Idle", f"{NAMESPACE}/StatefulSet/unused") in rows
+
+
+def test_a_day_far_above_the_workloads_own_history_is_a_cost_anomaly(quota, kubectl, prometheus):
+    spiky = f"{NAMESPACE}/StatefulSet/spiky"
+    found = wait_for(lambda: ("CostAnomaly", spiky) in (f := findings(kubectl)) and f, 120, "spiky's anomaly")
+    anomaly = found[("CostAnomaly", spiky)]
+    assert "monthlySaving" not in anomaly
+    # each day's cost from Prometheus: max(request, usage) of cpu, and memory (it requests none) by usage
+    end = math.floor(time.time() / STEP) * STEP
+    selector = f'namespace="{NAMESPACE}", pod="spiky-0", container!="", container!="POD"'
+    cpu = series(prometheus, f"sum(rate(container_cpu_usage_seconds_total{{{selector}}}[10m]))", end)
+    memory = series(prometheus, f"sum(container_memory_working_set_bytes{{{selector}}})", end)
+    requested = series(prometheus, f'sum(kube_pod_container_resource_requests{{namespace="{NAMESPACE}", '
+                                   f'pod="spiky-0", resource="cpu"}})', end)
+    days = np.zeros(7)
+    for t, used in cpu.items():
+        days[6 - int((end - t) // 86400)] += max(used, requested.get(t, 0.0)) * PRICES["cpu"] + \
+            memory.get(t, 0.0) * PRICES["memory"]
+    median = float(np.median(days[:-1]))
+    assert days[-1] > 3 * median, "the last day's cpu is four times the days' before"
+    last, usual = (float(x) for x in re.search(r"last 24 h cost ([0-9.]+), against a median of ([0-9.]+)",
+                                                anomaly["message"]).groups())
+    assert last == pytest.approx(days[-1], abs=0.01) and usual == pytest.approx(median, abs=0.01)
+    events = json.loads(kubectl("get", "events", "-n", "default", "--field-selector",
+                                f"involvedObject.name={QUOTA},reason=CostAnomaly", "-o", "json").stdout)["items"]
+    assert [e["type"] for e in events if e["message"].startswith(spiky)] == ["Warning"]
