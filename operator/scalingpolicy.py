@@ -445,8 +445,8 @@ def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigu
                                              for name, requests in proposed.items()]
     if len(current) > 1:
         extra["reasoning"] += "; shared among the containers as their requests are now"
-    if blocked:  # the recommendation stands in status; what is applied raises nothing
-        proposed = budget.held_requests(_by_name(current), proposed)
+    if blocked:  # the recommendation stands in status; what is applied raises no pod's request
+        proposed = budget.held_requests([_by_name(current), *(_by_name(c) for _, c in figures.pods)], proposed)
     if spec.update_mode is UpdateMode.OFF:
         return ready("RecommendOnly", "updateMode Off: requests are recommended, not applied")
     if extra["confidence"] < spec.confidence_threshold and not figures.oom_killed:

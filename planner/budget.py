@@ -10,14 +10,15 @@ has to take it away, which would be a disruption the budget did not ask for).
   now, and the ceiling lowered to them too, so that the HPA controller cannot add pods on its own
   either; never above the spec's maximum, never below 1 (the HPA API's minimum). The HPA
   may still scale the target down to the floor.
-* Requests: each container's request of each resource no higher than it is now, and a
-  request it has none of is not added (that would raise its charge from nothing).
+* Requests: each container's request of each resource no higher than it is now, in the
+  pod template and in every running pod, and a request it has none of is not added (that
+  would raise its charge from nothing).
 * Nodes: no more than the pool has now.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,15 @@ def held_replica_bounds(running: int, floor: int, ceiling: int) -> tuple[int, in
     return max(1, min(floor, top)), top
 
 
-def held_requests(current: Mapping[str, Mapping[str, float]],
+def held_requests(in_place: Sequence[Mapping[str, Mapping[str, float]]],
                   proposed: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """Each container's proposed requests, none above its request now (by container name,
-    then resource); resources a container requests nothing of now are left out."""
-    return {name: {resource: min(amount, current[name][resource]) for resource, amount in requests.items()
-                   if resource in current.get(name, {})}
+    """Each container's proposed requests (by container name, then resource), none above
+    its request in any of `in_place` (the pod template's, each running pod's: a pod whose
+    requests lag the template's must not be raised either); a resource that one of them
+    does not request is left out."""
+    return {name: {resource: min(amount, *(held[name][resource] for held in in_place))
+                   for resource, amount in requests.items()
+                   if in_place and all(resource in held.get(name, {}) for held in in_place)}
             for name, requests in proposed.items()}
 
 

@@ -7,6 +7,7 @@ from quartermaster.operator import nodepools
 from quartermaster.operator.observe import snapshot_from_objects
 from quartermaster.operator.quota import budget_holds, figures as quota_figures, parse_spec as parse_quota
 from quartermaster.operator.scalingpolicy import HpaRecord, Ownership, decide, parse_spec, resolve_settings
+from quartermaster.operator.workloads import ContainerRequests
 from quartermaster.planner.budget import BudgetHold, held_replica_bounds, held_requests, held_size
 from quartermaster.providers.node_pools import NodePoolSize
 
@@ -26,9 +27,12 @@ def test_blocked_bounds_never_exceed_what_runs_and_may_go_down():
 
 
 def test_blocked_requests_go_down_not_up_and_no_request_is_added():
-    current = {"app": {"cpu": 0.5, "memory": GIB}, "proxy": {"cpu": 0.1}}
+    template = {"app": {"cpu": 0.5, "memory": GIB}, "proxy": {"cpu": 0.1}}
     proposed = {"app": {"cpu": 0.2, "memory": 2 * GIB}, "proxy": {"cpu": 0.3, "memory": GIB}}
-    assert held_requests(current, proposed) == {"app": {"cpu": 0.2, "memory": GIB}, "proxy": {"cpu": 0.1}}
+    assert held_requests([template], proposed) == {"app": {"cpu": 0.2, "memory": GIB}, "proxy": {"cpu": 0.1}}
+    lagging_pod = {"app": {"cpu": 0.5, "memory": GIB / 2}, "proxy": {"cpu": 0.1}}
+    assert held_requests([template, lagging_pod], proposed)["app"] == {"cpu": 0.2, "memory": GIB / 2}, \
+        "no running pod's request is raised either"
     assert held_size(nodes=3, size=5) == 3 and held_size(nodes=3, size=2) == 2
 
 
@@ -120,3 +124,14 @@ def test_over_the_budget_a_node_pool_does_not_grow():
     held = sized(OVER)
     assert held.action is None and held.status["recommendation"]["replicas"] == 2
     assert "over its budget" in held.status["reasoning"] and allowed(held)["reason"] == "BudgetExceeded"
+
+
+def test_over_the_budget_in_place_resizes_raise_no_running_pods_request():
+    pods = (("web-a", (ContainerRequests("app", {"cpu": 4.0, "memory": 4 * GIB}),)),
+            ("web-b", (ContainerRequests("app", {"cpu": 0.2, "memory": 4 * GIB}),)))
+    obj = policy(mode="Vertical", updateMode="InPlace")
+    figures_now = vertical_figures(template(("app", {"cpu": 4.0, "memory": 4 * GIB})), pods=pods)
+    held = decide(obj, parse_spec(obj), figures_now, None, Ownership("web"), None, {}, NOW, OVER)
+    assert held.action.containers[0].requests["cpu"] == 0.2, "web-b's 200m is not raised to the 1100m recommended"
+    assert held.action.containers[0].requests["memory"] < 4 * GIB and held.action.pods == ("web-a", "web-b"), \
+        "both pods' memory comes down"
