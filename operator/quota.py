@@ -38,7 +38,10 @@ today and this month and the forecasts to the ends of both; `BudgetExceeded` (sp
 `budget.daily` or `budget.monthly`) and `BudgetAtRisk` (a forecast over one) are filed
 with a warning Event when they turn True. Without Prometheus, or with a namespace whose
 Running pods have no current usage sample, `cost` is left out and `CostAvailable` is
-False saying why: no figure from missing data.
+False saying why: no figure from missing data. With `budget.action: Block`, the cycle
+hands each ScalingPolicy in the scope the Quota's BudgetExceeded (`budget_holds`): over
+the budget, it does not scale up. The waste findings of the scope's workloads (the cycle's
+operator.cost.WasteReport) go into status `findings`, with an Event each once a day.
 """
 from __future__ import annotations
 
