@@ -399,6 +399,10 @@ def budget_condition(conditions: list[dict], hold: Optional[BudgetHold], generat
         return set_condition(conditions, "ScalingAllowed", False, "BudgetExceeded", (
             f"Quota {hold.quota} is over its budget ({hold.message}) and its budget.action is Block: no scaling "
             f"up (scaling down is allowed) until its spend is within the budget"), generation)
+    if not hold.message:  # no BudgetExceeded yet: the Quota's spend has never been read
+        return set_condition(conditions, "ScalingAllowed", True, "SpendUnknown",
+                             f"Quota {hold.quota} (budget.action Block): its spend is not known yet "
+                             f"(see its CostAvailable); scaling is allowed until it is over its budget", generation)
     return set_condition(conditions, "ScalingAllowed", True, "WithinBudget",
                          f"Quota {hold.quota} (budget.action Block) is within its budget", generation)
 

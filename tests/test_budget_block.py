@@ -135,3 +135,9 @@ def test_over_the_budget_in_place_resizes_raise_no_running_pods_request():
     assert held.action.containers[0].requests["cpu"] == 0.2, "web-b's 200m is not raised to the 1100m recommended"
     assert held.action.containers[0].requests["memory"] < 4 * GIB and held.action.pods == ("web-a", "web-b"), \
         "both pods' memory comes down"
+
+
+def test_a_block_quota_whose_spend_was_never_read_holds_nothing_and_says_so():
+    unknown = horizontal(BudgetHold("team-shop", False, ""))
+    assert (unknown.action.min_replicas, unknown.action.max_replicas) == (8, 10)
+    assert allowed(unknown)["reason"] == "SpendUnknown" and "CostAvailable" in allowed(unknown)["message"]
