@@ -69,7 +69,7 @@ def test_peering_permission_only_when_peering_is_on(helm_template):
 # Exactly what the operator sends (Kopf and operator/kube.py): the e2e tests run the
 # operator with this role and fail on any denial, so a missing verb shows up there.
 EXPECTED_RULES = [
-    (["quartermaster.dev"], ["resourcepools", "quotas", "scalingpolicies", "swapplans"], ["list", "watch", "patch"]),
+    (["quartermaster.dev"], ["resourcepools", "quotas", "scalingpolicies", "swapplans"], ["list", "watch"]),
     (["quartermaster.dev"], ["resourcepools/status", "quotas/status", "scalingpolicies/status", "swapplans/status"],
      ["patch"]),
     ([""], ["nodes", "pods", "namespaces"], ["list", "watch"]),
