@@ -134,7 +134,8 @@ def standings(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures]
     return {ns: standing for ns, (_, standing) in found.items()}
 
 
-def budget_holds(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures], Mapping]]) -> dict[str, BudgetHold]:
+def budget_holds(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigures], Mapping]]
+                 ) -> dict[str, BudgetHold]:
     """Each namespace in the scope of a valid Quota whose budget action is Block, by the
     Quota's (spec, scope, status as decided this cycle): the first such Quota by name that
     is over its budget, else the first by name. A Quota whose cost cannot be read keeps

@@ -41,9 +41,11 @@ def quota(sim_cluster, control_plane, operator_process, prometheus, kubectl):
         for app, requests in REQUESTS.items():
             container = client.V1Container(name="app", image=f"registry.example/{app}:1",
                                            resources=client.V1ResourceRequirements(requests=requests))
-            template = client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels={"app": app}), spec=client.V1PodSpec(
-                containers=[container], node_selector={"pool": "waste"}))
-            client.AppsV1Api(api).create_namespaced_stateful_set(NAMESPACE, app_workload("StatefulSet", app, 1, template))
+            template = client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels={"app": app}),
+                                                spec=client.V1PodSpec(containers=[container],
+                                                                      node_selector={"pool": "waste"}))
+            client.AppsV1Api(api).create_namespaced_stateful_set(NAMESPACE,
+                                                                 app_workload("StatefulSet", app, 1, template))
     kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": QUOTA},
         "spec": {"scope": {"namespaces": [NAMESPACE]}}}))
@@ -67,7 +69,8 @@ def week(prometheus, promql: str, end: float) -> np.ndarray:
     return np.array(list(series(prometheus, promql, end).values()))
 
 
-def test_an_oversized_and_an_unused_workload_are_found_with_the_saving_prometheus_data_gives(quota, kubectl, prometheus):
+def test_an_oversized_and_an_unused_workload_are_found_with_the_saving_prometheus_data_gives(quota, kubectl,
+                                                                                              prometheus):
     oversized, unused = f"{NAMESPACE}/StatefulSet/oversized", f"{NAMESPACE}/StatefulSet/unused"
     found = wait_for(lambda: {("Rightsizing", oversized), ("Idle", unused)} <= set(f := findings(kubectl)) and f,
                      120, "the Quota's findings")
