@@ -14,7 +14,10 @@ is chosen and scored on the held-out one. The objective J is the mean over serie
 (log relMASE50 + log relSPL90) / 2. The decision rule for a layer: it stays only if
 switching it off raises J on the series pooled and by at least 0.005 on at least two of
 the four families (so that with any one family held out a gain remains on another);
-otherwise it is dropped or simplified (predictors/README.md).
+otherwise it is dropped or simplified (predictors/README.md). The rule is cross-validated
+too: for each family held out it is applied on the other three, and the stack it leaves is
+scored on the held-out family, which estimates how the stack the rule chooses does on
+series of a kind it was not chosen on.
 
 Last, the confidence check: across every forecast of the full configuration, the rank
 correlation between `confidence` and the scaled error that followed (should be negative).
@@ -41,16 +44,26 @@ FAMILIES = {"ec2_cpu": "cpu", "rds_cpu": "cpu", "grok_asg": "cpu", "ec2_network"
 FULL = ForecastOptions()
 # what is switched off for the single models: every layer above the point forecast
 BARE = replace(FULL, analog_weight=0.0, anchor_shares=(0.0,))
+# each layer the rule judges: the configuration without it, and the settings that switch it off
+SWITCHED_OFF = {
+    "no analogs": {"analog_weight": 0.0},
+    "point anchor only": {"anchor_shares": (0.0,)},
+    "best model, no ensemble": {"ensemble_tolerance": 1.0},
+    "no fading seasonal": {"seasonal_dampings": (1.0,)},
+}
 LAYERS = {
     "full": FULL,
-    "no analogs": replace(FULL, analog_weight=0.0),
+    "no analogs": replace(FULL, **SWITCHED_OFF["no analogs"]),
     "analogs 1/4": replace(FULL, analog_weight=0.25),
     "analogs 3/4": replace(FULL, analog_weight=0.75),
-    "point anchor only": replace(FULL, anchor_shares=(0.0,)),
+    "point anchor only": replace(FULL, **SWITCHED_OFF["point anchor only"]),
     "anchors point, half, last": replace(FULL, anchor_shares=(0.0, 0.5, 1.0)),
-    "best model, no ensemble": replace(FULL, ensemble_tolerance=1.0),
-    "no fading seasonal": replace(FULL, seasonal_dampings=(1.0,)),
+    "best model, no ensemble": replace(FULL, **SWITCHED_OFF["best model, no ensemble"]),
+    "no fading seasonal": replace(FULL, **SWITCHED_OFF["no fading seasonal"]),
 }
+# the rule: a layer stays if switching it off raises J pooled, and by this much on at least
+# RULE_FAMILIES families
+RULE_GAIN, RULE_FAMILIES = 0.005, 2
 SINGLE_MODELS = ("last value", "smoothed level (alpha 0.2)", "smoothed level (alpha 0.05)", "damped trend",
                  "linear trend over the last day", "decaying-histogram p50",
                  "daily seasonal profile (last cycle)", "daily seasonal profile (median of 3 cycles)")
@@ -115,6 +128,32 @@ def cross_validated(results: dict, reference: dict, candidates, groups: dict[str
     return figures(held_out, reference, held_out), chosen
 
 
+def layers_kept(results: dict, reference: dict, groups: dict[str, list[str]]) -> list[str]:
+    """The switch-off configurations (SWITCHED_OFF) whose layer the rule keeps on these
+    families: switching it off raises J on their series pooled, and by RULE_GAIN or more
+    on at least RULE_FAMILIES of them."""
+    def gain(off: str, names) -> float:
+        return figures(results[off], reference, names)["J"] - figures(results["full"], reference, names)["J"]
+    pooled = [s for names in groups.values() for s in names]
+    return [off for off in SWITCHED_OFF
+            if gain(off, pooled) > 0 and sum(gain(off, n) >= RULE_GAIN for n in groups.values()) >= RULE_FAMILIES]
+
+
+def rule_cross_validated(results: dict, reference: dict, groups: dict[str, list[str]],
+                         rows_of) -> tuple[dict, dict]:
+    """The rule itself, cross-validated: for each family held out, the rule is applied on
+    the other families, and the stack it leaves (the full one less the layers it drops) is
+    scored on the held-out family. ``rows_of(options, names)`` scores a configuration the
+    results may not hold yet. (figures over every series, the layers dropped per family)."""
+    held_out, dropped = {}, {}
+    for fam, names in groups.items():
+        kept = layers_kept(results, reference, {f: n for f, n in groups.items() if f != fam})
+        dropped[fam] = [off for off in SWITCHED_OFF if off not in kept]
+        options = replace(FULL, **{k: v for off in dropped[fam] for k, v in SWITCHED_OFF[off].items()})
+        held_out |= rows_of(options, names)
+    return figures(held_out, reference, held_out), dropped
+
+
 def confidence_check(bench, series, options: ForecastOptions) -> dict[str, float]:
     """Rank correlation of confidence with the scaled absolute error of the median that
     followed, over every forecast (pooled) and within series (mean)."""
@@ -157,17 +196,19 @@ def main(argv=None) -> int:
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     reference_rows = bench.evaluate(series, {"ref": bench.seasonal_naive}, HORIZON, STRIDE, HISTORY_DAYS)
     reference = {name: reference_rows[("ref", name)] for name in series}
-    results = {}
-    for name, options in configurations().items():
+
+    def rows_of(options: ForecastOptions, names, label: str = "") -> dict[str, dict]:
         key = repr(options)
-        missing = {s: v for s, v in series.items() if s not in cache.get(key, {})}
+        missing = {s: series[s] for s in names if s not in cache.get(key, {})}
         if missing:
             started = time.perf_counter()
             cache.setdefault(key, {}).update(score(bench, missing, options))
-            print(f"  {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-        results[name] = {s: cache[key][s] for s in series}
-    if args.cache:
-        args.cache.write_text(json.dumps(cache))
+            print(f"  {label or key}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+            if args.cache:
+                args.cache.write_text(json.dumps(cache))
+        return {s: cache[key][s] for s in names}
+
+    results = {name: rows_of(options, series, name) for name, options in configurations().items()}
 
     singles = [name for name in results if name.startswith("single: ")]
     best_single = min(singles, key=lambda c: figures(results[c], reference, series)["J"])
@@ -189,7 +230,12 @@ def main(argv=None) -> int:
         cv, chosen = cross_validated(results, reference, candidates, groups)
         cv_rows[label] = cv
         print(f"  cv {label}: chosen per held-out family {chosen}", file=sys.stderr)
+    cv, dropped = rule_cross_validated(results, reference, groups, rows_of)
+    cv_rows["the rule applied to the other families"] = cv
+    print(f"  cv the rule: layers dropped per held-out family {dropped}", file=sys.stderr)
     print_table(cv_rows, "leave-one-family-out cross-validated (each family scored with the choice made on the others)")
+    print(f"the rule on all {len(groups)} families keeps: every layer but "
+          f"{[off for off in SWITCHED_OFF if off not in layers_kept(results, reference, groups)] or 'none'}")
 
     check = confidence_check(bench, series, FULL)
     print(f"\nconfidence vs the scaled error that followed, Spearman: pooled {check['pooled']:+.3f}, "
