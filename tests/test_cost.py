@@ -105,6 +105,30 @@ def test_a_price_table_overrides_per_instance_type_and_node_label_the_first_matc
     assert table.prices({"spot": "false"}).core_hour == 0.04
 
 
+def test_a_node_of_a_listed_instance_type_costs_its_list_price_on_demand_or_spot(tmp_path):
+    from quartermaster.operator.prices import load_price_table
+    from quartermaster.planner.cost import GIB
+    from quartermaster.providers.interface import table_instance_types
+
+    m5 = next(kind for kind in table_instance_types("aws") if kind.name == "m5.large")
+    path = tmp_path / "prices.yaml"
+    path.write_text("overrides:\n  - nodeSelector: {team: gold}\n    cpuCoreHour: 0.5\n")
+    table = load_price_table(path)
+
+    def node_cost(labels) -> float:  # the whole allocatable of one node, for an hour
+        prices = table.prices(labels)
+        return (m5.allocatable["cpu"] * prices.core_hour + m5.allocatable["memory"] / GIB * prices.gib_hour)
+
+    on_demand = {"node.kubernetes.io/instance-type": "m5.large"}
+    assert node_cost(on_demand) == pytest.approx(m5.on_demand_price)
+    assert node_cost(on_demand | {"karpenter.sh/capacity-type": "spot"}) == pytest.approx(m5.spot_price)
+    assert node_cost(on_demand | {"eks.amazonaws.com/capacityType": "SPOT"}) == pytest.approx(m5.spot_price)
+    assert table.prices(on_demand | {"team": "gold"}).core_hour == 0.5, "an override wins over the list price"
+    assert table.prices({"node.kubernetes.io/instance-type": "not-listed"}) == Prices()
+    path.write_text("instanceTypePrices: false\n")
+    assert load_price_table(path).prices(on_demand) == Prices(), "off: the default prices"
+
+
 @pytest.mark.parametrize("text, message", [
     ("default: {cpuCoreHour: -1}", "default.cpuCoreHour: Input should be greater than or equal to 0"),
     ("overrides: [{cpuCoreHour: 1}]", "overrides[0] needs instanceType or nodeSelector"),
