@@ -570,13 +570,14 @@ class ControlCycle:
             if isinstance(pool, ResourcePoolSpec) and pool.provider_node_pool is not None:
                 observed[policy.uid] = await self.node_pools.observe(
                     pool.provider_node_pool.provider, pool.provider_node_pool.name,
-                    self._provider_retry(policy.name, f"describing node pool {pool.provider_node_pool.name}", []))
+                    self._provider_retry(policy.name, f"describing node pool {pool.provider_node_pool.name}"))
         return observed
 
-    def _provider_retry(self, policy: str, what: str, retried: list[ProviderError]):
+    def _provider_retry(self, policy: str, what: str, retried: Optional[list[ProviderError]] = None):
         """The on_retry of a provider call for `policy`: logged, counted, and kept in `retried`."""
         def heard(error: ProviderError, wait: float) -> None:
-            retried.append(error)
+            if retried is not None:
+                retried.append(error)
             self.telemetry.actions.labels(NodePoolSize.actuator, "retried").inc()
             logger.info("%s: %s: %s; retried in %.1fs", policy, what, error, wait)
         return heard

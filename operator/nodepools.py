@@ -15,8 +15,9 @@ With `providerNodePool.instanceTypes`, the pool is sized in nodes of the cheapes
 that fits the demand (`planner.nodepools.pool_instance_type`), and the provider launches
 its new nodes of that type; with `spotPercentage`, that share of its new nodes is spot,
 on-demand instead for `spotRetrySeconds` after spot capacity was refused (the provider's
-InsufficientCapacity) or the pool's spot nodes were interrupted (`SPOT_INTERRUPTION_TAINTS`)
-(`planner.nodepools.spot_share`). The price of the chosen shape is in the reasoning.
+InsufficientCapacity, or a failed launch it reports) or the pool's spot nodes were
+interrupted (`SPOT_INTERRUPTION_TAINTS`) (`planner.nodepools.spot_share`). The price of
+the chosen shape is in the reasoning.
 """
 from __future__ import annotations
 
@@ -177,10 +178,13 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
                             figures.pending, figures.placed, figures.free)
     rules = NodePoolRules(spec.min_replicas, spec.max_replicas, headroom=settings.parameters.buffer,
                           stabilisation_seconds=settings.parameters.scale_down_delay_seconds)
-    spot = None
+    spot, seen = None, memory.spot_refusal_seen if memory is not None else None
     if provider_pool.spot_percentage is not None:
         interrupted = f"{len(figures.interrupted)} spot nodes interrupted ({', '.join(figures.interrupted)})"
-        refused = "; ".join(filter(None, (last.spot_refused if last is not None else "",
+        # a refusal the provider reports is acted on once: it reports its latest until it launches again
+        launch = f"spot capacity refused ({state.spot_refused})" if state.spot_refused_at not in (None, seen) else ""
+        seen = state.spot_refused_at or seen
+        refused = "; ".join(filter(None, (last.spot_refused if last is not None else "", launch,
                                           interrupted if figures.interrupted else "")))
         spot = spot_share(provider_pool.spot_percentage, refused, memory.spot_fallback_since if memory else None,
                           provider_pool.spot_retry_seconds, now)
@@ -228,7 +232,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
              "recommendation": recommendation, "reasoning": reasoning}
     if figures.confidence is not None and spec.mode is ScalingMode.PREDICTIVE:
         extra["confidence"] = round(float(figures.confidence), 3)
-    window = NodePoolMemory(decision.recommendations, spot.fallback_since if spot is not None else None)
+    window = NodePoolMemory(decision.recommendations, spot.fallback_since if spot is not None else None, seen)
     at_size = (size == state.desired_size == state.size
                and action.instance_type in (None, state.instance_type)
                and spot_percentage in (None, state.spot_percentage))

@@ -250,11 +250,14 @@ def pool_instance_type(demand: NodePoolDemand, offers: Sequence[Offer], headroom
 @dataclass(frozen=True)
 class NodePoolMemory:
     """What one decision on a pool passes to the next: the stabilisation window's (time,
-    recommendation) pairs (`NodePoolDecision.recommendations`) and when the pool last fell
-    back from spot to on-demand (`SpotDecision.fallback_since`)."""
+    recommendation) pairs (`NodePoolDecision.recommendations`), when the pool last fell
+    back from spot to on-demand (`SpotDecision.fallback_since`), and the time of the
+    provider's spot refusal already fallen back for (a provider reports its latest one
+    until it launches again)."""
 
     recommendations: tuple[tuple[float, int], ...] = ()
     spot_fallback_since: float | None = None
+    spot_refusal_seen: float | None = None
 
 
 @dataclass(frozen=True)

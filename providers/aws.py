@@ -13,6 +13,11 @@ share (100 − OnDemandPercentageAboveBaseCapacity above OnDemandBaseCapacity), 
 instance-type table. Credentials come from boto3's standard chain. botocore's own retries
 are off, so that a throttled call surfaces as `Throttled` and the operator's
 `retry_transient` retries and reports it.
+
+A group refuses spot capacity not in answer to `set_desired_capacity` but later, as a
+failed scaling activity ("Could not launch Spot Instances. InsufficientInstanceCapacity
+..."): `describe` of a group with a spot share reads its latest activity and reports such
+a failure as the pool's `spot_refused`, with the activity's start time.
 """
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 POOL_TAG = "quartermaster.dev/node-pool"
 IN_SERVICE = {"Pending", "Pending:Wait", "Pending:Proceed", "InService"}
+# What a failed launch's status message says when spot capacity was refused.
+SPOT_REFUSALS = ("InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
+                 "capacity-not-available")
 
 # botocore error codes by the kind of failure they are.
 ERROR_CODES: dict[type[ProviderError], set[str]] = {
@@ -100,12 +108,26 @@ class AutoScalingGroups:
         mixed = group.get("MixedInstancesPolicy") or {}
         distribution = mixed.get("InstancesDistribution") or {}
         on_demand_percentage = distribution.get("OnDemandPercentageAboveBaseCapacity", 100)
+        refused, refused_at = await self._spot_refusal(group["AutoScalingGroupName"]) if on_demand_percentage < 100 \
+            else ("", None)
         return NodePool(
             group["AutoScalingGroupName"], await self._instance_type(group), tuple(group["AvailabilityZones"]),
             group["MinSize"], group["MaxSize"], group["DesiredCapacity"],
             sum(i["LifecycleState"] in IN_SERVICE for i in group.get("Instances", ())),
             spot_percentage=100 - on_demand_percentage,
-            on_demand_base=distribution.get("OnDemandBaseCapacity", 0))
+            on_demand_base=distribution.get("OnDemandBaseCapacity", 0), spot_refused=refused,
+            spot_refused_at=refused_at)
+
+    async def _spot_refusal(self, name: str) -> tuple[str, float | None]:
+        """The group's latest scaling activity, when it is a launch that spot capacity failed."""
+        activities = (await _call(self._autoscaling.describe_scaling_activities, AutoScalingGroupName=name,
+                                  MaxRecords=1))["Activities"]  # newest first
+        latest = activities[0] if activities else {}
+        message = latest.get("StatusMessage", "")
+        if latest.get("StatusCode") != "Failed" or "Spot" not in message or not any(
+                code in message for code in SPOT_REFUSALS):
+            return "", None
+        return message, latest["StartTime"].timestamp()
 
     async def _instance_type(self, group: dict) -> str:
         mixed = (group.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}

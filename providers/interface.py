@@ -59,6 +59,10 @@ class NodePool:
     spot_percentage: int = 0
     on_demand_base: int = 0
     blocked: tuple[str, ...] = ()  # why the pool has not reached desired_size yet, in words
+    # the provider's latest refusal of spot capacity for the pool (its words, and when, unix
+    # seconds); empty when its latest launch was not refused
+    spot_refused: str = ""
+    spot_refused_at: float | None = None
 
 
 class ProviderError(Exception):

@@ -1,6 +1,7 @@
-"""moto's server on a loopback port, and a small proxy in front of it for the errors moto
-does not make: it answers the next requests of one Auto Scaling action in the API's error
-shape (e.g. Throttling, AccessDenied) and forwards everything else to moto."""
+"""moto's server on a loopback port, and a small proxy in front of it for the answers moto
+does not give: it answers the next requests of one Auto Scaling action in the API's error
+shape (e.g. Throttling, AccessDenied), or with a recorded answer (a failed scaling
+activity), and forwards everything else to moto."""
 from __future__ import annotations
 
 import http.client
@@ -30,15 +31,16 @@ def moto_server() -> Iterator[str]:
 
 
 class FailingProxy(ThreadingHTTPServer):
-    """Forwards to moto, except that the next `count` requests for `action` get `code`;
-    `failed` counts the requests so answered since the last `fail`."""
+    """Forwards to moto, except that the next `count` requests for `action` get `code`
+    (`fail`) or a recorded answer (`answer`); `failed` counts the requests so answered
+    since."""
 
     daemon_threads = True
 
     def __init__(self, moto_url: str):
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         self.upstream_port = int(moto_url.rsplit(":", 1)[1])
-        self.action, self.code, self.count, self.failed = "", "", 0, 0
+        self.action, self.reply, self.count, self.failed = "", (200, b""), 0, 0
         self.lock = threading.Lock()
 
     @property
@@ -46,17 +48,23 @@ class FailingProxy(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_port}"
 
     def fail(self, action: str, code: str, count: int) -> None:
-        with self.lock:
-            self.action, self.code, self.count, self.failed = action, code, count, 0
+        self.answer(action, 400, (
+            '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type>'
+            f'<Code>{code}</Code><Message>injected by the test</Message></Error>'
+            '<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>'), count)
 
-    def take_failure(self, body: bytes) -> str | None:
-        """The error code to answer `body` with, None to forward it."""
+    def answer(self, action: str, status: int, body: str, count: int) -> None:
+        with self.lock:
+            self.action, self.reply, self.count, self.failed = action, (status, body.encode()), count, 0
+
+    def take_reply(self, body: bytes) -> tuple[int, bytes] | None:
+        """The (status, body) to answer a request of `body` with, None to forward it."""
         with self.lock:
             if not self.count or f"Action={self.action}&".encode() not in body + b"&":
                 return None
             self.count -= 1
             self.failed += 1
-            return self.code
+            return self.reply
 
 
 @contextmanager
@@ -68,12 +76,9 @@ def failing_proxy(moto_url: str) -> Iterator[FailingProxy]:
 class _ProxyHandler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        code = self.server.take_failure(body)
-        if code is not None:
-            self._answer(400, "text/xml", (
-                '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>Sender</Type>'
-                f'<Code>{code}</Code><Message>injected by the test</Message></Error>'
-                '<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>').encode())
+        reply = self.server.take_reply(body)
+        if reply is not None:
+            self._answer(reply[0], "text/xml", reply[1])
             return
         upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=30)
         upstream.request("POST", self.path, body, dict(self.headers))

@@ -23,7 +23,7 @@ import pytest
 from conftest import wait_for
 from moto_aws import CREDENTIALS, REGION
 from quartermaster.providers.aws import POOL_TAG
-from test_nodepool_e2e import POLICY, deployment, events_of, manifest, policy_status, ready_condition
+from test_nodepool_e2e import POLICY, deployment, events_of, manifest, policy_status, ready_condition, resource_pool
 
 NAMESPACE = "nodepool-aws"
 POOL, GROUP_NAME = "e2e-aws-pool", "e2e-asg"
@@ -48,14 +48,10 @@ def autoscaling(moto_aws):
 
 @pytest.fixture(scope="module")
 def api(control_plane, operator_process, kubectl, autoscaling):
-    control_plane.create_namespace(NAMESPACE, timeout=60)
-    kubectl("apply", "-f", "-", input=manifest("ResourcePool", POOL, {
-        "providerNodePool": {"provider": "aws", "name": GROUP_NAME}, "workloads": {"namespaces": [NAMESPACE]}}))
-    with control_plane.api_client() as api:
+    with resource_pool(control_plane, kubectl, POOL, NAMESPACE, {"provider": "aws", "name": GROUP_NAME}), \
+            control_plane.api_client() as api:
         yield api
-        kubectl("delete", "scalingpolicy", "-n", NAMESPACE, POLICY, "--ignore-not-found")
-        kubectl("delete", "resourcepool", POOL, "--ignore-not-found")
-        kubectl("delete", "namespace", NAMESPACE, "--wait=false", "--ignore-not-found")
+    kubectl("delete", "namespace", NAMESPACE, "--wait=false", "--ignore-not-found")
 
 
 def desired(autoscaling) -> int:

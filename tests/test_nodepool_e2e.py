@@ -7,6 +7,7 @@ Predictive one grows its pool ahead of a forecast peak in Prometheus's history, 
 pod is Pending."""
 import json
 import time
+from contextlib import contextmanager
 
 import pytest
 from kubernetes import client
@@ -44,15 +45,25 @@ def budget(min_available: int) -> str:
                     NAMESPACE, "policy/v1")
 
 
+@contextmanager
+def resource_pool(control_plane, kubectl, name: str, namespace: str, provider_node_pool: dict):
+    """Namespace `namespace` and a ResourcePool `name` of its pods on `provider_node_pool`;
+    afterwards the namespace's policies and workloads and the ResourcePool are deleted."""
+    control_plane.create_namespace(namespace, timeout=60)
+    kubectl("apply", "-f", "-", input=manifest("ResourcePool", name, {
+        "providerNodePool": provider_node_pool, "workloads": {"namespaces": [namespace]}}))
+    try:
+        yield
+    finally:
+        kubectl("delete", "scalingpolicy,deployment,statefulset", "--all", "-n", namespace)
+        kubectl("delete", "resourcepool", name, "--ignore-not-found")
+
+
 @pytest.fixture(scope="module")
 def api(sim_cluster, control_plane, operator_process, kubectl):
-    control_plane.create_namespace(NAMESPACE, timeout=60)
-    kubectl("apply", "-f", "-", input=manifest("ResourcePool", NODE_POOL, {
-        "providerNodePool": {"provider": "kwok", "name": NODE_POOL}, "workloads": {"namespaces": [NAMESPACE]}}))
     with control_plane.api_client() as api:
-        yield api
-        kubectl("delete", "scalingpolicy", "-n", NAMESPACE, POLICY, "--ignore-not-found")
-        kubectl("delete", "resourcepool", NODE_POOL, "--ignore-not-found")
+        with resource_pool(control_plane, kubectl, NODE_POOL, NAMESPACE, {"provider": "kwok", "name": NODE_POOL}):
+            yield api
         kubectl("delete", "namespace", NAMESPACE, FORECAST_NAMESPACE, "--wait=false", "--ignore-not-found")
         client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={NODE_POOL}")
 
@@ -144,13 +155,9 @@ def test_the_pool_grows_for_pending_pods_and_shrinks_after_the_cooldown_within_t
 
 @pytest.fixture
 def forecast_pool(api, control_plane, kubectl):
-    control_plane.create_namespace(FORECAST_NAMESPACE, timeout=60)
-    kubectl("apply", "-f", "-", input=manifest("ResourcePool", FORECAST_NODE_POOL, {
-        "providerNodePool": {"provider": "kwok", "name": FORECAST_NODE_POOL},
-        "workloads": {"namespaces": [FORECAST_NAMESPACE]}}))
-    yield
-    kubectl("delete", "scalingpolicy,statefulset", "--all", "-n", FORECAST_NAMESPACE)
-    kubectl("delete", "resourcepool", FORECAST_NODE_POOL, "--ignore-not-found")
+    with resource_pool(control_plane, kubectl, FORECAST_NODE_POOL, FORECAST_NAMESPACE,
+                       {"provider": "kwok", "name": FORECAST_NODE_POOL}):
+        yield
     client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={FORECAST_NODE_POOL}")
 
 
@@ -225,15 +232,10 @@ INTERRUPTION_TAINT = {"key": "aws-node-termination-handler/spot-itn", "value": "
 def shaped_pool(api, control_plane, kubectl):
     """A ResourcePool on SHAPED_NODE_POOL that allows three instance types, half its new
     nodes spot, and spot tried again a minute after it was interrupted."""
-    control_plane.create_namespace(SHAPED_NAMESPACE, timeout=60)
-    kubectl("apply", "-f", "-", input=manifest("ResourcePool", SHAPED_NODE_POOL, {
-        "providerNodePool": {"provider": "kwok", "name": SHAPED_NODE_POOL,
-                             "instanceTypes": ["m5.2xlarge", "c5.xlarge", "r5.xlarge"],
-                             "spotPercentage": 50, "spotRetrySeconds": 60},
-        "workloads": {"namespaces": [SHAPED_NAMESPACE]}}))
-    yield
-    kubectl("delete", "scalingpolicy,deployment", "--all", "-n", SHAPED_NAMESPACE)
-    kubectl("delete", "resourcepool", SHAPED_NODE_POOL, "--ignore-not-found")
+    with resource_pool(control_plane, kubectl, SHAPED_NODE_POOL, SHAPED_NAMESPACE, {
+            "provider": "kwok", "name": SHAPED_NODE_POOL, "instanceTypes": ["m5.2xlarge", "c5.xlarge", "r5.xlarge"],
+            "spotPercentage": 50, "spotRetrySeconds": 60}):
+        yield
     kubectl("delete", "namespace", SHAPED_NAMESPACE, "--wait=false", "--ignore-not-found")
     client.CoreV1Api(api).delete_collection_node(label_selector=f"{POOL_LABEL}={SHAPED_NODE_POOL}")
 

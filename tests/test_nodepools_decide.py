@@ -196,3 +196,25 @@ def test_interrupted_spot_nodes_fall_back_to_on_demand():
     decision = decided(policy(), figures, typed(spot=100), pool=pool)
     assert decision.action == NodePoolSize("kwok", "batch", 2, None, 0)
     assert "1 spot nodes interrupted (batch-1): on-demand only" in condition(decision, "Spot")["message"]
+
+
+def test_a_refusal_the_provider_reports_falls_back_once_and_a_newer_one_again():
+    pool = shaped_pool(spotPercentage=50, spotRetrySeconds=300)
+
+    def refused_at(when, spot=50):
+        return NodePoolObservation(NodePool("batch", "m5.xlarge", ("kwok-a",), 0, 10, 2, 2, spot,
+                                            spot_refused="Could not launch Spot Instances. InsufficientInstanceCapacity",
+                                            spot_refused_at=when), NODE, instance_types=AWS_TYPES)
+
+    first = decided(policy(), two_nodes(), refused_at(NOW - 30), memory=NodePoolMemory(), pool=pool)
+    assert first.action == NodePoolSize("kwok", "batch", 2, None, 0)
+    assert ("spot capacity refused (Could not launch Spot Instances. InsufficientInstanceCapacity): on-demand only"
+            in condition(first, "Spot")["message"])
+    # the group, on-demand now, still reports that same launch as its latest: after the wait, spot again
+    later = decided(policy(), two_nodes(), refused_at(NOW - 30, spot=0), memory=first.state, previous=first.status,
+                    pool=pool, now=NOW + 300)
+    assert later.action.spot_percentage == 50 and condition(later, "Spot")["reason"] == "SpotAtTarget"
+    # a launch refused since: on-demand again
+    again = decided(policy(), two_nodes(), refused_at(NOW + 310), memory=later.state, previous=later.status,
+                    pool=pool, now=NOW + 320)
+    assert again.action.spot_percentage == 0 and again.state.spot_fallback_since == NOW + 320
