@@ -67,6 +67,22 @@ class FailingProxy(ThreadingHTTPServer):
             return self.reply
 
 
+def scaling_activity(group: str, status: str, message: str, start: str = "2026-12-06T21:00:01.500Z") -> str:
+    """A DescribeScalingActivities answer with one activity of `group`, in the API's recorded shape."""
+    return ('<DescribeScalingActivitiesResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+            '<DescribeScalingActivitiesResult><Activities><member>'
+            '<ActivityId>f9f2d65b-f1f2-43e7-b46d-d86756459699</ActivityId>'
+            f'<AutoScalingGroupName>{group}</AutoScalingGroupName>'
+            f'<Description>Launching a new EC2 instance.  Status Reason: {message}</Description>'
+            '<Cause>At 2026-12-06T21:00:00Z an instance was started in response to a difference between desired '
+            'and actual capacity, increasing the capacity from 2 to 3.</Cause>'
+            f'<StartTime>{start}</StartTime><EndTime>{start}</EndTime><StatusCode>{status}</StatusCode>'
+            f'<StatusMessage>{message}</StatusMessage><Progress>100</Progress>'
+            '</member></Activities></DescribeScalingActivitiesResult>'
+            '<ResponseMetadata><RequestId>7a641d3b-8b71-11e4-9b36-000000000000</RequestId></ResponseMetadata>'
+            '</DescribeScalingActivitiesResponse>')
+
+
 @contextmanager
 def failing_proxy(moto_url: str) -> Iterator[FailingProxy]:
     with serving(FailingProxy(moto_url)) as server:

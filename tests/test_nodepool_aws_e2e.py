@@ -15,15 +15,21 @@ Throttling comes from the proxy in front of moto: answered Throttling a few time
 resize is retried with backoff within the cycle and goes through, and the policy says
 after how many tries; answered Throttling on every try, the policy is Ready=False,
 Throttled, with a Warning Event, the operator keeps running and tries again each cycle,
-and the group gets its size once AWS answers again."""
+and the group gets its size once AWS answers again.
+
+With instanceTypes and spotPercentage on the ResourcePool, the cheapest fitting type and
+the spot share become the group's mixed-instances policy; a launch the group reports failed
+for want of spot capacity (the proxy answers DescribeScalingActivities in the API's
+recorded shape) turns the group all on-demand, with Spot=False and a Warning Event."""
 
 import boto3
 import pytest
 
 from conftest import wait_for
-from moto_aws import CREDENTIALS, REGION
+from moto_aws import CREDENTIALS, REGION, scaling_activity
 from quartermaster.providers.aws import POOL_TAG
-from test_nodepool_e2e import POLICY, deployment, events_of, manifest, policy_status, ready_condition, resource_pool
+from test_nodepool_e2e import (
+    POLICY, condition, deployment, events_of, manifest, policy_status, ready_condition, resource_pool)
 
 NAMESPACE = "nodepool-aws"
 POOL, GROUP_NAME = "e2e-aws-pool", "e2e-asg"
@@ -108,3 +114,44 @@ def test_the_groups_desired_capacity_follows_the_policy_and_throttling_is_retrie
     wait_for(lambda: desired(autoscaling) == 1, COOLDOWN + 60, "the group's desired capacity down to 1")
     assert policy_status(kubectl, NAMESPACE)["recommendation"]["replicas"] == 1
     assert len(events_of(api, NAMESPACE, "Throttled")) == 1  # one Event for the transition, not one per cycle
+
+
+def mixed_instances(autoscaling) -> tuple[list[str], int]:
+    """The group's overrides and on-demand percentage above its base (100 without a policy)."""
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP_NAME])["AutoScalingGroups"][0]
+    policy = group.get("MixedInstancesPolicy") or {}
+    return ([o["InstanceType"] for o in policy.get("LaunchTemplate", {}).get("Overrides", ())],
+            policy.get("InstancesDistribution", {}).get("OnDemandPercentageAboveBaseCapacity", 100))
+
+
+def test_the_cheapest_type_and_a_spot_share_go_to_the_group_and_a_refused_spot_launch_falls_back(
+        api, kubectl, autoscaling, moto_aws):
+    kubectl("apply", "-f", "-", input=deployment(1, GROUP_NAME, NAMESPACE))
+    kubectl("apply", "-f", "-", input=manifest("ScalingPolicy", POLICY, {
+        "targetRef": {"kind": "NodePool", "name": POOL}, "signals": [{"type": "cpu"}],
+        "minReplicas": 1, "maxReplicas": 6, "scaleDown": {"cooldownSeconds": COOLDOWN}}, NAMESPACE))
+    kubectl("apply", "-f", "-", input=manifest("ResourcePool", POOL, {
+        "providerNodePool": {"provider": "aws", "name": GROUP_NAME, "instanceTypes": ["m5.xlarge", "c5.xlarge"],
+                             "spotPercentage": 50},
+        "workloads": {"namespaces": [NAMESPACE]}}))
+    # one pending pod of 1.5 cores: one c5.xlarge at (0.066 + 0.170) / 2 beats an m5.xlarge at (0.074 + 0.192) / 2
+    wait_for(lambda: mixed_instances(autoscaling) == (["c5.xlarge"], 50), 90,
+             "the group's mixed-instances policy: c5.xlarge, half spot")
+    assert desired(autoscaling) == 1
+    wait_for(lambda: policy_status(kubectl, NAMESPACE)["recommendation"] == {
+        "replicas": 1, "instanceType": "c5.xlarge", "spotPercentage": 50, "pricePerHour": 0.118}, 30,
+        "the recommendation with the type, the spot share and the price")
+    resized = f"node pool {GROUP_NAME} (aws): 1 nodes of c5.xlarge, 50% spot at $0.12/h"
+    wait_for(lambda: resized in [e.message for e in events_of(api, NAMESPACE, "ResizedNodePool")], 30,
+             "a ResizedNodePool Event with the type, the spot share and the price")
+
+    # the group's latest launch failed for want of spot capacity: on-demand only
+    refusal = ("Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available "
+               "that matches your request. Launching EC2 instance failed.")
+    moto_aws.answer("DescribeScalingActivities", 200, scaling_activity(GROUP_NAME, "Failed", refusal), count=10**6)
+    fallback = wait_for(lambda: (c := condition(kubectl, "Spot", NAMESPACE)).get("reason") == "SpotFallback" and c,
+                        60, "Spot=False, SpotFallback")
+    assert f"spot capacity refused ({refusal}): on-demand only, spot tried again in 10 min" in fallback["message"]
+    assert wait_for(lambda: events_of(api, NAMESPACE, "SpotFallback"), 30, "a SpotFallback Event")[0].type == "Warning"
+    wait_for(lambda: mixed_instances(autoscaling) == (["c5.xlarge"], 100), 60, "the group all on-demand")
+    moto_aws.fail("", "", 0)

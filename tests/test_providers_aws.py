@@ -9,7 +9,7 @@ import asyncio
 import boto3
 import pytest
 
-from moto_aws import CREDENTIALS, REGION, failing_proxy, moto_server
+from moto_aws import CREDENTIALS, REGION, failing_proxy, moto_server, scaling_activity
 from quartermaster.providers.aws import POOL_TAG, AutoScalingGroups
 from quartermaster.providers.interface import (
     NodePoolProvider, NotFound, Rejected, Throttled, Unauthorized, backoff_delays, retry_transient)
@@ -160,36 +160,20 @@ def test_the_same_shape_asked_again_does_not_update_the_group(groups, session, p
         asyncio.run(provider.set_desired_size("workers", 3, spot_percentage=25))
 
 
-def activity(status: str, message: str, start: str = "2026-12-06T21:00:01.500Z") -> str:
-    """A DescribeScalingActivities answer with one activity, in the API's recorded shape."""
-    return ('<DescribeScalingActivitiesResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
-            '<DescribeScalingActivitiesResult><Activities><member>'
-            '<ActivityId>f9f2d65b-f1f2-43e7-b46d-d86756459699</ActivityId>'
-            '<AutoScalingGroupName>workers</AutoScalingGroupName>'
-            f'<Description>Launching a new EC2 instance.  Status Reason: {message}</Description>'
-            '<Cause>At 2026-12-06T21:00:00Z an instance was started in response to a difference between desired '
-            'and actual capacity, increasing the capacity from 2 to 3.</Cause>'
-            f'<StartTime>{start}</StartTime><EndTime>{start}</EndTime><StatusCode>{status}</StatusCode>'
-            f'<StatusMessage>{message}</StatusMessage><Progress>100</Progress>'
-            '</member></Activities></DescribeScalingActivitiesResult>'
-            '<ResponseMetadata><RequestId>7a641d3b-8b71-11e4-9b36-000000000000</RequestId></ResponseMetadata>'
-            '</DescribeScalingActivitiesResponse>')
-
-
 def test_a_launch_that_spot_capacity_failed_is_reported_as_refused(groups, session, proxy):
     provider = AutoScalingGroups(session, endpoint_url=proxy.url)
     asyncio.run(provider.set_desired_size("workers", 2, spot_percentage=50))
     refusal = ("Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available "
                "that matches your request. Launching EC2 instance failed.")
-    proxy.answer("DescribeScalingActivities", 200, activity("Failed", refusal), count=1)
+    proxy.answer("DescribeScalingActivities", 200, scaling_activity("workers", "Failed", refusal), count=1)
     state = asyncio.run(provider.describe("workers"))
     assert (state.spot_refused, state.spot_refused_at) == (refusal, 1796590801.5)
     # the latest launch went through, or failed for another reason: nothing refused
-    proxy.answer("DescribeScalingActivities", 200, activity("Successful", ""), count=1)
+    proxy.answer("DescribeScalingActivities", 200, scaling_activity("workers", "Successful", ""), count=1)
     assert asyncio.run(provider.describe("workers")).spot_refused == ""
-    proxy.answer("DescribeScalingActivities", 200, activity("Failed", "The security group 'sg-1' does not exist"),
-                 count=1)
+    other = scaling_activity("workers", "Failed", "The security group 'sg-1' does not exist")
+    proxy.answer("DescribeScalingActivities", 200, other, count=1)
     assert asyncio.run(provider.describe("workers")).spot_refused_at is None
     # an all on-demand group is not asked about its activities
-    proxy.answer("DescribeScalingActivities", 200, activity("Failed", refusal), count=1)
+    proxy.answer("DescribeScalingActivities", 200, scaling_activity("workers", "Failed", refusal), count=1)
     assert asyncio.run(provider.describe("someone-elses")).spot_refused == "" and proxy.failed == 0
