@@ -467,8 +467,6 @@ class CostBudget(Model):
         "scope do not scale up (they may scale down)."))
 
 
-
-
 class ContainerAmounts(Model):
     cpu: Optional[Quantity] = None
     memory: Optional[Quantity] = None
