@@ -21,7 +21,8 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """moto's server answering on a free loopback port; its URL."""
+    """moto's server answering on a free loopback port; its URL. Every moto server in one
+    process serves the same state (moto's backends are module globals)."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     try:

@@ -83,7 +83,10 @@ def test_describe_reads_the_group_and_its_spot_share(groups, session, moto_url):
 
 def test_only_tagged_groups_are_node_pools(groups, session, moto_url):
     provider = AutoScalingGroups(session, endpoint_url=moto_url)
-    assert sorted(p.name for p in asyncio.run(provider.list_node_pools())) == ["plain", "workers"]
+    listed = {p.name for p in asyncio.run(provider.list_node_pools())}
+    # moto's servers in one process share one state, so the e2e session's tagged group may be
+    # listed too: what matters is that the untagged one is not
+    assert {"plain", "workers"} <= listed and "someone-elses" not in listed
 
 
 def test_set_desired_size_is_absolute_and_idempotent(groups, session, moto_url):
