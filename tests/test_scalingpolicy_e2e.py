@@ -87,7 +87,10 @@ def test_the_hpa_controller_scales_the_target_to_the_policys_floor(apps, kubectl
 # shop's cpu (conftest.USAGE_DRIVES: a week of history, 2.8 to 8 cores), per pod series
 # that the operator sums: the signal of a consumer of shop's work. Every shop pod, not only
 # shop-0: the test of shop's own policy scales it to 4, and shop-0 then carries a quarter.
-SHOP_CPU = 'rate(container_cpu_usage_seconds_total{namespace="e2e-scaling", pod=~"shop-[0-9]+"}[10m])'
+# irate, not rate over 10 minutes: in a whole test session shop's pods start many minutes
+# after the backfilled history ends, and for 10 minutes a rate over that gap reads a small
+# part of the usage; the last two samples read all of it.
+SHOP_CPU = 'irate(container_cpu_usage_seconds_total{namespace="e2e-scaling", pod=~"shop-[0-9]+"}[10m])'
 
 
 def test_a_promql_signal_raises_the_hpa_floor(apps, kubectl):
