@@ -237,10 +237,11 @@ class ControlCycle:
             if decision.state is not None:
                 self._scaling_state[policy.uid] = decision.state
             policies.append(Outcome(ScalingPolicy.plural, policy, decision))
+        reserved = quota.reserved_scopes(scopes, now)
         plans = [Outcome(SwapPlan.plural, plan, swapplan.decide(
             plan, observed.plan_specs[plan.uid],
             None if book is None or plan.uid not in observed.plan_pools
-            else self._swap_figures(book, observed, plan, standings, quota.reserved_scopes(scopes, now)),
+            else self._swap_figures(book, observed, plan, standings, reserved),
             self._cluster_state(observed, plan, now), problem, self._written.get(plan.uid, plan.status), now))
             for plan in snapshot.plans]
         self._forget({o.uid for o in (*snapshot.pools, *snapshot.policies, *snapshot.plans, *snapshot.quotas)},
@@ -634,7 +635,7 @@ class ControlCycle:
 
     async def _act(self, outcomes: list[Outcome]) -> None:
         api = api_client()
-        hpas, requests = HorizontalPodAutoscalers(api), WorkloadRequests(api)
+        hpas, requests, evicter = HorizontalPodAutoscalers(api), WorkloadRequests(api), PodEvicter(api)
         actuators = {ReplicaBounds: hpas.apply, TemplateRequests: requests.apply, PodResize: requests.apply,
                      QuotaObjects: QuotaObjectWriter(api).apply}
         for outcome in outcomes:
@@ -643,7 +644,7 @@ class ControlCycle:
                 await self._resize_node_pool(outcome, action)
                 continue
             if isinstance(action, PodEvictions):
-                await self._evict(outcome, action, PodEvicter(api))
+                await self._evict(outcome, action, evicter)
                 continue
             try:
                 await actuators[type(action)](action)

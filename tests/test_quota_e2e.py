@@ -22,11 +22,11 @@ OBJECT = f"quartermaster-{QUOTA}"
 HARD = {"cpu": "2", "memory": "4Gi", "pods": 10}
 
 
-def quota_manifest() -> str:
-    return json.dumps({
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": QUOTA},
-        "spec": {"scope": {"namespaces": [LISTED], "team": {"key": "team", "value": "blue"}}, "hard": HARD,
-                 "defaults": {"requests": {"cpu": "100m"}, "limits": {"memory": "128Mi"}}}})
+def quota_manifest(name: str = QUOTA, spec: dict | None = None) -> str:
+    """A Quota `name` with `spec`; by default team-blue's: two namespaces, one listed, one labelled."""
+    spec = spec or {"scope": {"namespaces": [LISTED], "team": {"key": "team", "value": "blue"}}, "hard": HARD,
+                    "defaults": {"requests": {"cpu": "100m"}, "limits": {"memory": "128Mi"}}}
+    return json.dumps({"apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name}, "spec": spec})
 
 
 def pod(name: str, cpu: str | None) -> client.V1Pod:
@@ -46,7 +46,9 @@ def core(sim_cluster, control_plane, operator_process):
 
 
 def hard_cpu(core, namespace: str, quota: str = QUOTA) -> float:
-    return to_float(core.read_namespaced_resource_quota(f"quartermaster-{quota}", namespace).spec.hard["requests.cpu"])
+    """The cpu limit of `quota`'s ResourceQuota in `namespace`; -1 while there is none."""
+    found = core.list_namespaced_resource_quota(namespace, label_selector=f"quartermaster.dev/quota={quota}").items
+    return to_float(found[0].spec.hard["requests.cpu"]) if found else -1.0
 
 
 def status_of(kubectl, quota: str) -> dict:
@@ -111,15 +113,13 @@ WORKLOADS_NS, WORKLOADS_QUOTA = "quota-c", "team-green"
 
 
 def workloads_quota_manifest() -> str:
-    return json.dumps({
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": WORKLOADS_QUOTA},
-        "spec": {"scope": {"namespaces": [WORKLOADS_NS]},
-                 "hard": {"cpu": "1", "concurrentWorkloads": 2, "storage": "1Gi"}}})
+    return quota_manifest(WORKLOADS_QUOTA, {"scope": {"namespaces": [WORKLOADS_NS]},
+                                            "hard": {"cpu": "1", "concurrentWorkloads": 2, "storage": "1Gi"}})
 
 
-def deployment(name: str, cpu: str):
+def deployment(name: str, cpu: str, replicas: int = 1):
     template = client.V1PodTemplateSpec(metadata=client.V1ObjectMeta(labels={"app": name}), spec=pod(name, cpu).spec)
-    return app_workload("Deployment", name, 1, template)
+    return app_workload("Deployment", name, replicas, template)
 
 
 def admitted(create) -> bool:
@@ -211,38 +211,28 @@ def test_a_borrowing_quota_grows_while_the_lender_idles_and_shrinks_when_its_dem
     for name, namespace, spec in (("lender", lending, {"hard": {"cpu": "2"}}),
                                   ("borrower", borrowing, {"hard": {"cpu": "1"}, "borrowIdle": True,
                                                            "borrowingLimit": {"cpu": "1"}})):
-        kubectl("apply", "-f", "-", input=json.dumps({
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
-            "spec": {"scope": {"namespaces": [namespace]}, **spec}}))
+        kubectl("apply", "-f", "-", input=quota_manifest(name, {"scope": {"namespaces": [namespace]}, **spec}))
 
-    def cpu_of(quota: str, namespace: str) -> float:
-        found = core.list_namespaced_resource_quota(namespace, label_selector=f"quartermaster.dev/quota={quota}").items
-        return to_float(found[0].spec.hard["requests.cpu"]) if found else -1.0
+    def limits(borrower: float, lender: float) -> bool:
+        return hard_cpu(core, borrowing, "borrower") == borrower and hard_cpu(core, lending, "lender") == lender
 
     def pods_of(namespace: str) -> int:
         return len(core.list_namespaced_pod(namespace).items)
 
-    wait_for(lambda: cpu_of("borrower", borrowing) == 1.0 and cpu_of("lender", lending) == 2.0, 90,
-             "both Quotas' own limits")
+    wait_for(lambda: limits(1.0, 2.0), 90, "both Quotas' own limits")
     with control_plane.api_client() as api:
         apps = client.AppsV1Api(api)
         # 3 x 500m against a limit of 1 core: the third pod is refused until the borrower
         # borrows half a core of the lender's idle 2
-        web = deployment("web", "500m")
-        web.spec.replicas = 3
-        apps.create_namespaced_deployment(borrowing, web)
-        wait_for(lambda: cpu_of("borrower", borrowing) == 1.5 and cpu_of("lender", lending) == 1.5, 90,
-                 "half a core lent")
+        apps.create_namespaced_deployment(borrowing, deployment("web", "500m", replicas=3))
+        wait_for(lambda: limits(1.5, 1.5), 90, "half a core lent")
         wait_for(lambda: pods_of(borrowing) == 3, 120, "the third pod admitted on the loan")
         grown = status_of(kubectl, "borrower")
         assert grown["borrowed"] == {"cpu": "500m"} and status_of(kubectl, "lender")["lent"] == {"cpu": "500m"}
         assert {c["type"]: c["reason"] for c in grown["conditions"]}["Borrowing"] == "BorrowingIdle"
         # the lender's demand returns: 4 x 500m, its whole limit; the loan ends
-        batch = deployment("batch", "500m")
-        batch.spec.replicas = 4
-        apps.create_namespaced_deployment(lending, batch)
-        wait_for(lambda: cpu_of("borrower", borrowing) == 1.0 and cpu_of("lender", lending) == 2.0, 90,
-                 "the loan given back")
+        apps.create_namespaced_deployment(lending, deployment("batch", "500m", replicas=4))
+        wait_for(lambda: limits(1.0, 2.0), 90, "the loan given back")
         wait_for(lambda: pods_of(lending) == 4, 120, "the lender's fourth pod admitted")
     shrunk = wait_for(lambda: "borrowed" not in (found := status_of(kubectl, "borrower")) and found, 30,
                       "status borrowed removed")
@@ -257,11 +247,10 @@ def test_a_namespace_that_leaves_the_scope_loses_the_quota_s_objects_and_keeps_i
     # the namespace's own ResourceQuota, which no Quota owns
     core.create_namespaced_resource_quota(leaving, client.V1ResourceQuota(
         metadata=client.V1ObjectMeta(name="own"), spec=client.V1ResourceQuotaSpec(hard={"pods": "50"})))
-    kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
-        "spec": {"scope": {"namespaces": [staying], "user": "olive"},
-                 # lending nothing, its limit is its own: what others borrow does not move the split
-                 "hard": {"cpu": "2"}, "lendingLimit": {"cpu": 0}, "defaults": {"requests": {"cpu": "100m"}}}}))
+    kubectl("apply", "-f", "-", input=quota_manifest(name, {
+        "scope": {"namespaces": [staying], "user": "olive"},
+        # lending nothing, its limit is its own: what others borrow does not move the split
+        "hard": {"cpu": "2"}, "lendingLimit": {"cpu": 0}, "defaults": {"requests": {"cpu": "100m"}}}))
     owned = f"quartermaster-{name}"
 
     def objects(namespace: str) -> list[str]:
@@ -292,14 +281,10 @@ def test_a_lender_s_active_reservation_is_not_lent(core, kubectl, control_plane)
                 {"name": "batch", "resources": {"cpu": "2"}, "schedule": window}]}),
             ("plain", plain, {"hard": {"cpu": "2"}}),
             ("borrowing", borrowing, {"hard": {"cpu": "500m"}, "borrowIdle": True})):
-        kubectl("apply", "-f", "-", input=json.dumps({
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Quota", "metadata": {"name": name},
-            "spec": {"scope": {"namespaces": [namespace]}, **spec}}))
+        kubectl("apply", "-f", "-", input=quota_manifest(name, {"scope": {"namespaces": [namespace]}, **spec}))
     try:
         with control_plane.api_client() as api:
-            web = deployment("web", "500m")
-            web.spec.replicas = 3
-            client.AppsV1Api(api).create_namespaced_deployment(borrowing, web)
+            client.AppsV1Api(api).create_namespaced_deployment(borrowing, deployment("web", "500m", replicas=3))
         # the borrower borrows idle capacity, the plain Quota lends some, the reserving one none
         wait_for(lambda: status_of(kubectl, "borrowing").get("borrowed") == {"cpu": "1"}, 90, "a core borrowed")
         assert status_of(kubectl, "plain").get("lent")
