@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .accuracy import confidence_from_wape, forecast_confidence, wape
 from .analogs import analog_quantiles
@@ -122,12 +124,20 @@ def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int, quantil
 
     chunks = [slice(start, start + CHUNK_ROWS) for start in range(0, n, CHUNK_ROWS)]
     if len(chunks) > 1 and WORKERS > 1:
-        with ThreadPoolExecutor(WORKERS) as pool:
+        # the chunks' small matrix products each on one BLAS thread: BLAS's own threads on
+        # top of these would contend for the same cores (measured a third slower)
+        with _blas_threads().limit(limits=1, user_api="blas"), ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(forecast_chunk, chunks))
     else:
         for rows in chunks:
             forecast_chunk(rows)
     return BatchForecast(out, tier, names, confidence)
+
+
+@cache
+def _blas_threads() -> ThreadpoolController:
+    """The BLAS libraries loaded, found once (scanning them takes tens of milliseconds)."""
+    return ThreadpoolController()
 
 
 def _forecast_clean(clean: CleanBatch, plan: tuple[np.ndarray, np.ndarray], step_seconds: float,
@@ -151,8 +161,10 @@ def _forecast_clean(clean: CleanBatch, plan: tuple[np.ndarray, np.ndarray], step
         # Every model, and the seasonality tests, are shift-equivariant, so they run on the
         # series less its last value, in float32: half the memory traffic, and a large level
         # (a counter) keeps its precision.
-        level = values[model_rows, -1:]
-        centred = (values[model_rows] - level).astype(np.float32)
+        rows = slice(None) if model_rows.size == n else model_rows  # a slice does not copy
+        level = values[rows, -1:]
+        centred = np.subtract(values[rows], level, out=np.empty((model_rows.size, length), np.float32),
+                              casting="same_kind")
         models, eligible, period = candidate_models(centred, step_seconds, options.seasonal_dampings)
         of_model = np.repeat(np.arange(len(models)), [len(m.descriptions) for m in models])  # each variant's model
         eligible = eligible[:, of_model]

@@ -26,10 +26,13 @@ def decaying_percentile(values: np.ndarray, origins: np.ndarray, half_life: floa
     # Seen from origin o, sample t weighs 0.5 ** ((o - 1 - t) / half_life); the factor in o is
     # common to all samples and cancels in a percentile, so t's weight is fixed and only the
     # set of samples before o matters, which changes once per sampling stride.
-    weight = np.exp2((sample_at - length) / half_life)[order]  # [n, S]
+    # in float32, half the memory for the cumulative sums to stream through; relative to the
+    # earliest origin, so that only samples over 100 half-lives before it, which weigh
+    # nothing beside the ones after it, can underflow
+    weight = np.exp2((sample_at - origins[0]) / half_life).astype(np.float32)[order]  # [n, S]
     seen_counts, origin_to_set = np.unique(np.searchsorted(sample_at, origins), return_inverse=True)
     seen = order[:, None, :] < seen_counts[None, :, None]  # sample_at ascending: index < count
-    cumulative = np.cumsum(np.where(seen, weight[:, None, :], 0.0), axis=2)
+    cumulative = np.cumsum(seen * weight[:, None, :], axis=2)
     target = percentile * cumulative[:, :, -1:]
     index = np.argmax(cumulative >= target, axis=2)  # [n, sets]
     return np.take(np.take_along_axis(sorted_samples, index, axis=1), origin_to_set, axis=1)

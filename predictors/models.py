@@ -9,13 +9,14 @@ most of their work (a seasonal profile with several dampings of its deviation).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
 
 from .histogram import decaying_percentile
 from .seasonality import DAY
-from .smoothing import WARMUP_STEPS, brown_level_and_trend, damped_steps, exponential_level
+from .smoothing import WARMUP_STEPS, brown_level_and_trend_at, damped_steps, exponential_level_at
 
 
 class Model(Protocol):
@@ -64,9 +65,10 @@ class Level(SingleVariant):
         return 1
 
     def forecast(self, values, origins, horizon):
+        if self.alpha == 1.0:
+            return _flat(np.take(values, origins - 1, axis=1), horizon)
         start = _warm_start(origins)
-        level = exponential_level(values[:, start:], self.alpha)
-        return _flat(np.take(level, origins - 1 - start, axis=1), horizon)
+        return _flat(exponential_level_at(values[:, start:], self.alpha, origins - 1 - start), horizon)
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,8 @@ class DampedTrend(SingleVariant):
 
     def forecast(self, values, origins, horizon):
         start = _warm_start(origins)
-        level, trend = brown_level_and_trend(values[:, start:], self.alpha)
-        at = origins - 1 - start
-        return (np.take(level, at, axis=1)[:, :, None]
-                + np.take(trend, at, axis=1)[:, :, None] * damped_steps(self.phi, horizon).astype(values.dtype))
+        level, trend = brown_level_and_trend_at(values[:, start:], self.alpha, origins - 1 - start)
+        return level[:, :, None] + trend[:, :, None] * damped_steps(self.phi, horizon).astype(values.dtype)
 
 
 @dataclass(frozen=True)
@@ -105,25 +105,28 @@ class LinearTrend(SingleVariant):
         return 2
 
     def forecast(self, values, origins, horizon):
-        # per-origin least-squares slope over the (up to) `window` points before it, via cumsums
-        # over the stretch the windows cover (positions below are relative to its start)
-        # in float64 whatever the input: the cumulative sums below cancel badly in float32
+        # the slope over the (up to) `window` points before each origin is linear in them:
+        # one product with the least-squares weights, over the stretch the windows cover
         first = max(int(origins[0]) - self.window, 0)
-        dtype = values.dtype
-        values, origins = values[:, first:].astype(np.float64), origins - first
-        t = np.arange(values.shape[1], dtype=np.float64)
-        sums = [np.concatenate([np.zeros((values.shape[0], 1)), np.cumsum(v, axis=1)], axis=1)
-                for v in (values, values * t)]
-        lo = np.maximum(origins - self.window, 0)
-        count = (origins - lo).astype(np.float64)
-        sum_t = (origins - 1 + lo) * count / 2.0
-        sum_tt = ((origins - 1) * origins * (2 * origins - 1) - (lo - 1) * lo * (2 * lo - 1)) / 6.0
-        sum_y = np.take(sums[0], origins, axis=1) - np.take(sums[0], lo, axis=1)
-        sum_ty = np.take(sums[1], origins, axis=1) - np.take(sums[1], lo, axis=1)
-        spread = count * sum_tt - sum_t ** 2
-        slope = np.where(spread > 0, (count * sum_ty - sum_t * sum_y) / np.where(spread > 0, spread, 1.0), 0.0)
-        steps = np.arange(1, horizon + 1)
-        return (np.take(values, origins - 1, axis=1)[:, :, None] + slope[..., None] * steps).astype(dtype)
+        slope = values[:, first:] @ _slope_weights(self.window, values.shape[1] - first, tuple(origins - first),
+                                                   values.dtype)
+        return np.take(values, origins - 1, axis=1)[:, :, None] + slope[:, :, None] * np.arange(
+            1, horizon + 1, dtype=values.dtype)
+
+
+@lru_cache(maxsize=16)
+def _slope_weights(window: int, length: int, origins: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """[length, O]: column o weighs values[lo:o], lo = max(o - window, 0), so that their
+    product is the least-squares slope of those values (0 with fewer than two)."""
+    weights = np.zeros((length, len(origins)))
+    for column, origin in enumerate(origins):
+        t = np.arange(max(origin - window, 0), origin, dtype=np.float64)
+        spread = np.square(t - t.mean()).sum() if t.size else 0.0
+        if spread > 0:
+            weights[t.astype(np.intp), column] = (t - t.mean()) / spread
+    matrix = weights.astype(dtype)
+    matrix.flags.writeable = False  # shared by every call with the same key
+    return matrix
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,10 +189,10 @@ class SeasonalProfile:
         back = [values[:, start - j * period:end - j * period] for j in range(1, k + 1)]
         profile = _median_of_three(*back) if k == 3 else back[0]
         seen = min(end, values.shape[1]) - start
-        deviation = exponential_level(values[:, start:start + seen] - profile[:, :seen], self.alpha)
+        now = exponential_level_at(values[:, start:start + seen] - profile[:, :seen], self.alpha,
+                                   origins - 1 - start)[:, :, None]
         # step h repeats the phase h mod p of the coming period
         ahead = np.take(profile, np.arange(horizon) % period + (origins - start)[:, None], axis=1)  # [n, O, H]
-        now = np.take(deviation, origins - 1 - start, axis=1)[:, :, None]
         steps = np.arange(1, horizon + 1)
         return [ahead + now if phi == 1.0 else ahead + now * (phi ** steps).astype(values.dtype)
                 for phi in self.dampings]

@@ -6,7 +6,8 @@ from quartermaster.predictors.calibration import quantile_forecasts
 from quartermaster.predictors.histogram import decaying_percentile
 from quartermaster.predictors.models import DampedTrend, LinearTrend, SeasonalProfile
 from quartermaster.predictors.seasonality import detect_period, period_steps, seasonality_strengths
-from quartermaster.predictors.smoothing import brown_level_and_trend, exponential_level
+from quartermaster.predictors.smoothing import (brown_level_and_trend, brown_level_and_trend_at, exponential_level,
+                                               exponential_level_at)
 
 STEP = 300.0
 
@@ -45,6 +46,43 @@ def test_exponential_level_and_brown_trend_track_a_line():
     assert 499 - 1 / 0.2 - 1 < exponential_level(line, 0.2)[0, -1] < 499  # lags by (1 - a) / a
     level, trend = brown_level_and_trend(line, 0.2)
     assert level[0, -1] == pytest.approx(499.0) and trend[0, -1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("length", [50, 64, 333, 2016])
+def test_exponential_level_is_the_recurrence_step_by_step(length):
+    # long series are smoothed in blocks (a matrix product, then a carry between blocks);
+    # every step must still be the textbook recurrence from the first value
+    values = np.random.default_rng(length).normal(40.0, 5.0, (3, length))
+    expected = np.empty_like(values)
+    level = values[:, 0]
+    for t in range(length):
+        level = 0.1 * values[:, t] + 0.9 * level
+        expected[:, t] = level
+    np.testing.assert_allclose(exponential_level(values, 0.1), expected, rtol=1e-12)
+    np.testing.assert_allclose(exponential_level(values.astype(np.float32), np.float32(0.1)), expected, rtol=1e-5)
+
+
+def test_smoothing_at_a_few_columns_is_the_full_filter_there():
+    values = np.random.default_rng(3).normal(0.0, 3.0, (4, 400)).astype(np.float32)
+    at = np.array([0, 7, 150, 399])
+    np.testing.assert_allclose(exponential_level_at(values, 0.2, at), exponential_level(values, 0.2)[:, at],
+                               atol=1e-5)
+    level, trend = brown_level_and_trend(values.astype(np.float64), 0.1)
+    level_at, trend_at = brown_level_and_trend_at(values, 0.1, at)
+    np.testing.assert_allclose(level_at, level[:, at], atol=1e-4)
+    np.testing.assert_allclose(trend_at, trend[:, at], atol=1e-5)
+
+
+def test_linear_trend_is_the_least_squares_line_through_the_last_day_before_each_origin():
+    values = np.random.default_rng(4).normal(0.0, 1.0, (2, 700)) + np.linspace(0, 30, 700)
+    origins = np.array([100, 400, 700])  # the first with less than a day behind it
+    out = LinearTrend(STEP).forecast(values.astype(np.float32), origins, 3)
+    for row in range(2):
+        for column, origin in enumerate(origins):
+            t = np.arange(max(origin - 288, 0), origin)
+            slope = np.polyfit(t, values[row, t], 1)[0]
+            np.testing.assert_allclose(out[row, column], values[row, origin - 1] + slope * np.arange(1, 4),
+                                       rtol=1e-4, atol=1e-4)
 
 
 def test_damped_trend_flattens_and_linear_trend_does_not():
