@@ -64,7 +64,7 @@ LAYERS = {
 # the rule: a layer stays if switching it off raises J pooled, and by this much on at least
 # RULE_FAMILIES families
 RULE_GAIN, RULE_FAMILIES = 0.005, 2
-SINGLE_MODELS = ("last value", "smoothed level (alpha 0.2)", "smoothed level (alpha 0.05)", "damped trend",
+SINGLE_MODELS = ("last value", "smoothed level (alpha 0.05)",
                  "linear trend over the last day", "decaying-histogram p50",
                  "daily seasonal profile (last cycle)", "daily seasonal profile (median of 3 cycles)")
 

@@ -34,7 +34,7 @@ order; rows come back in the order asked). ValueError only for input that is not
 quantiles outside [0, 1]). NaN gaps, counter resets, constant, all-zero, negative, very
 short and very long histories all give a forecast (see ``hygiene``).
 
-How it works: every eligible model (naive and smoothed levels, Brown's damped trend, the
+How it works: every eligible model (the last value and a smoothed level, the
 seeds' linear trend, a VPA-style decaying-histogram median, seasonal profiles for the day,
 the week and a detected sub-daily cycle, each with its deviation from the profile held or
 fading) is run at up to 64 rolling-origin backtest points over about the last day; each series

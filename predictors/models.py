@@ -16,7 +16,7 @@ import numpy as np
 
 from .histogram import decaying_percentile
 from .seasonality import DAY
-from .smoothing import WARMUP_STEPS, brown_level_and_trend_at, damped_steps, exponential_level_at
+from .smoothing import WARMUP_STEPS, exponential_level_at
 
 
 class Model(Protocol):
@@ -69,24 +69,6 @@ class Level(SingleVariant):
             return _flat(np.take(values, origins - 1, axis=1), horizon)
         start = _warm_start(origins)
         return _flat(exponential_level_at(values[:, start:], self.alpha, origins - 1 - start), horizon)
-
-
-@dataclass(frozen=True)
-class DampedTrend(SingleVariant):
-    """Brown's double exponential smoothing with a damped trend."""
-
-    alpha: float
-    phi: float
-
-    description = "damped trend"
-
-    def min_points(self) -> int:
-        return 4
-
-    def forecast(self, values, origins, horizon):
-        start = _warm_start(origins)
-        level, trend = brown_level_and_trend_at(values[:, start:], self.alpha, origins - 1 - start)
-        return level[:, :, None] + trend[:, :, None] * damped_steps(self.phi, horizon).astype(values.dtype)
 
 
 @dataclass(frozen=True)

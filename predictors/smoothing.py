@@ -2,7 +2,7 @@
 
 The models need the smoothed level only at the backtest origins, not at every step. Since
 smoothing is linear in the values, the level at a few columns is one matrix product of the
-values with those columns of the filter's matrix (``*_at``): BLAS does that several times
+values with those columns of the filter's matrix (``exponential_level_at``): BLAS does that several times
 faster than filtering every step.
 """
 from __future__ import annotations
@@ -63,39 +63,15 @@ def _within_block(alpha: float, dtype: np.dtype) -> np.ndarray:
     return matrix
 
 
-def brown_level_and_trend(values: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Brown's double exponential smoothing: level and per-step trend after each value."""
-    single = exponential_level(values, alpha)
-    double = exponential_level(single, alpha)
-    return 2.0 * single - double, (alpha / (1.0 - alpha)) * (single - double)
-
-
 def exponential_level_at(values: np.ndarray, alpha: float, at: np.ndarray) -> np.ndarray:
     """``exponential_level(values, alpha)[:, at]`` of a [n, T] batch, as one product."""
-    return values @ _filter_columns("level", alpha, values.shape[1], tuple(at), values.dtype)
-
-
-def brown_level_and_trend_at(values: np.ndarray, alpha: float, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``brown_level_and_trend(values, alpha)`` at columns ``at`` of a [n, T] batch, as one product."""
-    both = values @ _filter_columns("brown", alpha, values.shape[1], tuple(at), values.dtype)
-    return both[:, :len(at)], both[:, len(at):]
+    return values @ _level_columns(alpha, values.shape[1], tuple(at), values.dtype)
 
 
 @lru_cache(maxsize=64)
-def _filter_columns(kind: str, alpha: float, length: int, at: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """The columns ``at`` of the [T, T] matrix of a smoothing filter (row j: the weights of
-    value j), found by filtering the identity; brown: the level's columns, then the trend's."""
-    identity = np.eye(length)
-    if kind == "level":
-        columns = exponential_level(identity, alpha)[:, at]
-    else:
-        level, trend = brown_level_and_trend(identity, alpha)
-        columns = np.concatenate([level[:, at], trend[:, at]], axis=1)
-    matrix = np.ascontiguousarray(columns, dtype=dtype)
+def _level_columns(alpha: float, length: int, at: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The columns ``at`` of the [T, T] matrix of the smoothing (row j: the weights of
+    value j), found by smoothing the identity."""
+    matrix = np.ascontiguousarray(exponential_level(np.eye(length), alpha)[:, at], dtype=dtype)
     matrix.flags.writeable = False  # shared by every call with the same key
     return matrix
-
-
-def damped_steps(phi: float, horizon: int) -> np.ndarray:
-    """phi + phi^2 + ... + phi^h for h = 1..horizon: how far a damped trend carries."""
-    return np.cumsum(phi ** np.arange(1, horizon + 1))

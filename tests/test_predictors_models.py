@@ -4,10 +4,9 @@ import pytest
 
 from quartermaster.predictors.calibration import quantile_forecasts
 from quartermaster.predictors.histogram import decaying_percentile
-from quartermaster.predictors.models import DampedTrend, LinearTrend, SeasonalProfile
+from quartermaster.predictors.models import LinearTrend, SeasonalProfile
 from quartermaster.predictors.seasonality import detect_period, period_steps, seasonality_strengths
-from quartermaster.predictors.smoothing import (brown_level_and_trend, brown_level_and_trend_at, exponential_level,
-                                               exponential_level_at)
+from quartermaster.predictors.smoothing import exponential_level, exponential_level_at
 
 STEP = 300.0
 
@@ -40,12 +39,10 @@ def test_daily_profile_survives_a_missing_day():
     assert np.max(np.abs(out - truth)) < 0.5
 
 
-def test_exponential_level_and_brown_trend_track_a_line():
+def test_exponential_level_tracks_a_line():
     line = np.arange(500.0)[None, :]
     assert exponential_level(line, 1.0)[0, -1] == 499.0
     assert 499 - 1 / 0.2 - 1 < exponential_level(line, 0.2)[0, -1] < 499  # lags by (1 - a) / a
-    level, trend = brown_level_and_trend(line, 0.2)
-    assert level[0, -1] == pytest.approx(499.0) and trend[0, -1] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("length", [50, 64, 333, 2016])
@@ -67,10 +64,6 @@ def test_smoothing_at_a_few_columns_is_the_full_filter_there():
     at = np.array([0, 7, 150, 399])
     np.testing.assert_allclose(exponential_level_at(values, 0.2, at), exponential_level(values, 0.2)[:, at],
                                atol=1e-5)
-    level, trend = brown_level_and_trend(values.astype(np.float64), 0.1)
-    level_at, trend_at = brown_level_and_trend_at(values, 0.1, at)
-    np.testing.assert_allclose(level_at, level[:, at], atol=1e-4)
-    np.testing.assert_allclose(trend_at, trend[:, at], atol=1e-5)
 
 
 def test_linear_trend_is_the_least_squares_line_through_the_last_day_before_each_origin():
@@ -85,11 +78,9 @@ def test_linear_trend_is_the_least_squares_line_through_the_last_day_before_each
                                        rtol=1e-4, atol=1e-4)
 
 
-def test_damped_trend_flattens_and_linear_trend_does_not():
+def test_linear_trend_carries_a_line_on():
     line = np.arange(400.0)[None, :]
     origins = np.array([400])
-    damped = DampedTrend(0.2, 0.5).forecast(line, origins, 20)[0, 0]
-    assert damped[-1] - damped[0] < 2.0
     linear = LinearTrend(STEP).forecast(line, origins, 20)[0, 0]
     np.testing.assert_allclose(linear, np.arange(400.0, 420.0))
 
