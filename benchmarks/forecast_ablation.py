@@ -64,6 +64,18 @@ LAYERS = {
 # the rule: a layer stays if switching it off raises J pooled, and by this much on at least
 # RULE_FAMILIES families
 RULE_GAIN, RULE_FAMILIES = 0.005, 2
+# each model of the ensemble, left out in turn (a seasonal profile with both its variants,
+# the deviation held and fading); the weekly profile needs more than the 7 days of history here
+def _held_and_fading(profile: str) -> tuple[str, str]:
+    return profile, f"{profile[:-1]}, deviation fading)"
+
+
+LEFT_OUT = {"last value": ("last value",), "smoothed level (alpha 0.05)": ("smoothed level (alpha 0.05)",),
+            "linear trend over the last day": ("linear trend over the last day",),
+            "decaying-histogram p50": ("decaying-histogram p50",)} | {
+    profile: _held_and_fading(profile) for profile in (
+        "daily seasonal profile (last cycle)", "daily seasonal profile (median of 3 cycles)",
+        "detected-cycle seasonal profile (median of 3 cycles)")}
 SINGLE_MODELS = ("last value", "smoothed level (alpha 0.05)",
                  "linear trend over the last day", "decaying-histogram p50",
                  "daily seasonal profile (last cycle)", "daily seasonal profile (median of 3 cycles)")
@@ -87,7 +99,8 @@ def load_traces(shared: Path, only: str = "") -> tuple[object, dict, dict[str, l
 
 def configurations() -> dict[str, ForecastOptions]:
     singles = {f"single: {model}": replace(BARE, only_model=model) for model in SINGLE_MODELS}
-    return LAYERS | singles
+    without = {f"without: {model}": replace(FULL, without_models=variants) for model, variants in LEFT_OUT.items()}
+    return LAYERS | singles | without
 
 
 def forecaster(options: ForecastOptions, log: list | None = None):
@@ -223,6 +236,13 @@ def main(argv=None) -> int:
     for name in [*LAYERS, best_single]:
         per = {f: figures(results[name], reference, names)["J"] for f, names in groups.items()}
         print(f"{name:56s} " + " ".join(f"{per[f]:8.3f} ({per[f] - full_j[f]:+6.3f})" for f in groups))
+
+    print("\nEach model of the ensemble left out in turn: J per family, and the change (+ = the model helps)")
+    print(f"{'configuration':56s} " + " ".join(f"{f:>17s}" for f in groups) + f" {'J':>7s}")
+    for name in [c for c in results if c.startswith("without: ")]:
+        per = {f: figures(results[name], reference, names)["J"] for f, names in groups.items()}
+        print(f"{name:56s} " + " ".join(f"{per[f]:8.3f} ({per[f] - full_j[f]:+6.3f})" for f in groups)
+              + f" {figures(results[name], reference, series)['J']:7.3f}")
 
     cv_rows = {}
     for label, candidates in (("full stack as it is", ["full"]), ("choosing among the layer switches", list(LAYERS)),

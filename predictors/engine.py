@@ -171,9 +171,10 @@ def _forecast_clean(clean: CleanBatch, plan: tuple[np.ndarray, np.ndarray], step
         models, eligible, period = candidate_models(centred, step_seconds, options.seasonal_dampings)
         of_model = np.repeat(np.arange(len(models)), [len(m.descriptions) for m in models])  # each variant's model
         eligible = eligible[:, of_model]
+        variants = np.array([words for m in models for words in m.descriptions])
         if options.only_model is not None:  # that one variant, on every row
-            variants = np.array([words for m in models for words in m.descriptions])
             eligible = np.broadcast_to(variants == options.only_model, eligible.shape)
+        eligible = eligible & ~np.isin(variants, options.without_models)
         # a model no row may use is not worth running
         run = usable & (np.bincount(of_model, weights=eligible.any(axis=0), minlength=len(models)) > 0)
         keep = run[of_model]

@@ -27,6 +27,7 @@ class ForecastOptions:
     analog_weight: the analogs' share in each quantile (0: no analogs).
     only_model: use only the model variant so described, on every series (None: all
         eligible ones), as in "daily seasonal profile (median of 3 cycles)".
+    without_models: leave out the model variants so described.
     """
 
     ensemble_tolerance: float = TOLERANCE
@@ -34,3 +35,4 @@ class ForecastOptions:
     anchor_shares: tuple[float, ...] = ANCHOR_SHARES
     analog_weight: float = ANALOG_WEIGHT
     only_model: str | None = None
+    without_models: tuple[str, ...] = ()

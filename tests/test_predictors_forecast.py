@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from quartermaster.predictors import ForecastDefaults, forecast, forecast_detailed, forecast_many
+from quartermaster.predictors import ForecastDefaults, ForecastOptions, forecast, forecast_detailed, forecast_many
 
 STEP = 300.0  # 5-minute samples
 DAY = 288
@@ -54,6 +54,13 @@ def test_detected_short_cycle_is_used():
     expected = 10 + 5 * (np.arange(t.size, t.size + 12) % 12 < 3)
     assert np.max(np.abs(result.values[0] - expected)) < 0.5
     assert "seasonal" in result.model
+    # the daily profiles repeat the hourly job too; left out (the ablation benchmark's
+    # switch), the detected cycle carries the forecast
+    daily = [f"daily seasonal profile ({cycles}{fading})" for cycles in ("last cycle", "median of 3 cycles")
+             for fading in ("", ", deviation fading")]
+    result = forecast_detailed(history, STEP, 12, (0.5,), options=ForecastOptions(without_models=tuple(daily)))
+    assert result.model.startswith("detected-cycle seasonal profile")
+    assert np.max(np.abs(result.values[0] - expected)) < 0.5
 
 
 def test_linear_growth_is_extrapolated():
