@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-forecast-ablation bench-forecast-peers bench-planner bench-cycle bench-scaling
+.PHONY: install testbed test crds demo demo-down bench bench-forecast bench-forecast-ablation bench-forecast-peers bench-forecast-speed bench-planner bench-cycle bench-scaling
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,11 @@ bench-forecast-ablation: install
 bench-forecast-peers: install
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/forecast_peers.py --shared $(SHARED)
+
+# forecast_many's time against an earlier revision's (AGAINST, default HEAD), run by run in one process.
+AGAINST ?= HEAD
+bench-forecast-speed: install
+	$(PY) benchmarks/forecast_speed.py --against $(AGAINST)
 
 bench-planner: install
 	$(PY) benchmarks/planner.py --shared $(SHARED)

@@ -37,9 +37,10 @@ MAX_ORIGINS = 64
 # Fewer backtest origins than this and the measured accuracy means little: robust tier.
 MIN_ORIGINS = 8
 # Rows are forecast in chunks of this many: big enough that numpy, not Python, takes the
-# time, small enough that the arrays of a chunk are reused from the heap rather than mapped
-# afresh (512 rows made the kernel zero pages for a tenth of the CPU time).
-CHUNK_ROWS = 256
+# time, and that glibc keeps a chunk's freed arrays for the next one. With 256 or 512 rows
+# it gave them back to the kernel, which then mapped and zeroed them afresh: 140,000 to
+# 180,000 page faults, a quarter of the CPU time, in a call on 10,000 series (25,000 here).
+CHUNK_ROWS = 1024
 # Chunks are forecast on this many threads at once: the CPUs this process may run on, up to 4.
 WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # Robust tier: quantiles of the most recent values, this many at most.
