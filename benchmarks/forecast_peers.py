@@ -68,6 +68,10 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=None, help=(
         "a JSON file that keeps each trace's figures as it finishes: a run stopped part way "
         "resumes from it (the whole run takes the better part of an hour)"))
+    parser.add_argument("--rescore", action="append", default=[], metavar="FORECASTER", help=(
+        "score this forecaster again on the traces the results file holds, keeping the others' "
+        "rows, and print the tables of those traces only (for example 'quartermaster.predictors' "
+        "after a change to it; repeatable)"))
     args = parser.parse_args(argv)
     bench, series, groups = load_traces(args.shared, args.series)
 
@@ -77,6 +81,17 @@ def main(argv=None) -> int:
         f(warm, 300.0, HORIZON, (0.5, 0.9))
     kept = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
     # one trace at a time, shortest first, so that a run stopped part way keeps the most
+    for name in [n for n in kept if n in series]:
+        again = {label: forecasters[label] for label in args.rescore if label in forecasters}
+        if again:
+            rows = bench.evaluate({name: series[name]}, again, HORIZON, STRIDE, HISTORY_DAYS)
+            kept[name] |= {label: rows[(label, name)] for label in again}
+    if args.rescore:  # no new trace: the tables of the traces the file holds
+        if args.results:
+            args.results.write_text(json.dumps(kept, indent=1))
+        series = {name: series[name] for name in kept if name in series}
+        groups = {fam: [n for n in names if n in series] for fam, names in groups.items()}
+        groups = {fam: names for fam, names in groups.items() if names}
     for name in sorted(series, key=lambda name: series[name][0].size):
         if name not in kept:
             labelled = {"ref": bench.seasonal_naive} | forecasters
