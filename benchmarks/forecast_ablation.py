@@ -36,6 +36,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from quartermaster.predictors import ForecastOptions, forecast_detailed
+from quartermaster.predictors.engine import candidate_models
 
 QUANTILES = (0.5, 0.9)
 HORIZON, STRIDE, HISTORY_DAYS = 12, 24, 7.0
@@ -64,18 +65,11 @@ LAYERS = {
 # the rule: a layer stays if switching it off raises J pooled, and by this much on at least
 # RULE_FAMILIES families
 RULE_GAIN, RULE_FAMILIES = 0.005, 2
-# each model of the ensemble, left out in turn (a seasonal profile with both its variants,
-# the deviation held and fading); the weekly profile needs more than the 7 days of history here
-def _held_and_fading(profile: str) -> tuple[str, str]:
-    return profile, f"{profile[:-1]}, deviation fading)"
-
-
-LEFT_OUT = {"last value": ("last value",), "smoothed level (alpha 0.05)": ("smoothed level (alpha 0.05)",),
-            "linear trend over the last day": ("linear trend over the last day",),
-            "decaying-histogram p50": ("decaying-histogram p50",)} | {
-    profile: _held_and_fading(profile) for profile in (
-        "daily seasonal profile (last cycle)", "daily seasonal profile (median of 3 cycles)",
-        "detected-cycle seasonal profile (median of 3 cycles)")}
+# each model of the ensemble, left out in turn with all its variants (a seasonal profile's
+# deviation held and fading), as the engine lists them for 7 days of 5-minute history (the
+# weekly profile needs more)
+LEFT_OUT = {model.descriptions[0]: model.descriptions
+            for model in candidate_models(np.zeros((1, int(HISTORY_DAYS * 288))), 300.0)[0]}
 SINGLE_MODELS = ("last value", "smoothed level (alpha 0.05)",
                  "linear trend over the last day", "decaying-histogram p50",
                  "daily seasonal profile (last cycle)", "daily seasonal profile (median of 3 cycles)")
@@ -198,6 +192,18 @@ def print_table(rows: dict[str, dict], title: str) -> None:
               f"{f['J']:7.3f}")
 
 
+def print_per_family(results: dict, reference: dict, groups: dict[str, list[str]], names, title: str) -> None:
+    """J of each configuration per family, its change from the full stack's, and J pooled."""
+    print(f"\n{title}")
+    print(f"{'configuration':56s} " + " ".join(f"{f:>17s}" for f in groups) + f" {'J':>7s}")
+    full = {f: figures(results["full"], reference, series)["J"] for f, series in groups.items()}
+    pooled = [s for series in groups.values() for s in series]
+    for name in names:
+        per = {f: figures(results[name], reference, series)["J"] for f, series in groups.items()}
+        print(f"{name:56s} " + " ".join(f"{per[f]:8.3f} ({per[f] - full[f]:+6.3f})" for f in groups)
+              + f" {figures(results[name], reference, pooled)['J']:7.3f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared folder (bench/, data/)")
@@ -230,19 +236,10 @@ def main(argv=None) -> int:
           f" horizon {HORIZON}, stride {STRIDE}; J = mean over series of (log relMASE50 + log relSPL90) / 2")
     print_table(table | {f"(single models, best in-sample: {best_single[8:]})": table[best_single]}, "in-sample")
 
-    print("\nJ per family, and the change from switching the layer off (+ = the layer helps that family)")
-    print(f"{'configuration':56s} " + " ".join(f"{f:>17s}" for f in groups))
-    full_j = {f: figures(results['full'], reference, names)["J"] for f, names in groups.items()}
-    for name in [*LAYERS, best_single]:
-        per = {f: figures(results[name], reference, names)["J"] for f, names in groups.items()}
-        print(f"{name:56s} " + " ".join(f"{per[f]:8.3f} ({per[f] - full_j[f]:+6.3f})" for f in groups))
-
-    print("\nEach model of the ensemble left out in turn: J per family, and the change (+ = the model helps)")
-    print(f"{'configuration':56s} " + " ".join(f"{f:>17s}" for f in groups) + f" {'J':>7s}")
-    for name in [c for c in results if c.startswith("without: ")]:
-        per = {f: figures(results[name], reference, names)["J"] for f, names in groups.items()}
-        print(f"{name:56s} " + " ".join(f"{per[f]:8.3f} ({per[f] - full_j[f]:+6.3f})" for f in groups)
-              + f" {figures(results[name], reference, series)['J']:7.3f}")
+    print_per_family(results, reference, groups, [*LAYERS, best_single],
+                     "J per family, and the change from switching the layer off (+ = the layer helps that family)")
+    print_per_family(results, reference, groups, [c for c in results if c.startswith("without: ")],
+                     "Each model of the ensemble left out in turn: J per family, and the change (+ = the model helps)")
 
     cv_rows = {}
     for label, candidates in (("full stack as it is", ["full"]), ("choosing among the layer switches", list(LAYERS)),

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("--series", default="", help="only the traces whose name contains this")
     parser.add_argument("--results", type=Path, default=None, help=(
         "a JSON file that keeps each trace's figures as it finishes: a run stopped part way "
-        "resumes from it (the whole run takes the better part of an hour)"))
+        "resumes from it (AutoETS takes seconds a call: the whole run takes many hours)"))
     parser.add_argument("--rescore", action="append", default=[], metavar="FORECASTER", help=(
         "score this forecaster again on the traces the results file holds, keeping the others' "
         "rows, and print the tables of those traces only (for example 'quartermaster.predictors' "
@@ -76,22 +76,23 @@ def main(argv=None) -> int:
     bench, series, groups = load_traces(args.shared, args.series)
 
     forecasters = peers()
+    if unknown := [label for label in args.rescore if label not in forecasters]:
+        parser.error(f"--rescore: no forecaster {unknown}; there are {list(forecasters)}")
     warm = np.sin(np.arange(3 * 288) / 288 * 2 * np.pi) + 2
     for f in forecasters.values():  # numba compiles on the first call: not part of the timing
         f(warm, 300.0, HORIZON, (0.5, 0.9))
     kept = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
-    # one trace at a time, shortest first, so that a run stopped part way keeps the most
-    for name in [n for n in kept if n in series]:
-        again = {label: forecasters[label] for label in args.rescore if label in forecasters}
-        if again:
+    again = {label: forecasters[label] for label in args.rescore}
+    if again:  # no new trace: those forecasters scored again on the traces the file holds
+        for name in [n for n in kept if n in series]:
             rows = bench.evaluate({name: series[name]}, again, HORIZON, STRIDE, HISTORY_DAYS)
             kept[name] |= {label: rows[(label, name)] for label in again}
-    if args.rescore:  # no new trace: the tables of the traces the file holds
         if args.results:
             args.results.write_text(json.dumps(kept, indent=1))
         series = {name: series[name] for name in kept if name in series}
         groups = {fam: [n for n in names if n in series] for fam, names in groups.items()}
         groups = {fam: names for fam, names in groups.items() if names}
+    # one trace at a time, shortest first, so that a run stopped part way keeps the most
     for name in sorted(series, key=lambda name: series[name][0].size):
         if name not in kept:
             labelled = {"ref": bench.seasonal_naive} | forecasters

@@ -1,9 +1,9 @@
-"""Exponential smoothing as linear filters, so a whole batch runs in one C loop.
+"""Exponential smoothing of a whole batch at once, as linear maps.
 
 The models need the smoothed level only at the backtest origins, not at every step. Since
 smoothing is linear in the values, the level at a few columns is one matrix product of the
-values with those columns of the filter's matrix (``exponential_level_at``): BLAS does that several times
-faster than filtering every step.
+values with those columns of the filter's matrix (``exponential_level_at``): BLAS does
+that several times faster than filtering every step.
 """
 from __future__ import annotations
 
