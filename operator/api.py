@@ -169,7 +169,11 @@ def build_app(plans: Callable[[], Mapping[str, Mapping]], forecast: Callable[...
         if status.get("planId") != body["approve"]:
             return _error(409, f"plan {body['approve']!r} is not the one in status "
                                f"({status.get('planId') or 'none yet'}): approve the current plan")
-        await approve(name, body["approve"])
+        try:
+            await approve(name, body["approve"])
+        except ApiException as failure:  # the operator's own patch refused: say so, not a 500
+            logger.warning("approving %s failed: %s %s", name, failure.status, failure.reason)
+            return _error(503, f"the apiserver refused the approval annotation: {failure.status} {failure.reason}")
         return web.json_response({"plan": name, "approved": body["approve"]}, status=202)
 
     async def cost_report(request: web.Request) -> web.Response:

@@ -22,12 +22,14 @@ WRITE_VERBS = ["create", "update", "patch", "delete", "deletecollection"]
 # The apiserver's audit log records what service accounts (the operator's) write, and
 # nothing else: the test bed's own servers and tests use the admin token. A write's
 # metadata says which object and subresource; Deployments' and StatefulSets' bodies too,
-# to show what in a pod template a provider changed.
+# to show what in a pod template a provider changed, and SwapPlans', to show that a write
+# to one is only an approval's annotation.
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
     "rules": [
         {"level": "Request", "userGroups": ["system:serviceaccounts"], "verbs": WRITE_VERBS,
-         "resources": [{"group": "apps", "resources": ["deployments", "statefulsets"]}]},
+         "resources": [{"group": "apps", "resources": ["deployments", "statefulsets"]},
+                       {"group": "quartermaster.dev", "resources": ["swapplans"]}]},
         {"level": "Metadata", "userGroups": ["system:serviceaccounts"], "verbs": WRITE_VERBS},
         {"level": "None"},
     ],

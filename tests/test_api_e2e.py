@@ -2,14 +2,13 @@
 control plane, TokenReview and SubjectAccessReview by the real apiserver under the chart's
 RBAC; and a property-based run of malformed requests that must never give a 5xx."""
 import json
-import urllib.error
-import urllib.request
+import urllib.parse
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from kubernetes import client
 
-from conftest import app_workload, wait_for
+from conftest import api_call, app_workload, wait_for
 from quartermaster.operator.models import GROUP, VERSION
 from quartermaster.testbed.traces import TRACES
 from quartermaster.testbed.usage import UsageDrive
@@ -50,48 +49,36 @@ def tokens(sim_cluster, control_plane, operator_process, usage_exporter, kubectl
     return found
 
 
-def call(port, path, token=None, body=None):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET",
-                                     data=None if body is None else body.encode(),
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {token}"} if token else {})})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_no_token_or_an_unknown_one_is_401(tokens, operator_api_port):
-    assert call(operator_api_port, "/swap_history?plan=api-plan")[0] == 401
-    assert call(operator_api_port, "/swap_history?plan=api-plan", token="not-a-token")[0] == 401
+    assert api_call(operator_api_port, "/swap_history?plan=api-plan")[0] == 401
+    assert api_call(operator_api_port, "/swap_history?plan=api-plan", token="not-a-token")[0] == 401
 
 
 def test_a_token_without_the_role_is_403_and_one_with_it_200(tokens, operator_api_port):
-    status, body = call(operator_api_port, "/swap_history?plan=api-plan", tokens["nobody"])
+    status, body = api_call(operator_api_port, "/swap_history?plan=api-plan", tokens["nobody"])
     assert status == 403 and "system:serviceaccount:e2e-api:nobody" in body["message"]
     # the plan is in the API's view from the first cycle after it was made
-    body = wait_for(lambda: (r := call(operator_api_port, "/swap_history?plan=api-plan", tokens["reader"]))[0] == 200
+    body = wait_for(lambda: (r := api_call(operator_api_port, "/swap_history?plan=api-plan", tokens["reader"]))[0] == 200
                     and r[1], 60, "the plan's history")
     assert body["plan"] == "api-plan" and body["phase"] == "Pending"
-    assert call(operator_api_port, "/swap_request", tokens["reader"], '{"plan": "api-plan", "approve": "x"}')[0] == 403, \
+    assert api_call(operator_api_port, "/swap_request", tokens["reader"], '{"plan": "api-plan", "approve": "x"}')[0] == 403, \
         "a POST needs patch"
 
 
 def test_bad_input_is_a_4xx_with_a_message(tokens, operator_api_port):
-    status, body = call(operator_api_port, "/swap_request", tokens["approver"], "{not json")
+    status, body = api_call(operator_api_port, "/swap_request", tokens["approver"], "{not json")
     assert status == 400 and "JSON" in body["message"]
-    status, body = call(operator_api_port, "/swap_request", tokens["approver"], '{"plan": "nope", "approve": "x"}')
+    status, body = api_call(operator_api_port, "/swap_request", tokens["approver"], '{"plan": "nope", "approve": "x"}')
     assert status == 404 and "nope" in body["message"]
-    status, body = call(operator_api_port, "/swap_request", tokens["approver"], '{"plan": "api-plan", "approve": "x"}')
+    status, body = api_call(operator_api_port, "/swap_request", tokens["approver"], '{"plan": "api-plan", "approve": "x"}')
     assert status == 409 and "not the one in status" in body["message"]
-    status, body = call(operator_api_port, "/prediction?namespace=e2e-api&workload=predicted&resource=gpu",
+    status, body = api_call(operator_api_port, "/prediction?namespace=e2e-api&workload=predicted&resource=gpu",
                         tokens["reader"])
     assert status == 400 and "resource" in body["message"]
 
 
 def test_a_workloads_forecast(tokens, operator_api_port):
-    answer = wait_for(lambda: (r := call(operator_api_port, "/prediction?namespace=e2e-api&workload=Deployment/predicted"
+    answer = wait_for(lambda: (r := api_call(operator_api_port, "/prediction?namespace=e2e-api&workload=Deployment/predicted"
                                                             "&resource=cpu", tokens["reader"]))[0] == 200 and r[1],
                       90, "a forecast of the predicted workload")
     assert answer["workload"] == "Deployment/predicted" and "5m" in answer["forecast"]
@@ -99,7 +86,7 @@ def test_a_workloads_forecast(tokens, operator_api_port):
 
 
 def test_the_openapi_document_is_served(operator_api_port):
-    status, document = call(operator_api_port, "/openapi.json")
+    status, document = api_call(operator_api_port, "/openapi.json")
     assert status == 200 and set(document["paths"]) == {"/prediction", "/swap_history", "/swap_request", "/cost"}
 
 
@@ -110,5 +97,5 @@ def test_the_openapi_document_is_served(operator_api_port):
        body=st.one_of(st.none(), st.text(max_size=40), st.dictionaries(st.text(max_size=8), st.text(max_size=8)).map(json.dumps)))
 def test_no_request_gives_a_server_error(tokens, operator_api_port, path, query, body):
     url = path + "?" + urllib.parse.urlencode(query)
-    status, answer = call(operator_api_port, url, tokens["approver"], body if path == "/swap_request" else None)
+    status, answer = api_call(operator_api_port, url, tokens["approver"], body if path == "/swap_request" else None)
     assert status < 500 and "message" in answer or status == 200 or status == 202

@@ -83,6 +83,7 @@ EXPECTED_RULES = [
     (["scheduling.k8s.io"], ["priorityclasses"], ["list", "watch", "create", "patch"]),
     (["authentication.k8s.io"], ["tokenreviews"], ["create"]),
     (["authorization.k8s.io"], ["subjectaccessreviews"], ["create"]),
+    (["quartermaster.dev"], ["swapplans"], ["patch"]),
     ([""], ["events"], ["create"]),
 ]
 PEERING_RULE = (["kopf.dev"], ["clusterkopfpeerings"], ["list", "watch", "patch"])

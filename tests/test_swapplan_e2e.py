@@ -8,7 +8,7 @@ import json
 import pytest
 from kubernetes import client
 
-from conftest import app_workload, wait_for
+from conftest import api_call, app_workload, wait_for
 from quartermaster.testbed.processes import PollTimeout, poll
 from quartermaster.operator.models import GROUP, VERSION
 
@@ -94,7 +94,16 @@ def test_an_auto_plan_moves_cpu_from_the_idle_workload_to_the_busy_one(pools, ku
     assert "Succeeded" in table and "Auto" in table
 
 
-def test_a_manual_plan_waits_for_its_plan_id(pools, kubectl):
+def approver_token(kubectl) -> str:
+    """A bearer token of a ServiceAccount that may patch swapplans, as an approver's is."""
+    kubectl("create", "clusterrole", "swap-plan-approver", "--verb=get,patch", f"--resource=swapplans.{GROUP}")
+    kubectl("create", "serviceaccount", "swap-plan-approver", "-n", "default")
+    kubectl("create", "clusterrolebinding", "swap-plan-approver", "--clusterrole=swap-plan-approver",
+            "--serviceaccount=default:swap-plan-approver")
+    return kubectl("create", "token", "swap-plan-approver", "-n", "default").stdout.strip()
+
+
+def test_a_manual_plan_waits_for_its_plan_id(pools, kubectl, operator_api_port):
     kubectl("apply", "-f", "-", input=swap_plan("swap-manual", "Manual"))
     planned = wait_for(lambda: (s := status(kubectl, "swap-manual")).get("planId") and s.get("swaps") and s,
                        120, "a plan")
@@ -103,7 +112,9 @@ def test_a_manual_plan_waits_for_its_plan_id(pools, kubectl):
     waiting = wait_for(lambda: "not this one" in next(c for c in status(kubectl, "swap-manual")["conditions"]
                                                       if c["type"] == "Ready")["message"], 60, "a stale approval")
     assert waiting and template_requests(pools, "swap-manual") == ORIGINAL, "nothing moves before approval"
-    kubectl("annotate", "--overwrite", "swapplan", "swap-manual", f"quartermaster.dev/approve={planned['planId']}")
+    # approved through the REST API: the operator writes the annotation under the chart's role
+    approval = json.dumps({"plan": "swap-manual", "approve": planned["planId"]})
+    assert api_call(operator_api_port, "/swap_request", approver_token(kubectl), approval)[0] == 202
     done = finished(kubectl, "swap-manual", 240)
     assert done["phase"] == "Succeeded", done
     assert done["planId"] == planned["planId"]
