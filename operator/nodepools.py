@@ -219,8 +219,10 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
                      f"sized on pods alone; {reasoning}")
     if spec.mode is ScalingMode.PREDICTIVE and problem is not None and size < figures.nodes:
         size, reasoning = figures.nodes, f"{reasoning}; held: no shrinking without metrics"
-    if hold is not None and hold.exceeded and size > figures.nodes:
-        size, reasoning = held_size(figures.nodes, size), f"{reasoning}; held: Quota {hold.quota} is over its budget"
+    # the pool in place counts the nodes it was set to that are still booting (a cloud
+    # pool's instances join late): a hold never takes them away
+    if hold is not None and hold.exceeded and size > (in_place := max(figures.nodes, state.desired_size)):
+        size, reasoning = held_size(in_place, size), f"{reasoning}; held: Quota {hold.quota} is over its budget"
     shaped = choice is not None or spot is not None
     action = NodePoolSize(provider_pool.provider, provider_pool.name, size,
                           choice.offer.instance_type.name if choice is not None else None, spot_percentage,

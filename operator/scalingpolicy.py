@@ -370,10 +370,16 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         conditions = set_condition(conditions, "Ready", True, "Recommending",
                                    f"{chosen.basis}: {chosen.replicas} replicas", generation)
     action = None
+    held = owner.hpa
+    acting = chosen.basis != "held" and not distrusted
     # blocked, the HPA's ceiling comes down to what runs even when the policy would leave
-    # the HPA alone: the HPA controller would otherwise scale up on cpu by itself
-    if spec.update_mode is not UpdateMode.OFF and (blocked or (chosen.basis != "held" and not distrusted)):
+    # the HPA alone: the HPA controller would otherwise scale up on cpu by itself; and it
+    # goes back to the spec's once nothing holds it, acting or not
+    lowered = held is not None and held.policy == policy.name and held.max_replicas != spec.max_replicas
+    if spec.update_mode is not UpdateMode.OFF and (blocked or acting or lowered):
         floor, ceiling = max(chosen.replicas, spec.min_replicas, 1), spec.max_replicas
+        if not (blocked or acting):  # only the ceiling goes back: the floor stays where it is
+            floor = min(max(held.min_replicas or 1, spec.min_replicas, 1), ceiling)
         if blocked:
             # what the target is set to (its pods while its template is not seen): a pod
             # that restarts does not lower the ceiling
@@ -382,7 +388,6 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
         bounds = ReplicaBounds(
             namespace=policy.namespace, hpa_name=owner.hpa_name, target_kind=spec.target_ref.kind,
             target_name=spec.target_ref.name, min_replicas=floor, max_replicas=ceiling, owner=policy.reference)
-        held = owner.hpa
         # desired against observed: an HPA that holds these bounds needs nothing
         if held is None or held.policy != policy.name or (held.min_replicas, held.max_replicas) != (
                 bounds.min_replicas, bounds.max_replicas):

@@ -13,7 +13,8 @@ has to take it away, which would be a disruption the budget did not ask for).
 * Requests: each container's request of each resource no higher than it is now, in the
   pod template and in every running pod, and a request it has none of is not added (that
   would raise its charge from nothing).
-* Nodes: no more than the pool has now.
+* Nodes: no more than the pool has now, counting the nodes it was set to that are still
+  booting.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def held_requests(in_place: Sequence[Mapping[str, Mapping[str, float]]],
             for name, requests in proposed.items()}
 
 
-def held_size(nodes: int, size: int) -> int:
-    """A node pool's size while blocked: the one wanted, no more than the `nodes` it has."""
-    return min(size, nodes)
+def held_size(in_place: int, size: int) -> int:
+    """A node pool's size while blocked: the one wanted, no more than the nodes in place
+    (its joined nodes, or the size it was set to while some boot, whichever is more)."""
+    return min(size, in_place)

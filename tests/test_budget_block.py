@@ -4,6 +4,7 @@ while the Quota is over its budget and free again when it is not (no I/O)."""
 from dataclasses import replace
 
 from quartermaster.operator import nodepools
+from quartermaster.operator.nodepools import NodePoolFigures
 from quartermaster.operator.observe import snapshot_from_objects
 from quartermaster.operator.quota import budget_holds, figures as quota_figures, parse_spec as parse_quota
 from quartermaster.operator.scalingpolicy import HpaRecord, Ownership, decide, parse_spec, resolve_settings
@@ -33,7 +34,7 @@ def test_blocked_requests_go_down_not_up_and_no_request_is_added():
     lagging_pod = {"app": {"cpu": 0.5, "memory": GIB / 2}, "proxy": {"cpu": 0.1}}
     assert held_requests([template, lagging_pod], proposed)["app"] == {"cpu": 0.2, "memory": GIB / 2}, \
         "no running pod's request is raised either"
-    assert held_size(nodes=3, size=5) == 3 and held_size(nodes=3, size=2) == 2
+    assert held_size(in_place=3, size=5) == 3 and held_size(in_place=3, size=2) == 2
 
 
 def quota(name, namespaces, **budget):
@@ -98,6 +99,16 @@ def test_over_the_budget_the_hpa_is_capped_even_when_the_policy_would_leave_it_a
     capped = horizontal(OVER, Ownership("web", at_max))
     assert (capped.action.min_replicas, capped.action.max_replicas) == (2, 2), "the HPA cannot scale up on cpu"
     assert horizontal(OVER, updateMode="Off").action is None, "Off touches nothing, blocked or not"
+    # the block lifted while the policy does not act (its forecast distrusted): the ceiling
+    # goes back up, so the HPA may scale on cpu again; the floor stays
+    was_capped = HpaRecord("shop", "web", "Deployment", "web", "web", False, 2, 2)
+    for hold in (WITHIN, None):
+        freed = horizontal(hold, Ownership("web", was_capped), confidenceThreshold=0.99)
+        assert allowed(freed).get("reason") in ("WithinBudget", None)
+        assert (freed.action.min_replicas, freed.action.max_replicas) == (2, 10)
+    at_spec = HpaRecord("shop", "web", "Deployment", "web", "web", False, 2, 10)
+    assert horizontal(WITHIN, Ownership("web", at_spec), confidenceThreshold=0.99).action is None, \
+        "a distrusted policy leaves an HPA at the spec's ceiling alone"
 
 
 def test_over_the_budget_a_vertical_policy_lowers_requests_but_raises_none():
@@ -124,6 +135,10 @@ def test_over_the_budget_a_node_pool_does_not_grow():
     held = sized(OVER)
     assert held.action is None and held.status["recommendation"]["replicas"] == 2
     assert "over its budget" in held.status["reasoning"] and allowed(held)["reason"] == "BudgetExceeded"
+    # a cloud pool set to 2 whose instances have not joined yet: held at 2, not shrunk to none
+    booting = nodepools.decide(obj, spec, POOL, NodePoolFigures(0, ({"cpu": 3.0},) * 3, (), ()), observed(),
+                               resolve_settings(spec, None), None, None, None, {}, NOW, OVER)
+    assert booting.action is None and booting.status["recommendation"]["replicas"] == 2
 
 
 def test_over_the_budget_in_place_resizes_raise_no_running_pods_request():
