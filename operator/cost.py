@@ -52,6 +52,11 @@ class CostData:
     currency: str
     fresh: frozenset[str]  # namespaces with a current usage sample
 
+    def workloads(self, live: Mapping[tuple[str, str], Hashable]) -> list:
+        """Each row's workload (None for a pod of none known), gone pods by their names."""
+        resolver = PodResolver(live)
+        return [resolver.workload(ns, pod) for ns, pod in self.pods]
+
     def spend(self, namespaces: Iterable[str]) -> Spend:
         """What the pods of `namespaces` spent today and this month, and the forecasts."""
         wanted = set(namespaces)
@@ -94,7 +99,9 @@ class CostObserver:
                                     now, now, step)
         fresh = frozenset(labels.get("namespace", "") for labels in current.labels)
         node_of = {(p.namespace, p.name): p.node for p in pods}
-        prices = np.array([self.prices.prices(node_labels.get(node_of.get(pod))).per_unit_hour() for pod in rows])
+        by_node = {node: self.prices.prices(node_labels.get(node)).per_unit_hour()
+                   for node in {node_of.get(pod) for pod in rows}}
+        prices = np.array([by_node[node_of.get(pod)] for pod in rows])
         return CostData(rows, timestamps, step, requests, usage, prices.reshape(len(rows), len(RESOURCES)), now,
                         self.prices.currency, fresh)
 
@@ -116,7 +123,9 @@ class CostObserver:
         return rows, timestamps, grids["requests"], grids["usage"]
 
 
-FINDINGS_SHOWN = 20  # a Quota's status lists at most this many findings, the largest savings first
+# a Quota's status lists at most this many findings: cost anomalies (no saving to rank them
+# by, and the only warnings), then the largest savings
+FINDINGS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,8 @@ class WasteReport:
         reported = {(f.get("kind"), f.get("workload")): f.get("reported") for f in previous or []}
         wanted = set(namespaces)
         mine = sorted((f for f in self.findings if f.workload.namespace in wanted),
-                      key=lambda f: (-(f.monthly_saving or 0.0), str(f.workload), f.kind.value))[:FINDINGS_SHOWN]
+                      key=lambda f: (f.kind is not FindingKind.COST_ANOMALY, -(f.monthly_saving or 0.0),
+                                     str(f.workload), f.kind.value))[:FINDINGS_SHOWN]
         entries, events = [], []
         for f in mine:
             entry = {"kind": f.kind.value, "workload": str(f.workload), "message": f.message,
@@ -153,8 +163,7 @@ class WasteReport:
 def waste_report(data: CostData, live: Mapping[tuple[str, str], Hashable]) -> WasteReport:
     """The findings of every workload whose pods are on the grid (gone pods by their names,
     as the /cost answer resolves them); pods of no known workload are left out."""
-    resolver = PodResolver(live)
-    keys = [resolver.workload(ns, pod) for ns, pod in data.pods]
+    keys = data.workloads(live)
     rows = [i for i, key in enumerate(keys) if key is not None]
     return WasteReport(tuple(findings([keys[i] for i in rows], data.requests[rows], data.usage[rows],
                                       data.unit_prices[rows], data.step)), data.currency)
@@ -185,8 +194,7 @@ def allocation_answer(data: CostData, live: Mapping[tuple[str, str], Hashable], 
     if start < held:
         raise ValueError(f"window {window} starts before {rfc3339(held)}, the earliest cost held "
                          f"(the month's start or --cost lookback)")
-    resolver = PodResolver(live)
-    workload = [resolver.workload(ns, pod) for ns, pod in data.pods]
+    workload = data.workloads(live)
     keys = {"namespace": [ns for ns, _ in data.pods],
             "workload": [UNALLOCATED if w is None else f"{w.namespace}/{w.kind}/{w.name}" for w in workload],
             "pool": [pools.get(pod, UNALLOCATED) for pod in data.pods]}[aggregate]

@@ -158,7 +158,7 @@ class ControlCycle:
         # uid -> the status last written: what transitions are decided against, so a
         # write that failed is decided (and its Events filed) again by the next cycle
         self._written: dict[str, dict] = {}
-        # policy uid -> planner.scaling.ScalingState, or a NodePool policy's recent sizes
+        # policy uid -> planner.scaling.ScalingState, or a NodePool policy's NodePoolMemory
         self._scaling_state: dict[str, object] = {}
         self.node_pools = NodePoolProviders(settings.providers)
         self._node_pool_results: dict[str, nodepools.ActResult] = {}  # policy uid -> how its last size went
@@ -169,7 +169,8 @@ class ControlCycle:
         # the last cost read, or why there is none; each live pod's workload and pool
         self.latest_cost: CostData | tuple[str, str] = ("NotReadYet", "no cost read yet")
         self.latest_pods: tuple[dict, dict] = ({}, {})
-        self._waste_cache: Optional[tuple[tuple, WasteReport]] = None  # (the grid it is of, its findings)
+        # (the cost grid it is of, the workloads running then, its findings)
+        self._waste_cache: Optional[tuple[np.ndarray, frozenset, WasteReport]] = None
 
     # ---- compute: observe, forecast, decide (no Kubernetes I/O) ---------------------
 
@@ -211,7 +212,7 @@ class ControlCycle:
         standings, loans = quota.standings(scopes), quota.loans(scopes, now)
         quotas = []
         cost = self._read_cost(snapshot, observed, names, now) if snapshot.quotas or self.settings.api_port else None
-        waste = self._waste(cost)
+        waste = self._waste(cost) if snapshot.quotas else None  # only Quotas show findings
         for obj in snapshot.quotas:
             spec, scope = scopes[obj.name]
             quotas.append(Outcome(Quota.plural, obj, quota.decide(
@@ -270,15 +271,17 @@ class ControlCycle:
 
     def _waste(self, cost: CostData | tuple[str, str] | None) -> Optional[WasteReport]:
         """The waste findings of the cost grid's last week, worked out again only when the
-        grid gains a step (once an hour at the default cost step), other pods, or a workload
-        runs that was not (its pods' history is its own from then on); None without a cost read."""
+        cost observer pulls the grid again (once an hour at the default cost step, and each
+        cycle while its newest step settles) or a workload runs that was not (its pods'
+        history is its own from then on); None without a cost read."""
         if not isinstance(cost, CostData) or not len(cost.timestamps):
             return None
         live = self.latest_pods[0]
-        asked = (float(cost.timestamps[-1]), tuple(cost.pods), frozenset(live.values()))
-        if self._waste_cache is None or self._waste_cache[0] != asked:
-            self._waste_cache = (asked, waste_report(cost, live))
-        return self._waste_cache[1]
+        workloads = frozenset(live.values())
+        # the grid by identity: the cost observer hands out the very arrays it keeps
+        if self._waste_cache is None or self._waste_cache[0] is not cost.requests or self._waste_cache[1] != workloads:
+            self._waste_cache = (cost.requests, workloads, waste_report(cost, live))
+        return self._waste_cache[2]
 
     def cost_answer(self, window: str, aggregate: str) -> dict | str:
         """/cost's answer from the last cost read (ValueError for bad input), or why there is none."""
@@ -605,7 +608,8 @@ class ControlCycle:
 
     async def _evict(self, outcome: Outcome, action: PodEvictions, evicter: PodEvicter) -> None:
         """A pool's round of pressure evictions: each pod's outcome goes into its
-        status.lastEvictions at once, with an Event per pod on the pool (and on each pod evicted)."""
+        status.lastEvictions when the round ends, with an Event per pod on the pool (and on
+        each pod evicted)."""
         outcomes = await evicter.apply(action)
         for result in outcomes.values():
             if result != GONE:  # an ApiException is "failed"

@@ -41,7 +41,8 @@ from typing import Hashable, Optional, Sequence
 
 import numpy as np
 
-from .cost import HOUR, RESOURCES, charged, costs_per_hour
+from .cost import HOUR, RESOURCES, costs_per_hour
+from .scaling import amount, quantile_label
 
 MONTH_HOURS = 730.0  # 365 days x 24 hours / 12: the month savings are given for
 DAY = 86400.0
@@ -115,15 +116,15 @@ def _workload(key: Hashable, requests: np.ndarray, usage: np.ndarray, prices: np
     if cpu_p <= rules.idle_cores:
         saving = float(cost[..., measured].sum() * step / HOUR * to_month)
         found.append(Finding(FindingKind.IDLE, key, saving, (
-            f"p{rules.usage_quantile * 100:.0f} cpu {cpu_p * 1000:.1f}m over {hours:.0f} h, at or under "
+            f"p{quantile_label(rules.usage_quantile)} cpu {cpu_p * 1000:.1f}m over {hours:.0f} h, at or under "
             f"{rules.idle_cores * 1000:g}m: idle; it costs {saving:.2f} a month")))
     else:
-        found += _rightsizing(key, requests, usage, prices, pods, measured, step, to_month, rules, (cpu, memory))
+        found += _rightsizing(key, requests, usage, prices, cost, pods, measured, step, to_month, rules, (cpu, memory))
     anomaly = _anomaly(key, cost.sum(axis=(0, 1)), measured, step, rules)
     return found + ([anomaly] if anomaly else [])
 
 
-def _rightsizing(key, requests, usage, prices, pods, measured, step, to_month, rules,
+def _rightsizing(key, requests, usage, prices, cost, pods, measured, step, to_month, rules,
                  resources) -> list[Finding]:
     latest = int(np.flatnonzero(measured)[-1])
     recommended, parts, held = {}, [], requests.copy()
@@ -134,12 +135,13 @@ def _rightsizing(key, requests, usage, prices, pods, measured, step, to_month, r
         if per_pod_request > 0 and p < rules.rightsizing_ratio * per_pod_request:
             recommended[RESOURCES[r]] = p * rules.margin
             held[:, r] = np.minimum(requests[:, r], p * rules.margin)  # never raised; unknown stays NaN
-            parts.append(f"{RESOURCES[r]} p{rules.usage_quantile * 100:.0f} {_amount(r, p)} a pod under "
-                         f"{rules.rightsizing_ratio:.0%} of its request {_amount(r, per_pod_request)}: "
-                         f"request {_amount(r, p * rules.margin)}")
+            name = RESOURCES[r]
+            parts.append(f"{name} p{quantile_label(rules.usage_quantile)} {amount(name, p)} a pod under "
+                         f"{rules.rightsizing_ratio:.0%} of its request {amount(name, per_pod_request)}: "
+                         f"request {amount(name, p * rules.margin)}")
     if not recommended:
         return []
-    week = (charged(requests, usage) - charged(held, usage)) * prices[..., None]
+    week = cost - costs_per_hour(held, usage, prices)  # [m, R, T] what the held requests save
     saving = float(week[..., measured].sum() * step / HOUR * to_month)
     return [Finding(FindingKind.RIGHTSIZING, key, saving, "; ".join(parts) + f": saves {saving:.2f} a month",
                     tuple(recommended.items()))]
@@ -163,7 +165,3 @@ def _anomaly(key, hourly: np.ndarray, measured: np.ndarray, step: float, rules: 
     return Finding(FindingKind.COST_ANOMALY, key, None, (
         f"the last 24 h cost {daily[-1]:.2f}, against a median of {np.median(history):.2f} a day over the "
         f"{len(history)} days before (modified z-score {score:.1f} over {rules.anomaly_threshold:g})"))
-
-
-def _amount(resource: int, value: float) -> str:
-    return f"{value * 1000:.0f}m" if RESOURCES[resource] == "cpu" else f"{value / 2**20:.0f}Mi"

@@ -285,3 +285,23 @@ def test_the_pools_strategy_sets_its_member_policies_forecast_unless_they_set_it
     assert "p95" in web["reasoning"]
     assert (db["settings"]["quantile"], db["settings"]["horizonSeconds"]) == (0.8, 3600)
     assert db["settings"]["source"].startswith("quantile: the policy's own; horizonSeconds")
+
+
+def test_waste_findings_are_worked_out_again_for_each_grid_the_cost_observer_pulls(prometheus, monkeypatch):
+    from quartermaster.operator import cycle as cycle_module
+    from quartermaster.operator.cost import CostData
+    made = []
+    monkeypatch.setattr(cycle_module, "waste_report", lambda cost, live: made.append(cost) or len(made))
+    cycle = ControlCycle(settings(prometheus.url))
+    cycle.latest_pods = ({("shop", "web-0"): WorkloadKey("shop", "Deployment", "web")}, {})
+
+    def pulled() -> CostData:  # the same hours, pulled afresh (its newest step not settled yet)
+        grid = np.ones((1, 3, 2))
+        return CostData([("shop", "web-0")], np.array([0.0, 3600.0]), 3600, grid, grid.copy(),
+                        np.ones((1, 3)), 3700.0, "USD", frozenset())
+    first = pulled()
+    assert cycle._waste(first) == 1 and cycle._waste(first) == 1, "the grid kept: worked out once"
+    assert cycle._waste(pulled()) == 2, "a grid pulled again, even of the same hours: worked out again"
+    cycle.latest_pods = ({**cycle.latest_pods[0], ("shop", "api-0"): WorkloadKey("shop", "Deployment", "api")}, {})
+    second = pulled()
+    assert cycle._waste(second) == 3 and cycle._waste(second) == 3

@@ -125,6 +125,15 @@ def test_gone_pods_count_for_their_workload_and_a_quota_reports_each_finding_onc
     both, _ = report.for_quota(["shop", "batch"], None, now)
     assert [e["kind"] for e in both] == ["Rightsizing", "Idle"], "the largest saving first"
     assert report.for_quota(["elsewhere"], None, now) == (None, [])
+    # a cost anomaly has no saving to rank it by, and is the one warning: never cut off
+    from quartermaster.operator.cost import FINDINGS_SHOWN, WasteReport
+    from quartermaster.planner.waste import Finding
+    small = [Finding(FindingKind.RIGHTSIZING, WorkloadKey("shop", "Deployment", f"w{i}"), 0.01, "x", ())
+             for i in range(FINDINGS_SHOWN)]
+    spike = Finding(FindingKind.COST_ANOMALY, web, None, "spiked", ())
+    shown, warnings = WasteReport(tuple([*small, spike]), "USD").for_quota(["shop"], None, now)
+    assert len(shown) == FINDINGS_SHOWN and shown[0]["kind"] == "CostAnomaly"
+    assert ("CostAnomaly", "shop/StatefulSet/web: spiked", True) in warnings
 
 
 def test_a_quota_shows_its_scopes_findings_files_their_events_and_keeps_them_without_a_read():
