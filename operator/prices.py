@@ -92,7 +92,7 @@ def instance_types() -> dict[str, InstanceType]:
 def node_prices(kind: InstanceType, spot: bool, default: Prices) -> Prices:
     """Unit prices on a node of this type: the default prices scaled so that the node's
     allocatable cpu, memory and GPUs together cost its hourly list price (spot or on-demand)."""
-    price = kind.spot_price if spot and kind.spot_price is not None else kind.on_demand_price
+    price = kind.price(1.0 if spot else 0.0)
     offered = kind.allocatable
     worth = (offered.get("cpu", 0.0) * default.core_hour + offered.get("memory", 0.0) / GIB * default.gib_hour
              + offered.get("nvidia.com/gpu", 0.0) * default.gpu_hour)

@@ -81,7 +81,7 @@ class AutoScalingGroups:
     async def set_desired_size(self, pool: str, size: int, instance_type: str | None = None,
                                spot_percentage: int | None = None) -> NodePool:
         group = await self._group(pool)
-        state = await self._pool(group)
+        state = await self._pool(group, refusal=False)  # a spot refusal is the observation's to read
         check_size(state, size)
         if instance_type is not None and instance_type not in {kind.name for kind in self._types}:
             raise Rejected(f"node pool {pool}: no instance type {instance_type!r} in the provider's table")
@@ -92,7 +92,7 @@ class AutoScalingGroups:
                         MixedInstancesPolicy=mixed_instances_policy(group, *shape))
         await _call(self._autoscaling.set_desired_capacity, AutoScalingGroupName=pool,
                     DesiredCapacity=size, HonorCooldown=False)
-        return await self.describe(pool)
+        return await self._pool(await self._group(pool), refusal=False)
 
     async def _group(self, pool: str) -> dict:
         groups = await self._groups(AutoScalingGroupNames=[pool])
@@ -104,12 +104,14 @@ class AutoScalingGroups:
         pages = self._autoscaling.get_paginator("describe_auto_scaling_groups").paginate(**query)
         return await _call(lambda: [group for page in pages for group in page["AutoScalingGroups"]])
 
-    async def _pool(self, group: dict) -> NodePool:
+    async def _pool(self, group: dict, refusal: bool = True) -> NodePool:
+        """The group as a NodePool; `refusal`: with its latest spot refusal (one more call, so
+        a resize, whose caller reads none, leaves it out)."""
         mixed = group.get("MixedInstancesPolicy") or {}
         distribution = mixed.get("InstancesDistribution") or {}
         on_demand_percentage = distribution.get("OnDemandPercentageAboveBaseCapacity", 100)
-        refused, refused_at = await self._spot_refusal(group["AutoScalingGroupName"]) if on_demand_percentage < 100 \
-            else ("", None)
+        refused, refused_at = await self._spot_refusal(group["AutoScalingGroupName"]) \
+            if refusal and on_demand_percentage < 100 else ("", None)
         return NodePool(
             group["AutoScalingGroupName"], await self._instance_type(group), tuple(group["AvailabilityZones"]),
             group["MinSize"], group["MaxSize"], group["DesiredCapacity"],

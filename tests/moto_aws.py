@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from moto.server import ThreadedMotoServer
-
 from quartermaster.testbed.processes import free_port
 from recorded_cloud import serving
 
@@ -23,6 +21,9 @@ CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 def moto_server() -> Iterator[str]:
     """moto's server answering on a free loopback port; its URL. Every moto server in one
     process serves the same state (moto's backends are module globals)."""
+    # imported here: moto takes most of a second to import, which every test run (conftest
+    # imports this module) would otherwise pay
+    from moto.server import ThreadedMotoServer
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     try:

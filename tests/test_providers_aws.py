@@ -180,3 +180,9 @@ def test_a_launch_that_spot_capacity_failed_is_reported_as_refused(groups, sessi
     # an all on-demand group is not asked about its activities
     proxy.answer("DescribeScalingActivities", 200, scaling_activity("workers", "Failed", refusal), count=1)
     assert asyncio.run(provider.describe("someone-elses")).spot_refused == "" and proxy.failed == 0
+    # a resize reads no activity (its caller reads no refusal): the observation does, once
+    proxy.answer("DescribeScalingActivities", 200, scaling_activity("workers", "Successful", ""), count=10)
+    asyncio.run(provider.set_desired_size("workers", 3, spot_percentage=50))
+    assert proxy.failed == 0
+    asyncio.run(provider.describe("workers"))
+    assert proxy.failed == 1

@@ -261,7 +261,7 @@ def test_a_namespace_that_leaves_the_scope_loses_the_quota_s_objects_and_keeps_i
              "the Quota's objects beside the namespace's own")
     core.patch_namespace(leaving, {"metadata": {"labels": {"quartermaster.dev/user": "someone-else"}}})
     wait_for(lambda: objects(leaving) == ["ResourceQuota/own"], 90, "the Quota's objects deleted, its own kept")
-    assert to_float(core.read_namespaced_resource_quota(owned, staying).spec.hard["requests.cpu"]) == 2.0, \
+    assert hard_cpu(core, staying, name) == 2.0, \
         "the namespace left in the scope holds the whole total"
     status = wait_for(lambda: (s := status_of(kubectl, name)) and {
         o["namespace"] for o in s.get("ownedObjects", [])} == {staying} and s, 30, "status ownedObjects of the namespace left")
