@@ -13,8 +13,7 @@ from datetime import datetime, timezone
 import pytest
 from kubernetes import client
 
-from conftest import app_workload, wait_for
-from test_api_e2e import call
+from conftest import api_call, app_workload, wait_for
 from quartermaster.operator.models import GROUP, VERSION
 
 NAMESPACE = "e2e-cost"
@@ -135,9 +134,9 @@ def test_a_budget_under_the_spend_flips_budget_exceeded_with_an_event(reader_tok
 
 
 def test_the_cost_endpoint_answers_with_the_same_figures(reader_token, kubectl, operator_api_port):
-    assert call(operator_api_port, "/cost?window=month")[0] == 401
+    assert api_call(operator_api_port, "/cost?window=month")[0] == 401
     status = measured(kubectl)
-    code, answer = call(operator_api_port, "/cost?window=month&aggregate=namespace", reader_token)
+    code, answer = api_call(operator_api_port, "/cost?window=month&aggregate=namespace", reader_token)
     assert code == 200 and answer["code"] == 200
     namespace = answer["data"][0][NAMESPACE]
     # the endpoint answers from the latest cycle's read, seconds after the status's
@@ -145,11 +144,11 @@ def test_the_cost_endpoint_answers_with_the_same_figures(reader_token, kubectl, 
     assert namespace["totalCost"] == pytest.approx(namespace["cpuCost"] + namespace["ramCost"] + namespace["gpuCost"])
     assert namespace["window"]["start"] == datetime.fromtimestamp(month_start(time.time()), timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
-    _, by_workload = call(operator_api_port, "/cost?window=month&aggregate=workload", reader_token)
+    _, by_workload = api_call(operator_api_port, "/cost?window=month&aggregate=workload", reader_token)
     batch = by_workload["data"][0][f"{NAMESPACE}/StatefulSet/batch"]
     assert batch["totalCost"] == pytest.approx(namespace["totalCost"], rel=1e-6)
     assert batch["cpuCoreRequestAverage"] > 0
-    code, bad = call(operator_api_port, "/cost?window=forever", reader_token)
+    code, bad = api_call(operator_api_port, "/cost?window=forever", reader_token)
     assert code == 400 and "window" in bad["message"]
-    code, bad = call(operator_api_port, "/cost?window=today&aggregate=team", reader_token)
+    code, bad = api_call(operator_api_port, "/cost?window=today&aggregate=team", reader_token)
     assert code == 400 and "aggregate" in bad["message"]
