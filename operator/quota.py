@@ -58,7 +58,8 @@ from quartermaster.operator.models import GROUP, VERSION, BudgetAction, Quota, Q
 from quartermaster.operator.observe import ClusterSnapshot, CustomObject, custom_object
 from quartermaster.operator.quantities import format_quantity, to_float
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
-from quartermaster.planner.budget import BudgetHold
+from quartermaster.planner.budget import (CURRENCY_MISMATCH, EXCEEDED, NO_LIMIT, SPEND_UNKNOWN, WITHIN,
+                                          BudgetHold)
 from quartermaster.planner.cost import Spend
 from quartermaster.planner.priority import PriorityClass, Standing
 from quartermaster.planner.quotas import CohortMember, lend_idle, split_by_kind, split_total
@@ -144,13 +145,27 @@ def budget_holds(quotas: Mapping[str, tuple[QuotaSpec | str, Optional[QuotaFigur
     for name, (spec, scope, status) in sorted(quotas.items()):
         if isinstance(spec, str) or scope is None or spec.budget is None or spec.budget.action != BudgetAction.BLOCK:
             continue
-        exceeded = next((c for c in status.get("conditions") or [] if c["type"] == "BudgetExceeded"), None)
-        hold = BudgetHold(name, exceeded is not None and exceeded["status"] == "True",
-                          "" if exceeded is None else exceeded["message"])
+        hold = _budget_hold(name, spec, status)
         for ns in scope.namespaces:
             if ns not in found or (hold.exceeded and not found[ns].exceeded):
                 found[ns] = hold
     return found
+
+
+def _budget_hold(name: str, spec: QuotaSpec, status: Mapping) -> BudgetHold:
+    """Where a Block Quota stands, from its spec and the BudgetExceeded `_budget` decided
+    (kept as it was while the spend cannot be read)."""
+    exceeded = next((c for c in status.get("conditions") or [] if c["type"] == "BudgetExceeded"), None)
+    if spec.budget.daily is None and spec.budget.monthly is None:
+        # _budget drops BudgetExceeded then, but only once it reads the spend: one left from
+        # an earlier spec must not hold
+        return BudgetHold(name, NO_LIMIT, "")
+    if exceeded is None:
+        return BudgetHold(name, SPEND_UNKNOWN, "")
+    if exceeded["status"] == "True":
+        return BudgetHold(name, EXCEEDED, exceeded["message"])
+    return BudgetHold(name, CURRENCY_MISMATCH if exceeded["reason"] == "CurrencyMismatch" else WITHIN,
+                      exceeded["message"])
 
 
 def owned_record(kind: str, namespace: str, name: str, labels: Mapping, meta: Mapping, spec: Mapping,

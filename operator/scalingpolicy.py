@@ -397,19 +397,22 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
 
 def budget_condition(conditions: list[dict], hold: Optional[BudgetHold], generation: int) -> list[dict]:
     """`ScalingAllowed` while a Quota with `budget.action: Block` covers the policy: False
-    while that Quota is over its budget; none when no such Quota does."""
+    while that Quota is over its budget, True (and why) otherwise; none when no such Quota does."""
     if hold is None:
         return [c for c in conditions if c["type"] != "ScalingAllowed"]
-    if hold.exceeded:
-        return set_condition(conditions, "ScalingAllowed", False, "BudgetExceeded", (
-            f"Quota {hold.quota} is over its budget ({hold.message}) and its budget.action is Block: no scaling "
-            f"up (scaling down is allowed) until its spend is within the budget"), generation)
-    if not hold.message:  # no BudgetExceeded yet: the Quota's spend has never been read
-        return set_condition(conditions, "ScalingAllowed", True, "SpendUnknown",
-                             f"Quota {hold.quota} (budget.action Block): its spend is not known yet "
-                             f"(see its CostAvailable); scaling is allowed until it is over its budget", generation)
-    return set_condition(conditions, "ScalingAllowed", True, "WithinBudget",
-                         f"Quota {hold.quota} (budget.action Block) is within its budget", generation)
+    quota = f"Quota {hold.quota} (budget.action Block)"
+    message = {
+        budget.EXCEEDED: f"Quota {hold.quota} is over its budget ({hold.message}) and its budget.action is Block: "
+                         f"no scaling up (scaling down is allowed) until its spend is within the budget",
+        budget.WITHIN: f"{quota} is within its budget",
+        budget.SPEND_UNKNOWN: f"{quota}: its spend is not known yet (see its CostAvailable); scaling is allowed "
+                              f"until it is over its budget",
+        budget.CURRENCY_MISMATCH: f"{quota} does not compare its spend with its budget ({hold.message}), so it "
+                                  f"holds nothing: set its budget.currency to the price table's",
+        budget.NO_LIMIT: f"{quota} has neither budget.daily nor budget.monthly, so it holds nothing: set one, or "
+                         f"take budget.action Block away",
+    }[hold.reason]
+    return set_condition(conditions, "ScalingAllowed", not hold.exceeded, hold.reason, message, generation)
 
 
 def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigures, settings: Settings,
@@ -454,8 +457,8 @@ def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigu
                                              for name, requests in proposed.items()]
     if len(current) > 1:
         extra["reasoning"] += "; shared among the containers as their requests are now"
-    if blocked:  # the recommendation stands in status; what is applied raises no pod's request
-        proposed = budget.held_requests([_by_name(current), *(_by_name(c) for _, c in figures.pods)], proposed)
+    if blocked:  # the recommendation stands in status; what is applied raises no request
+        proposed = budget.held_requests(_by_name(current), proposed)
     if spec.update_mode is UpdateMode.OFF:
         return ready("RecommendOnly", "updateMode Off: requests are recommended, not applied")
     if extra["confidence"] < spec.confidence_threshold and not figures.oom_killed:
@@ -472,13 +475,22 @@ def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigu
         baseline, resized = _by_name(current), ()
         due = vertical.worth_updating(baseline, proposed, oom_killed=figures.oom_killed)
     else:
-        resized = tuple(pod for pod, containers in figures.pods
-                        if vertical.worth_updating(_by_name(containers), proposed, oom_killed=figures.oom_killed))
+        resizing, kept = [], []
+        for pod, containers in figures.pods:
+            requests = _by_name(containers)
+            if vertical.worth_updating(requests, proposed, oom_killed=figures.oom_killed):
+                # blocked, a pod whose request lags below the held one keeps its own:
+                # resizing it to the others' would raise its charge
+                (kept if blocked and vertical.raises(requests, proposed) else resizing).append(pod)
+        resized = tuple(resizing)
         baseline = _by_name(dict(figures.pods)[resized[0]]) if resized else {}
         due = bool(resized)
+        if kept:
+            extra["reasoning"] += (f"; {', '.join(kept)} keep their requests: the budget's hold allows "
+                                   f"no pod a higher one")
     if not due:
         return ready("UpToDate", f"the requests in place are within {vertical.UPDATE_TOLERANCE:.0%} "
-                                 f"of the recommendation")
+                                 f"of the recommendation{', as far as the budget allows' if blocked else ''}")
     cooldown = (spec.scale_up if vertical.raises(baseline, proposed) else spec.scale_down).cooldown_seconds
     last = (previous.get("lastAction") or {}).get("time")
     if last is not None and now - from_rfc3339(last) < cooldown and not figures.oom_killed:

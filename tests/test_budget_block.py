@@ -10,14 +10,15 @@ from quartermaster.operator.quota import budget_holds, figures as quota_figures,
 from quartermaster.operator.scalingpolicy import HpaRecord, Ownership, decide, parse_spec, resolve_settings
 from quartermaster.operator.workloads import ContainerRequests
 from quartermaster.planner.budget import BudgetHold, held_replica_bounds, held_requests, held_size
+from quartermaster.planner import budget
 from quartermaster.providers.node_pools import NodePoolSize
 
 from test_nodepools_decide import POOL, observed, two_nodes
 from test_nodepools_decide import policy as node_pool_policy
 from test_scalingpolicy_decide import GIB, NOW, figures, policy, template, vertical_figures
 
-OVER = BudgetHold("team-shop", True, "spent 3.00 USD over the daily budget 1.00")
-WITHIN = BudgetHold("team-shop", False, "spend is within the budget")
+OVER = BudgetHold("team-shop", budget.EXCEEDED, "spent 3.00 USD over the daily budget 1.00")
+WITHIN = BudgetHold("team-shop", budget.WITHIN, "spend is within the budget")
 
 
 def test_blocked_bounds_never_exceed_what_runs_and_may_go_down():
@@ -30,10 +31,7 @@ def test_blocked_bounds_never_exceed_what_runs_and_may_go_down():
 def test_blocked_requests_go_down_not_up_and_no_request_is_added():
     template = {"app": {"cpu": 0.5, "memory": GIB}, "proxy": {"cpu": 0.1}}
     proposed = {"app": {"cpu": 0.2, "memory": 2 * GIB}, "proxy": {"cpu": 0.3, "memory": GIB}}
-    assert held_requests([template], proposed) == {"app": {"cpu": 0.2, "memory": GIB}, "proxy": {"cpu": 0.1}}
-    lagging_pod = {"app": {"cpu": 0.5, "memory": GIB / 2}, "proxy": {"cpu": 0.1}}
-    assert held_requests([template, lagging_pod], proposed)["app"] == {"cpu": 0.2, "memory": GIB / 2}, \
-        "no running pod's request is raised either"
+    assert held_requests(template, proposed) == {"app": {"cpu": 0.2, "memory": GIB}, "proxy": {"cpu": 0.1}}
     assert held_size(in_place=3, size=5) == 3 and held_size(in_place=3, size=2) == 2
 
 
@@ -42,8 +40,8 @@ def quota(name, namespaces, **budget):
             "spec": {"scope": {"namespaces": namespaces}, "budget": {"daily": 1, **budget}}}
 
 
-def exceeded(flag: bool) -> dict:
-    return {"conditions": [{"type": "BudgetExceeded", "status": str(flag), "reason": "x",
+def exceeded(flag: bool, reason: str = "x") -> dict:
+    return {"conditions": [{"type": "BudgetExceeded", "status": str(flag), "reason": reason,
                             "message": "over" if flag else "within"}]}
 
 
@@ -54,11 +52,12 @@ def test_a_namespace_is_held_by_a_block_quota_over_its_budget_and_only_by_one():
     scopes = {q.name: (spec, quota_figures(q, spec, snapshot)) for q in snapshot.quotas for spec in [parse_quota(q)]}
     statuses = {"alert": exceeded(True), "b-block": exceeded(True), "a-block": exceeded(False)}
     holds = budget_holds({name: (*scope, statuses[name]) for name, scope in scopes.items()})
-    assert holds["shop"] == BudgetHold("b-block", True, "over"), "an Alert Quota holds nothing"
-    assert holds["web"] == BudgetHold("b-block", True, "over"), "one over its budget before one within by name"
+    assert holds["shop"] == BudgetHold("b-block", budget.EXCEEDED, "over"), "an Alert Quota holds nothing"
+    assert holds["web"] == BudgetHold("b-block", budget.EXCEEDED, "over"), \
+        "one over its budget before one within by name"
     statuses["b-block"] = exceeded(False)
     holds = budget_holds({name: (*scope, statuses[name]) for name, scope in scopes.items()})
-    assert holds["web"] == BudgetHold("a-block", False, "within") and not holds["shop"].exceeded
+    assert holds["web"] == BudgetHold("a-block", budget.WITHIN, "within") and not holds["shop"].exceeded
 
 
 def allowed(decision) -> dict:
@@ -141,18 +140,54 @@ def test_over_the_budget_a_node_pool_does_not_grow():
     assert booting.action is None and booting.status["recommendation"]["replicas"] == 2
 
 
-def test_over_the_budget_in_place_resizes_raise_no_running_pods_request():
+def test_over_the_budget_in_place_resizes_lower_pods_to_the_held_requests_and_raise_none():
     pods = (("web-a", (ContainerRequests("app", {"cpu": 4.0, "memory": 4 * GIB}),)),
             ("web-b", (ContainerRequests("app", {"cpu": 0.2, "memory": 4 * GIB}),)))
     obj = policy(mode="Vertical", updateMode="InPlace")
     figures_now = vertical_figures(template(("app", {"cpu": 4.0, "memory": 4 * GIB})), pods=pods)
+    free = decide(obj, parse_spec(obj), figures_now, None, Ownership("web"), None, {}, NOW, None)
+    assert free.action.pods == ("web-a", "web-b") and free.action.containers[0].requests["cpu"] == 1.1
     held = decide(obj, parse_spec(obj), figures_now, None, Ownership("web"), None, {}, NOW, OVER)
-    assert held.action.containers[0].requests["cpu"] == 0.2, "web-b's 200m is not raised to the 1100m recommended"
-    assert held.action.containers[0].requests["memory"] < 4 * GIB and held.action.pods == ("web-a", "web-b"), \
-        "both pods' memory comes down"
+    assert held.action.containers == free.action.containers, \
+        "the recommendation is under the template's: web-a comes down to it, not to web-b's 200m"
+    assert held.action.pods == ("web-a",), "web-b keeps its 200m: 1100m would raise its charge"
+    assert "web-b keep their requests" in held.status["reasoning"]
+    only_lagging = vertical_figures(template(("app", {"cpu": 4.0, "memory": 4 * GIB})), pods=pods[1:])
+    waiting = decide(obj, parse_spec(obj), only_lagging, None, Ownership("web"), None, {}, NOW, OVER)
+    ready = next(c for c in waiting.status["conditions"] if c["type"] == "Ready")
+    assert waiting.action is None and ready["reason"] == "UpToDate" and "budget allows" in ready["message"]
+
+
+def hold_of(budget_spec: dict, status: dict) -> BudgetHold:
+    body = quota("shop-budget", ["shop"], action="Block")
+    body["spec"]["budget"] = {"action": "Block", **budget_spec}
+    snapshot = snapshot_from_objects(namespaces=[{"metadata": {"name": "shop"}}], quotas=[body])
+    spec = parse_quota(snapshot.quotas[0])
+    return budget_holds({"shop-budget": (spec, quota_figures(snapshot.quotas[0], spec, snapshot), status)})["shop"]
 
 
 def test_a_block_quota_whose_spend_was_never_read_holds_nothing_and_says_so():
-    unknown = horizontal(BudgetHold("team-shop", False, ""))
+    hold = hold_of({"daily": 1}, {})
+    assert hold.reason == budget.SPEND_UNKNOWN and not hold.exceeded
+    unknown = horizontal(hold)
     assert (unknown.action.min_replicas, unknown.action.max_replicas) == (8, 10)
     assert allowed(unknown)["reason"] == "SpendUnknown" and "CostAvailable" in allowed(unknown)["message"]
+
+
+def test_a_block_quota_that_cannot_compare_or_has_no_limit_holds_nothing_and_says_why():
+    mismatch = {"conditions": [{"type": "BudgetExceeded", "status": "False", "reason": "CurrencyMismatch",
+                                "message": "the budget is in EUR, the price table in USD: not compared"}]}
+    hold = hold_of({"daily": 1, "currency": "EUR"}, mismatch)
+    condition = allowed(horizontal(hold))
+    assert (condition["status"], condition["reason"]) == ("True", "CurrencyMismatch")
+    assert "in EUR, the price table in USD" in condition["message"] and "within" not in condition["message"]
+    # no daily or monthly budget: the Quota never has a BudgetExceeded to be over, and one
+    # left from an earlier spec that had a limit holds nothing either
+    for status in ({}, exceeded(True)):
+        hold = hold_of({}, status)
+        assert hold.reason == budget.NO_LIMIT and not hold.exceeded
+        unlimited = horizontal(hold)
+        assert (unlimited.action.min_replicas, unlimited.action.max_replicas) == (8, 10)
+        condition = allowed(unlimited)
+        assert (condition["status"], condition["reason"]) == ("True", "NoBudgetLimit")
+        assert "neither budget.daily nor budget.monthly" in condition["message"]
