@@ -21,7 +21,7 @@ def decaying_percentile(values: np.ndarray, origins: np.ndarray, half_life: floa
     # sample backwards from the newest point so the newest data is always in
     sample_at = np.arange(length - 1, -1, -stride)[::-1]
     samples = np.take(values, sample_at, axis=1)
-    order = np.argsort(samples, axis=1, kind="stable")
+    order = np.argsort(samples, axis=1)  # equal values tie: any order of them gives the same percentile
     sorted_samples = np.take_along_axis(samples, order, axis=1)
     # Seen from origin o, sample t weighs 0.5 ** ((o - 1 - t) / half_life); the factor in o is
     # common to all samples and cancels in a percentile, so t's weight is fixed and only the
