@@ -20,7 +20,8 @@ import kopf
 import numpy as np
 
 from quartermaster.operator.accounting import PodRecord, PoolSummary, threshold_for
-from quartermaster.operator.conditions import as_event, changed, from_rfc3339, rfc3339, set_condition
+from quartermaster.operator.conditions import (as_event, changed, restart_unreadable, rfc3339, seconds_since,
+                                               set_condition)
 from quartermaster.operator.forecast_tracking import Accuracy
 from quartermaster.operator import models
 from quartermaster.operator.models import GROUP, VERSION, PressureActions, ResourcePool, ResourcePoolSpec
@@ -138,6 +139,13 @@ def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[P
                                    f"{summary.nodes} nodes, {summary.members} member pods", generation)
     reason, message, available = _metrics_condition(usage, metrics_problem, workloads)
     conditions = set_condition(conditions, "MetricsAvailable", available, reason, message, generation)
+    # a copy, written back when its time was unreadable
+    last_evictions = dict(previous.get("lastEvictions") or {})
+    unreadable = restart_unreadable(last_evictions, "time", "lastEvictions.time", now,
+                                    "the next round of evictions waits pressureActions.cooldownSeconds")
+    if unreadable:
+        status["lastEvictions"] = last_evictions
+        previous = {**previous, "lastEvictions": last_evictions}
     relief = _relief(spec.pressure_actions, {r: loads[r] for r in spec.pressure_actions.resources if r in loads},
                      summary.member_pods, usage, metrics_problem, previous, now)
     conditions = [c for c in conditions if c["type"] != "Evicting"]
@@ -149,7 +157,7 @@ def decide(pool: CustomObject, spec: ResourcePoolSpec | str, summary: Optional[P
         status["lastEvictions"] = relief.record
         action = PodEvictions(relief.pods)
     status["conditions"] = conditions
-    events = _transitions(before, conditions, status)
+    events = _transitions(before, conditions, status) + unreadable
     events += _pressure_changes(previous.get("pressure") or {}, pressure, spec.strategy.value, params)
     return PoolDecision(status, events, action)
 
@@ -188,7 +196,7 @@ def _relief(actions: PressureActions, loads: Mapping[str, ResourceLoad], members
     if stale is not None:
         return Relief(("MetricsNotFresh", f"{at}, but {stale}: no pod is evicted on stale figures", False))
     last = previous.get("lastEvictions") or {}
-    since = _seconds_since(last.get("time"), now)
+    since = seconds_since(last.get("time"), now)
     if since is not None and since < actions.cooldown_seconds:
         return Relief(("EvictionCooldown", f"{at}; the last round of evictions was {since:.0f}s ago, the next "
                                            f"is due in {actions.cooldown_seconds - since:.0f}s", True))
@@ -209,15 +217,6 @@ def _relief(actions: PressureActions, loads: Mapping[str, ResourceLoad], members
          "outcome": "Decided"} for e in plan.evictions]}
     return Relief(("PodsEvicted", f"{at}: {_round_message(plan, actions)}", True), record,
                   tuple((pods[e.pod].namespace, pods[e.pod].name, pods[e.pod].uid) for e in plan.evictions))
-
-
-def _seconds_since(time: Optional[str], now: float) -> Optional[float]:
-    """Seconds since a recorded round, None without one. The record is the operator's own;
-    one edited into something unreadable is taken as no record rather than crash every cycle."""
-    try:
-        return None if not time else now - from_rfc3339(time)
-    except (TypeError, ValueError):
-        return None
 
 
 def _not_fresh(usage: Optional[UsageFigures], problem: Optional[tuple[str, str]]) -> Optional[str]:

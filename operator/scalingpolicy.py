@@ -32,7 +32,8 @@ from typing import Iterable, Mapping, Optional
 import kopf
 import numpy as np
 
-from quartermaster.operator.conditions import as_event, changed, from_rfc3339, rfc3339, set_condition
+from quartermaster.operator.conditions import (as_event, changed, restart_unreadable, rfc3339, seconds_since,
+                                               set_condition)
 from quartermaster.operator import models
 from quartermaster.operator.models import GROUP, VERSION, ScalingMode, ScalingPolicy, ScalingPolicySpec, UpdateMode
 from quartermaster.operator.observe import CustomObject, custom_object
@@ -55,6 +56,8 @@ FORECAST_POINTS = 6  # the compact forecast in status: quantile values at this m
 OOM_MEMORY_SECONDS = 86400  # how long memory stays raised after an OOMKill (VPA's half-life)
 CUSTOM_SIGNALS = ("promql", "queueDepth")  # read by their own PromQL query, not from usage
 NODE_POOL = "NodePool"  # a targetRef kind sized through a provider (operator/nodepools.py), not a workload
+# the status records with a time the decision reads, and what waits on it
+TIMED_RECORDS = {"lastAction": "the next change waits its cooldown", "lastOomKill": "memory stays raised for a day"}
 
 
 @dataclass(frozen=True)
@@ -299,11 +302,17 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
     before = list(previous.get("conditions") or [])
     generation = policy.generation
     blocked = hold is not None and hold.exceeded
+    # copies, written back with this decision's status when a time in them was unreadable
+    timed = {key: dict(previous[key]) for key in TIMED_RECORDS if previous.get(key)}
+    unreadable = [event for key, record in timed.items()
+                  for event in restart_unreadable(record, "time", f"{key}.time", now, TIMED_RECORDS[key])]
+    previous = {**previous, **timed}
 
     def finish(conditions, extra=None, action=None, new_state=state):
         conditions = budget_condition(conditions, hold, generation)
-        status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
-        events = [as_event(c) for c in changed(before, conditions)]
+        status = {"observedGeneration": generation, **(timed if unreadable else {}), **(extra or {}),
+                  "conditions": conditions}
+        events = [as_event(c) for c in changed(before, conditions)] + unreadable
         if action is not None:
             status["lastAction"] = {"action": action.describe(), "time": rfc3339(now)}
             events.append((action.event_reason, status["lastAction"]["action"], False))
@@ -344,7 +353,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec | str, figures: Optiona
     rules = scaling.ScalingRules.from_spec(spec.model_dump(by_alias=True, mode="json"), settings.parameters,
                                            step_seconds=figures.step_seconds)
     # the replicas in place are what the cluster runs now, whatever the last decision said
-    state = replace(state or _restored_state(previous, figures.replicas), replicas=figures.replicas)
+    state = replace(state or _restored_state(previous, figures.replicas, now), replicas=figures.replicas)
     decisions = [scaling.decide_replicas(rules, state, now, s.demand, s.target_per_replica, s.forecast,
                                          s.confidence, signal=s.signal, median=s.median) for s in figures.signals]
     chosen = max(decisions, key=lambda d: d.replicas)  # the signal that needs most replicas rules
@@ -493,7 +502,8 @@ def _vertical(policy: CustomObject, spec: ScalingPolicySpec, figures: PolicyFigu
                                  f"of the recommendation{', as far as the budget allows' if blocked else ''}")
     cooldown = (spec.scale_up if vertical.raises(baseline, proposed) else spec.scale_down).cooldown_seconds
     last = (previous.get("lastAction") or {}).get("time")
-    if last is not None and now - from_rfc3339(last) < cooldown and not figures.oom_killed:
+    since = seconds_since(last, now)
+    if since is not None and since < cooldown and not figures.oom_killed:
         return ready("CoolingDown", f"requests last changed at {last}; the next change waits "
                                     f"{cooldown} s from then")
     containers = tuple(ContainerRequests(name, requests) for name, requests in proposed.items())
@@ -508,12 +518,13 @@ def _oom_kill(figures: PolicyFigures, previous: Mapping, pods: int, now: float) 
     and memory must not fall back to the peak that was killed)."""
     memory = next((s for s in figures.signals if s.signal == "memory"), None)
     recorded = previous.get("lastOomKill")
+    since = seconds_since((recorded or {}).get("time"), now)
     if figures.oom_killed and memory is not None and memory.recent_peak is not None:
         peak = memory.recent_peak / pods
-        if recorded is not None and now - from_rfc3339(recorded["time"]) < OOM_MEMORY_SECONDS:
+        if since is not None and since < OOM_MEMORY_SECONDS:
             peak = max(peak, to_float(recorded["podPeak"]))
         return {"time": rfc3339(now), "podPeak": _request("memory", peak)}
-    if recorded is not None and now - from_rfc3339(recorded["time"]) < OOM_MEMORY_SECONDS:
+    if since is not None and since < OOM_MEMORY_SECONDS:
         return dict(recorded)
     return None
 
@@ -526,14 +537,13 @@ def _request(resource: str, amount: float) -> str:
     return format_quantity(resource, request_precision(resource, amount))
 
 
-def _restored_state(previous: Mapping, replicas: int) -> scaling.ScalingState:
+def _restored_state(previous: Mapping, replicas: int, now: float) -> scaling.ScalingState:
     """After a restart: the last recorded action starts both cooldowns (which way it went
     is not recorded), so a restarted operator does not act again at once."""
-    last = (previous.get("lastAction") or {}).get("time")
-    if last is None:
+    since = seconds_since((previous.get("lastAction") or {}).get("time"), now)
+    if since is None:
         return scaling.ScalingState.initial(replicas)
-    at = from_rfc3339(last)
-    return scaling.ScalingState(replicas, last_scale_up=at, last_scale_down=at)
+    return scaling.ScalingState(replicas, last_scale_up=now - since, last_scale_down=now - since)
 
 
 def signal_source(signal: models.Signal) -> tuple[str, Optional[str]]:

@@ -27,6 +27,7 @@ as they hold it (`planner.reservations.floors`: each its part, in proportion to 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ from typing import Mapping, Optional
 import kopf
 import numpy as np
 
-from quartermaster.operator.conditions import as_event, changed, from_rfc3339, rfc3339, set_condition
+from quartermaster.operator.conditions import (as_event, changed, restart_unreadable, rfc3339, seconds_since,
+                                               set_condition)
 from quartermaster.operator import models
 from quartermaster.operator.models import GROUP, VERSION, ApprovalMode, SwapPhase, SwapPlan, SwapPlanSpec
 from quartermaster.operator.observe import CustomObject, custom_object
@@ -129,7 +131,9 @@ class SwapDecision:
 def decide(plan: CustomObject, spec: SwapPlanSpec | str, figures: Optional[SwapFigures], cluster: ClusterState,
            problem: Optional[tuple[str, str]], previous: Mapping, now: float) -> SwapDecision:
     before = list(previous.get("conditions") or [])
-    status = {k: v for k, v in previous.items() if k != "conditions"}
+    # a deep copy: what changes in it (a step's state, a time put right) must differ from
+    # `previous` for the status to be written
+    status = copy.deepcopy({k: v for k, v in previous.items() if k != "conditions"})
     status["observedGeneration"] = plan.generation
     events: list[tuple[str, str, bool]] = []
     conditions = before
@@ -154,6 +158,15 @@ def decide(plan: CustomObject, spec: SwapPlanSpec | str, figures: Optional[SwapF
         return SwapDecision(status, [*[as_event(c) for c in changed(before, conditions)], *events], action)
 
     status.setdefault("phase", SwapPhase.PENDING.value)
+    # the times read below are readable from here on (or absent: no wait)
+    execution = status.get("execution") or {}
+    for record, key, path, waiting in [
+            (status, "finishedAt", "finishedAt", "the next plan waits minIntervalSeconds"),
+            (status, "plannedAt", "plannedAt", "the plan is made again minIntervalSeconds"),
+            (execution, "guardSince", "execution.guardSince", "the rollback guard checks for windowSeconds"),
+            *((step, "since", f"execution.steps[{index}].since", "its rollout may take rolloutTimeoutSeconds")
+              for index, step in enumerate(execution.get("steps") or []))]:
+        events += restart_unreadable(record, key, path, now, waiting)
     if isinstance(spec, str):
         condition("Ready", False, "InvalidSpec", spec)
         return finish()
@@ -181,11 +194,12 @@ def decide(plan: CustomObject, spec: SwapPlanSpec | str, figures: Optional[SwapF
             f"plan's {spec.horizon_seconds} s horizon" + (f" (and {len(short) - 1} more)" if len(short) > 1 else "")))
         return finish()
     interval = spec.constraints.min_interval_seconds
-    if phase in TERMINAL and now - from_rfc3339(status["finishedAt"]) < interval:
+    finished = seconds_since(status.get("finishedAt"), now)
+    if phase in TERMINAL and finished is not None and finished < interval:
         condition("Ready", True, phase.value, f"the next plan is made {interval} s after the last one finished")
         return finish()
-    planned_at = status.get("plannedAt")
-    if (phase is not SwapPhase.PLANNED or planned_at is None or now - from_rfc3339(planned_at) >= interval
+    planned = seconds_since(status.get("plannedAt"), now)
+    if (phase is not SwapPhase.PLANNED or planned is None or planned >= interval
             or previous.get("observedGeneration") != plan.generation):
         try:
             result = _plan(spec, figures, cluster.templates, now)
@@ -325,7 +339,7 @@ def _execute(spec: SwapPlanSpec, cluster: ClusterState, problem, status: dict, e
             step["state"] = done
             continue
         if step["state"] == busy and holds:
-            if forward and now - from_rfc3339(step["since"]) > spec.constraints.rollout_timeout_seconds:
+            if forward and seconds_since(step["since"], now) > spec.constraints.rollout_timeout_seconds:
                 _roll_back(execution, f"{step['workload']} did not roll out within "
                                       f"{spec.constraints.rollout_timeout_seconds} s")
                 return _execute(spec, cluster, problem, status, enter, condition, now)
@@ -353,7 +367,7 @@ def _execute(spec: SwapPlanSpec, cluster: ClusterState, problem, status: dict, e
         why = answer if isinstance(answer, str) else f"the rollback guard's query returned no series: {guard.query}"
         _roll_back(execution, why)
         return _execute(spec, cluster, problem, status, enter, condition, now)
-    if now - from_rfc3339(execution["guardSince"]) >= guard.window_seconds:
+    if seconds_since(execution["guardSince"], now) >= guard.window_seconds:
         enter(SwapPhase.SUCCEEDED, f"plan {execution['planId']} executed and held its SLO for "
                                    f"{guard.window_seconds} s: {_summary(status)}")
         condition("Ready", True, "Succeeded", "every workload holds its planned requests and the SLO held")

@@ -138,11 +138,18 @@ def test_a_round_waits_for_the_cooldown_from_the_recorded_one_as_after_a_restart
     assert again.action is not None and again.status["lastEvictions"]["time"] == rfc3339(NOW + 120)
 
 
-def test_an_unreadable_record_is_no_record():
+def test_an_unreadable_round_time_starts_the_cooldown_from_now_and_says_so():
     first = decided()
     # the schema holds the record's shape, not what its time says
     edited = {**first.status, "lastEvictions": {**first.status["lastEvictions"], "time": "yesterday"}}
-    assert decided(previous=edited, now=NOW + 1).action is not None
+    held = decided(previous=edited, now=NOW + 1)
+    assert held.action is None and condition(held.status)["reason"] == "EvictionCooldown", \
+        "not taken as long ago: no round before a cooldown has passed"
+    assert held.status["lastEvictions"] == {**first.status["lastEvictions"], "time": rfc3339(NOW + 1)}, \
+        "written back as now, so the cooldown ends"
+    assert any(reason == "UnreadableTime" and "lastEvictions.time 'yesterday'" in message and warning
+               for reason, message, warning in held.events)
+    assert decided(previous={**edited, **held.status}, now=NOW + 121).action is not None
 
 
 def test_a_pod_whose_eviction_was_refused_goes_after_the_others_next_round():

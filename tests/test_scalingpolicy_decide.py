@@ -202,6 +202,39 @@ def test_an_oomkill_raises_memory_at_once_and_keeps_it_raised_after_the_pods_are
     assert without.status["recommendation"]["requests"]["memory"] == "1690Mi", "1.5 GiB peak per pod + 10 %"
 
 
+def unreadable(decision, field):
+    return [message for reason, message, warning in decision.events
+            if reason == "UnreadableTime" and f"status.{field} 'yesterday'" in message and warning]
+
+
+def test_an_unreadable_last_action_time_starts_the_cooldown_from_now_and_says_so():
+    edited = {"lastAction": {"action": "Deployment shop/web pod template", "time": "yesterday"}}
+    oversized = vertical_figures(template(("app", {"cpu": 4.0, "memory": 8 * GIB})))
+    vertical = policy(mode="Vertical", scaleDown={"cooldownSeconds": 600})
+    cooling = decided(vertical, oversized, previous=edited)
+    assert cooling.action is None and reason(cooling) == "CoolingDown", "not taken as long ago"
+    assert cooling.status["lastAction"] == {**edited["lastAction"], "time": "2027-01-15T08:00:00Z"}, \
+        "written back as now, so the cooldown ends"
+    assert unreadable(cooling, "lastAction.time")
+    later = decide(vertical, parse_spec(vertical), oversized, None, Ownership("web"), None,
+                   {**edited, **cooling.status}, NOW + 600)
+    assert later.action is not None and not unreadable(later, "lastAction.time")
+    # a horizontal policy after a restart: its cooldowns run from now too
+    horizontal = policy(mode="Reactive", scaleUp={"step": 10, "cooldownSeconds": 600})
+    after_restart = decided(horizontal, figures(demand=2.0), previous=edited)
+    assert after_restart.action is None and unreadable(after_restart, "lastAction.time")
+    assert after_restart.status["lastAction"]["time"] == "2027-01-15T08:00:00Z"
+
+
+def test_an_unreadable_oomkill_time_keeps_memory_raised_for_a_day_from_now():
+    replaced = template(("app", {"cpu": 1.1, "memory": 2458 * 2**20}))
+    edited = {"lastOomKill": {"time": "yesterday", "podPeak": "2Gi"}}
+    raised = decided(policy(mode="Vertical"), vertical_figures(replaced, memory_peak=3 * GIB), previous=edited)
+    assert raised.status["recommendation"]["requests"]["memory"] == "2458Mi", "the raise is not dropped"
+    assert raised.status["lastOomKill"] == {"time": "2027-01-15T08:00:00Z", "podPeak": "2Gi"}
+    assert unreadable(raised, "lastOomKill.time")
+
+
 def test_in_place_resizes_only_the_running_pods_that_differ():
     pods = (("web-a", (ContainerRequests("app", {"cpu": 1.1, "memory": 2253 * 2**20}),)),
             ("web-b", (ContainerRequests("app", {"cpu": 0.2, "memory": GIB}),)))

@@ -118,6 +118,49 @@ def test_a_failing_guard_restores_the_recorded_requests_in_reverse_order():
     assert final.status["phase"] == "RolledBack" and "no series" in ready(final)["message"]
 
 
+def unreadable(decision, field):
+    return [message for reason, message, warning in decision.events
+            if reason == "UnreadableTime" and f"status.{field} 'yesterday'" in message and warning]
+
+
+def test_an_unreadable_time_in_status_restarts_its_wait_from_now_and_says_so():
+    # each wait runs in full from now: not skipped as if the time were long ago, not endless
+    guarded = plan("Auto", rollbackGuard={"query": "up{job='shop'} == 1", "windowSeconds": 60})
+    first = decided(guarded)
+    rolling = {**TEMPLATES, IDLE.key: IDLE._replace(containers=first.action.containers, rolled_out=False)}
+    step = first.status["execution"]["steps"][0]
+    edited = {**first.status, "execution": {**first.status["execution"],
+                                            "steps": [{**step, "since": "yesterday"}, *first.status["execution"]["steps"][1:]]}}
+    waiting = decided(guarded, templates=rolling, previous=edited, now=NOW + 10)
+    assert waiting.action is None and ready(waiting)["reason"] == "RollingOut", "no rollback for a time it cannot read"
+    assert waiting.status["execution"]["steps"][0]["since"] == "2027-01-15T08:00:10Z"
+    assert edited["execution"]["steps"][0]["since"] == "yesterday", "put right in a copy, which differs, so is written"
+    assert unreadable(waiting, "execution.steps[0].since")
+    timed_out = decided(guarded, templates=rolling, previous=waiting.status, now=NOW + 10 + 601)
+    assert timed_out.status["execution"]["direction"] == "Back", "the rollout timeout runs from then"
+
+    rolled = {**TEMPLATES, IDLE.key: IDLE._replace(containers=first.action.containers)}
+    second = decided(guarded, templates=rolled, previous=first.status)
+    done = {**rolled, BUSY.key: BUSY._replace(containers=second.action.containers)}
+    holding = decided(guarded, templates=done, previous=second.status, guard=True)
+    edited = {**holding.status, "execution": {**holding.status["execution"], "guardSince": "yesterday"}}
+    guarding = decided(guarded, templates=done, previous=edited, guard=True, now=NOW + 100)
+    assert ready(guarding)["reason"] == "Guarding", "the guard's window is not over on a time it cannot read"
+    assert unreadable(guarding, "execution.guardSince")
+    held = decided(guarded, templates=done, previous=guarding.status, guard=True, now=NOW + 160)
+    assert held.status["phase"] == "Succeeded"
+
+    edited = {**held.status, "finishedAt": "yesterday"}
+    resting = decided(guarded, templates=done, previous=edited, now=NOW + 200)
+    assert resting.status["phase"] == "Succeeded" and "the next plan is made" in ready(resting)["message"]
+    assert resting.status["finishedAt"] == "2027-01-15T08:03:20Z" and unreadable(resting, "finishedAt")
+
+    dry_run = decided(plan()).status
+    again = decided(plan(), previous={**dry_run, "plannedAt": "yesterday"}, now=NOW + 60)
+    assert again.status["phase"] == "Planned" and again.status["plannedAt"] == "2027-01-15T08:01:00Z"
+    assert unreadable(again, "plannedAt")
+
+
 def test_an_infeasible_problem_says_why_and_takes_no_action():
     floors = template("busy", 0.5, annotations={"quartermaster.dev/min-cpu": "9"})
     decision = decided(plan("Auto"), figs=figures(busy=floors))
