@@ -593,10 +593,10 @@ class ControlCycle:
         try:
             pool = await self.node_pools.apply(action, self._provider_retry(outcome.obj.name, action.describe(),
                                                                             retried))
-            result = nodepools.act_result(action, blocked=pool.blocked, retried=tuple(retried))
+            result = nodepools.act_result(action, blocked=pool.blocked, retried=tuple(retried), answered_at=time.time())
             self.telemetry.actions.labels(action.actuator, "applied").inc()
         except ProviderError as error:
-            result = nodepools.act_result(action, error=error, retried=tuple(retried))
+            result = nodepools.act_result(action, error=error, retried=tuple(retried), answered_at=time.time())
             self.telemetry.actions.labels(action.actuator, "failed").inc()
             logger.warning("%s: %s not applied: %s", outcome.obj.name, action.describe(), result.message)
         self._node_pool_results[outcome.obj.uid] = result

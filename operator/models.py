@@ -728,6 +728,13 @@ class OomKill(Model):
     pod_peak: Quantity = Field(description="the per-pod memory peak the raise was made from")
 
 
+class SpotRefusal(Model):
+    """NodePool: the latest spot refusal or interruption; new nodes are on-demand for spotRetrySeconds after it."""
+
+    time: str
+    cause: str
+
+
 class LastAction(Model):
     action: str
     time: str
@@ -752,6 +759,7 @@ class ScalingPolicyStatus(Status):
     forecast: list[float] = Field(default_factory=list)
     last_action: Optional[LastAction] = None
     last_oom_kill: Optional[OomKill] = None
+    last_spot_refusal: Optional[SpotRefusal] = None
 
 
 class ScalingPolicy(Model):

@@ -16,7 +16,9 @@ that fits the demand (`planner.nodepools.pool_instance_type`), and the provider 
 its new nodes of that type; with `spotPercentage`, that share of its new nodes is spot,
 on-demand instead for `spotRetrySeconds` after spot capacity was refused (the provider's
 InsufficientCapacity, or a failed launch it reports) or the pool's spot nodes were
-interrupted (`SPOT_INTERRUPTION_TAINTS`) (`planner.nodepools.spot_share`). The price of
+interrupted (`SPOT_INTERRUPTION_TAINTS`) (`planner.nodepools.spot_share`). The latest such
+refusal is kept in `status.lastSpotRefusal` with its own time, so that the wait runs from
+the refusal however often it is read again, and the same after a restart. The price of
 the chosen shape is in the reasoning.
 """
 from __future__ import annotations
@@ -28,7 +30,8 @@ from typing import Mapping, Optional
 import numpy as np
 
 from quartermaster.operator.accounting import NODE_POOL_LABEL, NodeRecord, PodRecord
-from quartermaster.operator.conditions import as_event, changed, rfc3339, set_condition
+from quartermaster.operator.conditions import (
+    as_event, changed, from_rfc3339, restart_unreadable, rfc3339, set_condition)
 from quartermaster.operator.models import ResourcePoolSpec, ScalingMode, ScalingPolicySpec, UpdateMode
 from quartermaster.operator.observe import CustomObject
 from quartermaster.operator.scalingpolicy import CUSTOM_SIGNALS, PolicyDecision, Settings, budget_condition
@@ -36,7 +39,7 @@ from quartermaster.planner.budget import BudgetHold, held_size
 from quartermaster.planner.nodepools import (
     NodePoolDemand, NodePoolMemory, NodePoolRules, NoFittingInstanceType, Offer, pool_instance_type, size_node_pool,
     spot_share)
-from quartermaster.providers.interface import InsufficientCapacity, ProviderError
+from quartermaster.providers.interface import InsufficientCapacity, NodePool, ProviderError
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolSize
 
 # Taints that say a spot node is being reclaimed: the AWS Node Termination Handler's on a
@@ -70,19 +73,21 @@ class ActResult:
     message: str
     retry: bool = True
     spot_refused: str = ""  # the provider's InsufficientCapacity for an action asking for spot
+    spot_refused_at: Optional[float] = None  # when it answered so (unix seconds)
 
 
 def act_result(action: NodePoolSize, blocked: tuple[str, ...] = (), error: Optional[ProviderError] = None,
-               retried: tuple[ProviderError, ...] = ()) -> ActResult:
-    """`retried`: the transient errors of the tries before the last one (retry_transient's)."""
+               retried: tuple[ProviderError, ...] = (), *, answered_at: float) -> ActResult:
+    """`retried`: the transient errors of the tries before the last one (retry_transient's);
+    `answered_at`: when the provider's last answer came."""
     where = f"{action.provider} node pool {action.pool}"
     tries = f" after {len(retried) + 1} tries ({', '.join(sorted({e.reason for e in retried}))} retried with " \
             "backoff)" if retried else ""
     if error is not None:
         then = "tried again next cycle" if error.transient else "not tried again until the size changes"
-        refused = f"spot capacity refused ({error})" if isinstance(error, InsufficientCapacity) and \
-            action.spot_percentage else ""
-        return ActResult(action, False, error.reason, f"{where}: {error}{tries}; {then}", error.transient, refused)
+        refused = isinstance(error, InsufficientCapacity) and bool(action.spot_percentage)
+        return ActResult(action, False, error.reason, f"{where}: {error}{tries}; {then}", error.transient,
+                         f"spot capacity refused ({error})" if refused else "", answered_at if refused else None)
     if blocked:
         return ActResult(action, True, "DrainBlocked", f"{where}: {'; '.join(blocked)}")
     if retried:
@@ -107,6 +112,25 @@ def pool_figures(pool: str, nodes: list[NodeRecord], pods: list[PodRecord], memb
     return NodePoolFigures(sum(n.schedulable for n in mine), tuple(p.requests for p in members if p.node is None),
                            tuple(p.requests for ps in on_node.values() for p in ps), free, peak, peak_in_seconds,
                            confidence, tuple(sorted(n.name for n in mine if set(n.taints) & set(SPOT_INTERRUPTION_TAINTS))))
+
+
+def latest_spot_refusal(recorded: Mapping, pool: NodePool, last: Optional[ActResult], interrupted: tuple[str, ...],
+                        now: float) -> Optional[tuple[float, str]]:
+    """The latest refusal of spot capacity or interruption of the pool's spot nodes, (time,
+    what), of: the one status records (`recorded`, status.lastSpotRefusal with a readable
+    time, or empty), the provider's (it reports its latest until it launches again), the
+    last resize's answer, and the pool's nodes tainted as reclaimed now. Each keeps its own
+    time, so one read again, or after a restart, is not a new one."""
+    refusals = []
+    if recorded:
+        refusals.append((from_rfc3339(recorded["time"]), recorded["cause"]))
+    if pool.spot_refused_at is not None:
+        refusals.append((pool.spot_refused_at, f"spot capacity refused ({pool.spot_refused})"))
+    if last is not None and last.spot_refused_at is not None:
+        refusals.append((last.spot_refused_at, last.spot_refused))
+    if interrupted:
+        refusals.append((now, f"{len(interrupted)} spot nodes interrupted ({', '.join(interrupted)})"))
+    return max(refusals, key=lambda refusal: refusal[0], default=None)
 
 
 def forecast_peak(forecasts: Mapping[str, np.ndarray], step_seconds: int,
@@ -135,11 +159,14 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
     policy's namespace (over its budget, the pool does not grow)."""
     before = list(previous.get("conditions") or [])
     generation = policy.generation
+    # what the decision records however it ends, and the Events no condition's transition files
+    status_kept: dict = {}
+    notices: list[tuple[str, str, bool]] = []
 
     def finish(conditions, extra=None, action=None, window=memory):
         conditions = budget_condition(conditions, hold, generation)
-        status = {"observedGeneration": generation, **(extra or {}), "conditions": conditions}
-        events = [as_event(c) for c in changed(before, conditions)]
+        status = {"observedGeneration": generation, **status_kept, **(extra or {}), "conditions": conditions}
+        events = [as_event(c) for c in changed(before, conditions)] + notices
         last = (previous.get("lastAction") or {}).get("action")
         if action is not None and action.describe() != last:
             # a repeated size (a drain still going, nodes still coming) is the action already recorded
@@ -178,19 +205,21 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
                             figures.pending, figures.placed, figures.free)
     rules = NodePoolRules(spec.min_replicas, spec.max_replicas, headroom=settings.parameters.buffer,
                           stabilisation_seconds=settings.parameters.scale_down_delay_seconds)
-    spot, seen = None, memory.spot_refusal_seen if memory is not None else None
+    spot = None
     if provider_pool.spot_percentage is not None:
-        interrupted = f"{len(figures.interrupted)} spot nodes interrupted ({', '.join(figures.interrupted)})"
-        # a refusal the provider reports is acted on once: it reports its latest until it launches again
-        launch = f"spot capacity refused ({state.spot_refused})" if state.spot_refused_at not in (None, seen) else ""
-        seen = state.spot_refused_at or seen
-        refused = "; ".join(filter(None, (last.spot_refused if last is not None else "", launch,
-                                          interrupted if figures.interrupted else "")))
-        spot = spot_share(provider_pool.spot_percentage, refused, memory.spot_fallback_since if memory else None,
-                          provider_pool.spot_retry_seconds, now)
+        recorded = dict(previous.get("lastSpotRefusal") or {})
+        notices += restart_unreadable(recorded, "time", "lastSpotRefusal.time", now,
+                                      "new nodes are on-demand for spotRetrySeconds")
+        refusal = latest_spot_refusal(recorded, state, last, figures.interrupted, now)
+        if refusal is not None:
+            status_kept["lastSpotRefusal"] = {"time": rfc3339(refusal[0]), "cause": refusal[1]}
+        spot = spot_share(provider_pool.spot_percentage, refusal, provider_pool.spot_retry_seconds, now,
+                          state.fixed_spot_share)
+        until = f" (at {rfc3339(spot.retry_at)})" if spot.retry_at is not None else ""
         conditions = set_condition(conditions, "Spot", not spot.falling_back,
-                                   "SpotFallback" if spot.falling_back else "SpotAtTarget", f"{where}: {spot.message}",
-                                   generation)
+                                   "SpotAtTarget" if not spot.falling_back else
+                                   "SpotFallbackUnsupported" if state.fixed_spot_share else "SpotFallback",
+                                   f"{where}: {spot.message}{until}", generation)
     spot_percentage = spot.percentage if spot is not None else None
     share = (state.spot_percentage if spot_percentage is None else spot_percentage) / 100
     offered = {kind.name: kind for kind in observation.instance_types}
@@ -234,7 +263,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
              "recommendation": recommendation, "reasoning": reasoning}
     if figures.confidence is not None and spec.mode is ScalingMode.PREDICTIVE:
         extra["confidence"] = round(float(figures.confidence), 3)
-    window = NodePoolMemory(decision.recommendations, spot.fallback_since if spot is not None else None, seen)
+    window = NodePoolMemory(decision.recommendations)
     at_size = (size == state.desired_size == state.size
                and action.instance_type in (None, state.instance_type)
                and spot_percentage in (None, state.spot_percentage))

@@ -250,44 +250,48 @@ def pool_instance_type(demand: NodePoolDemand, offers: Sequence[Offer], headroom
 @dataclass(frozen=True)
 class NodePoolMemory:
     """What one decision on a pool passes to the next: the stabilisation window's (time,
-    recommendation) pairs (`NodePoolDecision.recommendations`), when the pool last fell
-    back from spot to on-demand (`SpotDecision.fallback_since`), and the time of the
-    provider's spot refusal already fallen back for (a provider reports its latest one
-    until it launches again)."""
+    recommendation) pairs (`NodePoolDecision.recommendations`)."""
 
     recommendations: tuple[tuple[float, int], ...] = ()
-    spot_fallback_since: float | None = None
-    spot_refusal_seen: float | None = None
 
 
 @dataclass(frozen=True)
 class SpotDecision:
     percentage: int  # the spot share to ask the provider for now
-    fallback_since: float | None  # when the pool last fell back to on-demand; the next decision's
+    # spot was refused or interrupted less than the wait ago: new nodes are to be on-demand
+    # (percentage 0, unless the provider keeps the pool's share as it is)
     falling_back: bool
     message: str
+    retry_at: float | None = None  # when spot is asked for again, while falling back
 
 
-def spot_share(target: int, refused: str, fallback_since: float | None, retry_seconds: float,
-               now: float) -> SpotDecision:
-    """The spot percentage to ask for, for a `target` percentage:
+def spot_share(target: int, refusal: tuple[float, str] | None, retry_seconds: float, now: float,
+               fixed: str = "") -> SpotDecision:
+    """The spot percentage to ask for, for a `target` percentage. `refusal` is the latest
+    refusal of spot capacity or interruption of the pool's spot nodes, (when, what), None
+    when there was none; `fixed` why the provider keeps the pool's spot share as it is,
+    empty when it can change it.
 
-    1. Spot refused or spot nodes interrupted since the last decision (`refused` says how;
-       empty when not): 0 %, every new node on-demand, from `now`.
-    2. On-demand since `fallback_since`, less than `retry_seconds` ago: still 0 %.
-    3. Otherwise the target. After a fallback this is trying spot again: whether spot
+    1. Less than `retry_seconds` after the refusal: 0 %, every new node on-demand. Where the
+       share is fixed there is no on-demand to fall back to: the target still, and said.
+    2. Otherwise the target. After a fallback this is trying spot again: whether spot
        capacity is back is only known by asking for it (Karpenter likewise forgets an
        unavailable offering after a few minutes), and a new refusal falls back again.
+
+    The answer depends on the refusal's own time, not on when it was first seen: read
+    again (a provider reports its latest refusal until it launches again), or by an
+    operator that has restarted, it gives the same answer.
     """
     if target <= 0:
-        return SpotDecision(0, None, False, "no spot share is asked for")
-    if refused:
-        return SpotDecision(0, now, True, f"{refused}: on-demand only, spot tried again in "
-                                          f"{retry_seconds / 60:.3g} min")
-    if fallback_since is not None and now - fallback_since < retry_seconds:
-        left = retry_seconds - (now - fallback_since)
-        return SpotDecision(0, fallback_since, True, f"on-demand only since spot was refused or interrupted "
-                                                     f"{(now - fallback_since) / 60:.3g} min ago; spot tried "
-                                                     f"again in {left / 60:.3g} min")
-    again = " again, after the fallback" if fallback_since is not None else ""
-    return SpotDecision(target, None, False, f"{target}% of new nodes spot{again}")
+        return SpotDecision(0, False, "no spot share is asked for")
+    if refusal is not None and now - refusal[0] < retry_seconds:
+        when, cause = refusal
+        retry_at = when + retry_seconds
+        if fixed:
+            return SpotDecision(target, True, f"{cause}: {fixed}, so its new nodes cannot fall back to on-demand: "
+                                              f"they stay {target}% spot, and this is said until "
+                                              f"{retry_seconds / 60:.3g} min after it", retry_at)
+        return SpotDecision(0, True, f"{cause}: on-demand only, spot tried again {retry_seconds / 60:.3g} min "
+                                     f"after it", retry_at)
+    again = " again, after the fallback" if refusal is not None else ""
+    return SpotDecision(target, False, f"{target}% of new nodes spot{again}")

@@ -31,6 +31,7 @@ from azure.mgmt.compute.models import Sku, VirtualMachineScaleSetUpdate  # noqa:
 
 # Uniform scale sets on platform images hold at most this many VMs (Azure's documented limit).
 LARGEST_SCALE_SET = 1000
+FIXED_SPOT_SHARE = "a scale set's spot share is its model's priority and priority mix policy"
 IN_SERVICE = {"ProvisioningState/succeeded", "ProvisioningState/creating", "ProvisioningState/updating"}
 
 # Azure Resource Manager and Compute error codes by the kind of failure they are.
@@ -110,7 +111,8 @@ class ScaleSets:
         return NodePool(scale_set.name, scale_set.sku.name, zones,
                         *size_bounds(scale_set.tags or {}, scale_set.name, LARGEST_SCALE_SET),
                         scale_set.sku.capacity, sum(s.count for s in summary or () if s.code in IN_SERVICE),
-                        spot_percentage=spot_percentage, on_demand_base=on_demand_base)
+                        spot_percentage=spot_percentage, on_demand_base=on_demand_base,
+                        fixed_spot_share=FIXED_SPOT_SHARE)
 
 
 async def _call(method, *args):

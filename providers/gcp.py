@@ -33,6 +33,7 @@ from requests.exceptions import RequestException  # noqa: E402  (the REST transp
 
 # A zonal MIG holds at most this many instances (Compute Engine's documented limit).
 LARGEST_MIG = 1000
+FIXED_SPOT_SHARE = "a managed instance group's instances are all spot or none, as its instance template says"
 NOT_IN_SERVICE = {"deleting", "abandoning", "stopping", "suspending"}
 DONE = compute_v1.Operation.Status.DONE
 
@@ -141,7 +142,7 @@ class ManagedInstanceGroups:
                          if field not in NOT_IN_SERVICE)
         return NodePool(mig.name, _last(template.properties.machine_type), (_last(mig.zone),),
                         *size_bounds(labels, mig.name, LARGEST_MIG), mig.target_size, in_service,
-                        spot_percentage=100 if spot else 0)
+                        spot_percentage=100 if spot else 0, fixed_spot_share=FIXED_SPOT_SHARE)
 
     def _template(self, mig):
         """The MIG's global or regional instance template (its first version's, when it has versions)."""

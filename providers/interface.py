@@ -63,6 +63,9 @@ class NodePool:
     # seconds); empty when its latest launch was not refused
     spot_refused: str = ""
     spot_refused_at: float | None = None
+    # why the provider keeps the pool's spot share as it is (set_desired_size refuses another
+    # one: Unsupported), in its words; empty when it can change it
+    fixed_spot_share: str = ""
 
 
 class ProviderError(Exception):

@@ -19,8 +19,11 @@ and the group gets its size once AWS answers again.
 
 With instanceTypes and spotPercentage on the ResourcePool, the cheapest fitting type and
 the spot share become the group's mixed-instances policy; a launch the group reports failed
-for want of spot capacity (the proxy answers DescribeScalingActivities in the API's
-recorded shape) turns the group all on-demand, with Spot=False and a Warning Event."""
+for want of spot capacity just now (the proxy answers DescribeScalingActivities in the API's
+recorded shape) turns the group all on-demand, with Spot=False, a Warning Event and the
+refusal in status.lastSpotRefusal."""
+
+import time
 
 import boto3
 import pytest
@@ -148,10 +151,14 @@ def test_the_cheapest_type_and_a_spot_share_go_to_the_group_and_a_refused_spot_l
     # the group's latest launch failed for want of spot capacity: on-demand only
     refusal = ("Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available "
                "that matches your request. Launching EC2 instance failed.")
-    moto_aws.answer("DescribeScalingActivities", 200, scaling_activity(GROUP_NAME, "Failed", refusal), count=10**6)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    moto_aws.answer("DescribeScalingActivities", 200, scaling_activity(GROUP_NAME, "Failed", refusal, now),
+                    count=10**6)
     fallback = wait_for(lambda: (c := condition(kubectl, "Spot", NAMESPACE)).get("reason") == "SpotFallback" and c,
                         60, "Spot=False, SpotFallback")
-    assert f"spot capacity refused ({refusal}): on-demand only, spot tried again in 10 min" in fallback["message"]
+    assert f"spot capacity refused ({refusal}): on-demand only, spot tried again 10 min after it" in fallback["message"]
+    assert policy_status(kubectl, NAMESPACE)["lastSpotRefusal"] == {
+        "time": now.replace(".000", ""), "cause": f"spot capacity refused ({refusal})"}
     assert wait_for(lambda: events_of(api, NAMESPACE, "SpotFallback"), 30, "a SpotFallback Event")[0].type == "Warning"
     wait_for(lambda: mixed_instances(autoscaling) == (["c5.xlarge"], 100), 60, "the group all on-demand")
     moto_aws.fail("", "", 0)

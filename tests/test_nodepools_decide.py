@@ -1,6 +1,7 @@
 """A NodePool ScalingPolicy's decide step: the pool's figures and what its provider said in,
 status, Events and the provider action out (no I/O)."""
 from quartermaster.operator.models import ResourcePoolSpec
+from quartermaster.operator.conditions import rfc3339
 from quartermaster.operator.nodepools import NodePoolFigures, act_result, decide
 from quartermaster.operator.observe import custom_object
 from quartermaster.operator.scalingpolicy import parse_spec, resolve_settings
@@ -58,10 +59,10 @@ def test_a_size_repeated_while_the_pool_gets_there_is_not_recorded_again():
 
 def test_a_transient_error_is_retried_each_cycle_and_a_permanent_one_waits_for_another_size():
     action = NodePoolSize("kwok", "batch", 5)
-    throttled = act_result(action, error=Throttled("rate exceeded"))
+    throttled = act_result(action, error=Throttled("rate exceeded"), answered_at=NOW)
     retry = decided(policy(), two_nodes(pending=[{"cpu": 3.0}] * 3), last=throttled)
     assert retry.action == action and (ready(retry)["status"], ready(retry)["reason"]) == ("False", "Throttled")
-    refused = act_result(action, error=QuotaExceeded("vCPU limit"))
+    refused = act_result(action, error=QuotaExceeded("vCPU limit"), answered_at=NOW)
     waiting = decided(policy(), two_nodes(pending=[{"cpu": 3.0}] * 3), last=refused)
     assert waiting.action is None and ready(waiting)["reason"] == "QuotaExceeded"
     assert "not tried again until the size changes" in ready(waiting)["message"]
@@ -97,15 +98,16 @@ def test_a_provider_error_describing_the_pool_is_ready_false_and_nothing_acts():
 
 def test_a_resize_that_went_through_after_retries_says_so():
     action = NodePoolSize("aws", "batch", 5)
-    retried = act_result(action, retried=(Throttled("Throttling: slow down"), Unavailable("503")))
+    retried = act_result(action, retried=(Throttled("Throttling: slow down"), Unavailable("503")), answered_at=NOW)
     assert (retried.ready, retried.reason) == (True, "ResizedAfterRetries")
     assert retried.message == ("aws node pool batch: node pool batch (aws): 5 nodes, set after 3 tries "
                                "(Throttled, Unavailable retried with backoff)")
-    failed = act_result(action, error=Throttled("Throttling: slow down"), retried=(Throttled("a"),) * 3)
+    failed = act_result(action, error=Throttled("Throttling: slow down"), retried=(Throttled("a"),) * 3,
+                        answered_at=NOW)
     assert (failed.ready, failed.reason, failed.retry) == (False, "Throttled", True)
     assert failed.message == ("aws node pool batch: Throttling: slow down after 4 tries (Throttled retried with "
                               "backoff); tried again next cycle")
-    assert act_result(action).reason == "Resizing"
+    assert act_result(action, answered_at=NOW).reason == "Resizing"
 
 
 AWS_TYPES = tuple(table_instance_types("aws"))
@@ -165,29 +167,54 @@ def test_refused_spot_falls_back_to_on_demand_and_spot_is_tried_again_after_the_
     growing = decided(policy(), two_nodes(pending=[{"cpu": 3.0}] * 3), typed(), pool=pool)
     assert growing.action == NodePoolSize("kwok", "batch", 5, None, 50)
     assert growing.action.price_per_hour == round(5 * (0.5 * 0.074 + 0.5 * 0.192), 4)
-    assert condition(growing, "Spot")["reason"] == "SpotAtTarget"
-    refused = act_result(growing.action, error=InsufficientCapacity("InsufficientInstanceCapacity: no m5.xlarge"))
+    assert condition(growing, "Spot")["reason"] == "SpotAtTarget" and "lastSpotRefusal" not in growing.status
+    refused = act_result(growing.action, error=InsufficientCapacity("InsufficientInstanceCapacity: no m5.xlarge"),
+                         answered_at=NOW + 2)
     assert refused.spot_refused.startswith("spot capacity refused (InsufficientInstanceCapacity")
     fallback = decided(policy(), two_nodes(pending=[{"cpu": 3.0}] * 3), typed(spot=50), last=refused,
-                       memory=growing.state, previous=growing.status, pool=pool)
+                       memory=growing.state, previous=growing.status, pool=pool, now=NOW + 10)
     assert fallback.action == NodePoolSize("kwok", "batch", 5, None, 0)
     spot = condition(fallback, "Spot")
     assert (spot["status"], spot["reason"]) == ("False", "SpotFallback")
-    assert "spot capacity refused (InsufficientInstanceCapacity: no m5.xlarge): on-demand only, spot tried again " \
-           "in 5 min" in spot["message"]
+    assert spot["message"] == ("kwok node pool batch: spot capacity refused (InsufficientInstanceCapacity: no "
+                               f"m5.xlarge): on-demand only, spot tried again 5 min after it (at {rfc3339(NOW + 302)})")
     assert ("SpotFallback", spot["message"], True) in fallback.events
-    assert fallback.state.spot_fallback_since == NOW
+    # recorded with the refusal's own time, before anything is done about it
+    assert fallback.status["lastSpotRefusal"] == {"time": rfc3339(NOW + 2), "cause": refused.spot_refused}
     # applied: the next cycles stay on-demand until the wait is over, then ask for spot again
-    applied = act_result(fallback.action)
+    applied = act_result(fallback.action, answered_at=NOW + 11)
     five_nodes = NodePoolFigures(5, (), ({"cpu": 3.0},) * 5, ({"cpu": 1.0},) * 5)
     waiting = decided(policy(), five_nodes, typed(5, 5), last=applied, memory=fallback.state,
                       previous=fallback.status, pool=pool, now=NOW + 200)
     assert ready(waiting)["reason"] == "Sized" and condition(waiting, "Spot")["reason"] == "SpotFallback"
     again = decided(policy(), five_nodes, typed(5, 5), last=applied, memory=waiting.state,
-                    previous=waiting.status, pool=pool, now=NOW + 300)
+                    previous=waiting.status, pool=pool, now=NOW + 302)
     assert again.action.spot_percentage == 50 and condition(again, "Spot")["reason"] == "SpotAtTarget"
     assert ("SpotAtTarget", condition(again, "Spot")["message"], False) in again.events
     assert "50% of new nodes spot again, after the fallback" in condition(again, "Spot")["message"]
+
+
+def test_a_refused_resize_is_acted_on_once_though_it_stays_the_last_answer():
+    """Spot asked for again on a pool at its size, on-demand, and refused: the fallback is
+    the pool as it is, so nothing is applied and the refusal stays the last answer the
+    provider gave. It is still one refusal: spot is asked for again after the wait."""
+    pool = shaped_pool(spotPercentage=50, spotRetrySeconds=300)
+    five_nodes = NodePoolFigures(5, (), ({"cpu": 3.0},) * 5, ({"cpu": 1.0},) * 5)
+    asked = decided(policy(), five_nodes, typed(5, 5), memory=NodePoolMemory(), pool=pool)
+    assert asked.action == NodePoolSize("kwok", "batch", 5, None, 50)
+    refused = act_result(asked.action, error=InsufficientCapacity("ZONE_RESOURCE_POOL_EXHAUSTED: no spot"),
+                         answered_at=NOW + 1)
+    previous, memory = asked.status, asked.state
+    for now in (NOW + 10, NOW + 150, NOW + 300):
+        held = decided(policy(), five_nodes, typed(5, 5), last=refused, memory=memory, previous=previous, pool=pool,
+                       now=now)
+        assert held.action is None and ready(held)["reason"] == "Sized"
+        assert condition(held, "Spot")["reason"] == "SpotFallback"
+        previous, memory = {**previous, **held.status}, held.state
+    again = decided(policy(), five_nodes, typed(5, 5), last=refused, memory=memory, previous=previous, pool=pool,
+                    now=NOW + 301)
+    assert again.action == NodePoolSize("kwok", "batch", 5, None, 50)
+    assert condition(again, "Spot")["reason"] == "SpotAtTarget"
 
 
 def test_interrupted_spot_nodes_fall_back_to_on_demand():
@@ -198,23 +225,81 @@ def test_interrupted_spot_nodes_fall_back_to_on_demand():
     assert "1 spot nodes interrupted (batch-1): on-demand only" in condition(decision, "Spot")["message"]
 
 
-def test_a_refusal_the_provider_reports_falls_back_once_and_a_newer_one_again():
+def reported_refusal(when, spot=50):
+    """The pool as a provider reports it whose latest launch, at `when`, was refused spot."""
+    return NodePoolObservation(NodePool("batch", "m5.xlarge", ("kwok-a",), 0, 10, 2, 2, spot,
+                                        spot_refused="Could not launch Spot Instances. InsufficientInstanceCapacity",
+                                        spot_refused_at=when), NODE, instance_types=AWS_TYPES)
+
+
+def test_a_refusal_the_provider_reports_falls_back_for_the_wait_after_it_and_a_newer_one_again():
     pool = shaped_pool(spotPercentage=50, spotRetrySeconds=300)
-
-    def refused_at(when, spot=50):
-        return NodePoolObservation(NodePool("batch", "m5.xlarge", ("kwok-a",), 0, 10, 2, 2, spot,
-                                            spot_refused="Could not launch Spot Instances. InsufficientInstanceCapacity",
-                                            spot_refused_at=when), NODE, instance_types=AWS_TYPES)
-
-    first = decided(policy(), two_nodes(), refused_at(NOW - 30), memory=NodePoolMemory(), pool=pool)
+    first = decided(policy(), two_nodes(), reported_refusal(NOW - 30), memory=NodePoolMemory(), pool=pool)
     assert first.action == NodePoolSize("kwok", "batch", 2, None, 0)
-    assert ("spot capacity refused (Could not launch Spot Instances. InsufficientInstanceCapacity): on-demand only"
-            in condition(first, "Spot")["message"])
+    assert condition(first, "Spot")["message"] == (
+        "kwok node pool batch: spot capacity refused (Could not launch Spot Instances. InsufficientInstanceCapacity): "
+        f"on-demand only, spot tried again 5 min after it (at {rfc3339(NOW + 270)})")
     # the group, on-demand now, still reports that same launch as its latest: after the wait, spot again
-    later = decided(policy(), two_nodes(), refused_at(NOW - 30, spot=0), memory=first.state, previous=first.status,
-                    pool=pool, now=NOW + 300)
+    later = decided(policy(), two_nodes(), reported_refusal(NOW - 30, spot=0), memory=first.state,
+                    previous=first.status, pool=pool, now=NOW + 270)
     assert later.action.spot_percentage == 50 and condition(later, "Spot")["reason"] == "SpotAtTarget"
-    # a launch refused since: on-demand again
-    again = decided(policy(), two_nodes(), refused_at(NOW + 310), memory=later.state, previous=later.status,
+    # a launch refused since: on-demand again, for the wait after it
+    again = decided(policy(), two_nodes(), reported_refusal(NOW + 310), memory=later.state, previous=later.status,
                     pool=pool, now=NOW + 320)
-    assert again.action.spot_percentage == 0 and again.state.spot_fallback_since == NOW + 320
+    assert again.action.spot_percentage == 0 and again.status["lastSpotRefusal"]["time"] == rfc3339(NOW + 310)
+
+
+def test_a_restarted_operator_decides_on_a_refusal_as_it_did_before():
+    """Nothing of the operator's memory: the provider's report and the status it wrote."""
+    pool = shaped_pool(spotPercentage=50, spotRetrySeconds=300)
+    # the group still reports a launch refused longer than the wait ago: no new fallback
+    old = decided(policy(), two_nodes(), reported_refusal(NOW - 301, spot=50), pool=pool)
+    assert old.action is None and ready(old)["reason"] == "Sized"
+    assert (condition(old, "Spot")["status"], condition(old, "Spot")["reason"]) == ("True", "SpotAtTarget")
+    assert not [e for e in old.events if e[0] == "SpotFallback"]
+    # one within the wait: on-demand until the wait after it is over, as before the restart
+    before = decided(policy(), two_nodes(), reported_refusal(NOW - 100), memory=NodePoolMemory(), pool=pool,
+                     now=NOW - 90)
+    after = decided(policy(), two_nodes(), reported_refusal(NOW - 100, spot=0), previous=before.status, pool=pool)
+    assert after.action is None and condition(after, "Spot")["message"] == condition(before, "Spot")["message"]
+    # a refused resize the restarted operator never saw answered: the status's record holds the fallback
+    recorded = {"lastSpotRefusal": {"time": rfc3339(NOW - 100), "cause": "spot capacity refused (ZONE_RESOURCE_"
+                                                                         "POOL_EXHAUSTED: no spot)"}}
+    held = decided(policy(), two_nodes(), typed(spot=0), previous=recorded, pool=pool)
+    assert held.action is None and condition(held, "Spot")["reason"] == "SpotFallback"
+    assert decided(policy(), two_nodes(), typed(spot=0), previous=recorded, pool=pool,
+                   now=NOW + 200).action.spot_percentage == 50
+
+
+def test_a_pool_whose_provider_keeps_its_spot_share_is_still_sized_and_says_it_cannot_fall_back():
+    """A GCP managed instance group is all spot or none, as its template says: GKE's taint on
+    a spot node being reclaimed cannot turn its new nodes on-demand. The pool still grows
+    at its own share (a share it does not have would be Unsupported, and not sized)."""
+    pool = ("batch", ResourcePoolSpec.model_validate({"providerNodePool": {
+        "provider": "gcp", "name": "batch", "spotPercentage": 100, "spotRetrySeconds": 300}}))
+    fixed = "a managed instance group's instances are all spot or none, as its instance template says"
+    mig = NodePoolObservation(NodePool("batch", "m5.xlarge", ("us-central1-a",), 0, 10, 2, 2, 100,
+                                       fixed_spot_share=fixed), NODE, instance_types=AWS_TYPES)
+    figures = NodePoolFigures(2, ({"cpu": 3.0},) * 3, ({"cpu": 3.0},) * 2, ({"cpu": 1.0},) * 2,
+                              interrupted=("gke-batch-1",))
+    decision = decided(policy(), figures, mig, pool=pool)
+    assert decision.action == NodePoolSize("gcp", "batch", 5, None, 100)
+    spot = condition(decision, "Spot")
+    assert (spot["status"], spot["reason"]) == ("False", "SpotFallbackUnsupported")
+    assert spot["message"] == (f"gcp node pool batch: 1 spot nodes interrupted (gke-batch-1): {fixed}, so its new "
+                               "nodes cannot fall back to on-demand: they stay 100% spot, and this is said until 5 min "
+                               f"after it (at {rfc3339(NOW + 300)})")
+    assert ("SpotFallbackUnsupported", spot["message"], True) in decision.events
+
+
+def test_a_refusal_time_in_status_that_cannot_be_read_starts_the_wait_from_now():
+    """status can be edited by hand: a time that is not RFC3339 neither crashes every cycle
+    nor ends the fallback; it is taken as now, with a warning Event."""
+    pool = shaped_pool(spotPercentage=50, spotRetrySeconds=300)
+    edited = {"lastSpotRefusal": {"time": "yesterday", "cause": "spot capacity refused (no spot)"}}
+    decision = decided(policy(), two_nodes(), typed(spot=0), previous=edited, pool=pool)
+    assert decision.status["lastSpotRefusal"] == {"time": rfc3339(NOW), "cause": "spot capacity refused (no spot)"}
+    assert condition(decision, "Spot")["reason"] == "SpotFallback" and decision.action is None
+    assert [e for e in decision.events if e[0] == "UnreadableTime"] == [(
+        "UnreadableTime", f"status.lastSpotRefusal.time 'yesterday' is not an RFC3339 time (such as {rfc3339(NOW)}): "
+                          "taken as now, so new nodes are on-demand for spotRetrySeconds from now", True)]

@@ -159,20 +159,29 @@ def test_a_pools_instance_type_is_the_cheapest_for_its_peak_or_its_pods_whicheve
                               0.15).nodes == 3
 
 
-def test_spot_falls_back_to_on_demand_when_refused_and_is_tried_again_after_the_wait():
-    at_target = spot_share(60, "", None, retry_seconds=600, now=1000)
-    assert (at_target.percentage, at_target.fallback_since, at_target.falling_back) == (60, None, False)
-    refused = spot_share(60, "spot capacity refused: InsufficientInstanceCapacity", None, 600, now=1000)
-    assert (refused.percentage, refused.fallback_since, refused.falling_back) == (0, 1000, True)
-    assert refused.message == ("spot capacity refused: InsufficientInstanceCapacity: on-demand only, "
-                               "spot tried again in 10 min")
-    waiting = spot_share(60, "", refused.fallback_since, 600, now=1300)
-    assert (waiting.percentage, waiting.fallback_since) == (0, 1000)
-    assert "5 min ago; spot tried again in 5 min" in waiting.message
-    again = spot_share(60, "", waiting.fallback_since, 600, now=1600)
-    assert (again.percentage, again.fallback_since, again.falling_back) == (60, None, False)
+def test_spot_falls_back_to_on_demand_for_the_wait_after_a_refusal_and_is_tried_again_after_it():
+    at_target = spot_share(60, None, retry_seconds=600, now=1000)
+    assert (at_target.percentage, at_target.falling_back, at_target.message) == (60, False, "60% of new nodes spot")
+    refused = (1000, "spot capacity refused: InsufficientInstanceCapacity")
+    fallback = spot_share(60, refused, 600, now=1000)
+    assert (fallback.percentage, fallback.falling_back, fallback.retry_at) == (0, True, 1600)
+    assert fallback.message == ("spot capacity refused: InsufficientInstanceCapacity: on-demand only, "
+                                "spot tried again 10 min after it")
+    # the same refusal read later: the wait runs from its own time, not from when it was read
+    assert spot_share(60, refused, 600, now=1599) == fallback
+    again = spot_share(60, refused, 600, now=1600)
+    assert (again.percentage, again.falling_back, again.retry_at) == (60, False, None)
     assert again.message == "60% of new nodes spot again, after the fallback"
-    # refused once more when tried: the wait starts over
-    assert spot_share(60, "2 spot nodes interrupted", again.fallback_since, 600, now=1605).fallback_since == 1605
+    # refused once more when tried: the wait starts from that refusal
+    assert spot_share(60, (1605, "2 spot nodes interrupted"), 600, now=1610).retry_at == 2205
     # no spot share asked for: nothing to fall back from
-    assert spot_share(0, "spot capacity refused", None, 600, now=1000).falling_back is False
+    assert spot_share(0, refused, 600, now=1000).falling_back is False
+
+
+def test_a_pool_whose_spot_share_the_provider_keeps_says_it_cannot_fall_back_and_keeps_its_share():
+    fixed = "a managed instance group's instances are all spot or none, as its instance template says"
+    decision = spot_share(100, (1000, "1 spot nodes interrupted (n-1)"), 600, now=1100, fixed=fixed)
+    assert (decision.percentage, decision.falling_back, decision.retry_at) == (100, True, 1600)
+    assert decision.message == (f"1 spot nodes interrupted (n-1): {fixed}, so its new nodes cannot fall back to "
+                                "on-demand: they stay 100% spot, and this is said until 10 min after it")
+    assert spot_share(100, (1000, "1 spot nodes interrupted (n-1)"), 600, now=1600, fixed=fixed).falling_back is False

@@ -77,6 +77,7 @@ def test_describe_reads_the_group_and_its_spot_share(groups, session, moto_url):
     in_service = [i for i in group(groups, "workers")["Instances"] if i["LifecycleState"] == "InService"]
     assert (workers.desired_size, workers.size, workers.spot_percentage, workers.on_demand_base) == (
         2, len(in_service), 75, 1)
+    assert workers.fixed_spot_share == ""  # the group's mixed-instances policy is the operator's to set
     plain = asyncio.run(provider.describe("plain"))  # no policy: the launch template's type, all on-demand
     assert (plain.instance_type, plain.spot_percentage, plain.size) == ("m5.large", 0, 1)
 

@@ -172,6 +172,8 @@ def test_describe_reads_the_scale_set_and_its_instances(provider):
         "Standard_F4s_v2", ("eastus",), 0, 0, 1000)
     spot = asyncio.run(provider.describe("spot"))  # spot without a priority mix: all spot
     assert (spot.zones, spot.spot_percentage, spot.on_demand_base) == (("eastus-3",), 100, 0)
+    # the operator hears that the share is the model's, so a spot fallback says it cannot be one
+    assert spot.fixed_spot_share == "a scale set's spot share is its model's priority and priority mix policy"
 
 
 def test_only_tagged_scale_sets_are_node_pools(provider):

@@ -178,6 +178,9 @@ def test_describe_reads_the_group_and_its_template(provider):
         "n2-standard-4", ("us-central1-a",), 1, 6)
     # one instance running and one being created are in service; the one being deleted is not
     assert (workers.desired_size, workers.size, workers.spot_percentage) == (2, 2, 100)
+    # the operator hears that the share is the template's, so a spot fallback says it cannot be one
+    assert workers.fixed_spot_share == ("a managed instance group's instances are all spot or none, as its instance "
+                                        "template says")
     batch = asyncio.run(provider.describe("batch"))  # a regional template, standard VMs, no bounds labels
     assert (batch.instance_type, batch.zones, batch.spot_percentage, batch.min_size, batch.max_size) == (
         "e2-standard-4", ("us-central1-b",), 0, 0, 1000)
