@@ -433,7 +433,7 @@ def decide(quota: CustomObject, spec: QuotaSpec | str, figures: Optional[QuotaFi
             f"{r} requests {format_quantity(r, totals[r])} over the limit {format_quantity(r, hard[r])} ("
             + ", ".join(f"{ns} {format_quantity(r, used[ns][r])}" for ns in figures.namespaces) + ")"
             for r in over) + ": the apiserver refuses new pods in these namespaces until their requests fall under "
-            f"the limit; scale workloads down or raise spec.hard", generation)
+            "the limit; scale workloads down or raise spec.hard", generation)
     else:
         conditions = set_condition(before, "Exceeded", False, "WithinLimit",
                                    "every limited resource is within the Quota's total", generation)

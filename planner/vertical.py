@@ -159,9 +159,9 @@ def worth_updating(current: dict[str, dict[str, float]], proposed: dict[str, dic
     if oom_killed and raises(current, proposed, "memory"):
         return True
     for name, requests in proposed.items():
-        for resource, amount in requests.items():
+        for resource, request in requests.items():
             now = current.get(name, {}).get(resource)
-            if now is None or now <= 0 or abs(amount - now) > tolerance * now:
+            if now is None or now <= 0 or abs(request - now) > tolerance * now:
                 return True
     return False
 

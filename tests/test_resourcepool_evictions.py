@@ -10,7 +10,6 @@ from quartermaster.operator.models import ResourcePoolStatus
 from quartermaster.operator.observe import custom_object
 from quartermaster.operator.resourcepool import (ResourceFigures, UsageFigures, decide, evictions_made,
                                                  parse_spec)
-from quartermaster.operator.workloads import WorkloadKey
 from quartermaster.providers.evictions import EVICTED, GONE, REFUSED
 
 NOW = 1_800_000_000.0

@@ -1,7 +1,6 @@
 """The SwapPlan's decide step: plan, approval, execution step by step, guard and rollback,
 figures in, status, Events and one workload's requests out (no I/O)."""
 import numpy as np
-import pytest
 
 from quartermaster.operator.observe import custom_object
 from quartermaster.operator.swapplan import ClusterState, Instance, SwapFigures, decide, parse_spec
