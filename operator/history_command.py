@@ -103,6 +103,15 @@ def status_entries(obj: Mapping) -> list[dict]:
         oom = status["lastOomKill"]
         found.append(entry(oom.get("time"), "lastOomKill", "OOMKilled",
                            f"a pod was OOMKilled; memory raised from its peak of {oom.get('podPeak')}", True))
+    if status.get("lastSpotRefusal"):
+        refusal = status["lastSpotRefusal"]
+        found.append(entry(refusal.get("time"), "lastSpotRefusal", "SpotRefused",
+                           f"{refusal.get('cause', '')}: new nodes on-demand for spotRetrySeconds after it", True))
+    if status.get("lastEvictions"):
+        evictions = status["lastEvictions"]
+        pods = ", ".join(f"{p.get('pod')} {p.get('outcome', '')}".strip() for p in evictions.get("pods") or [])
+        found.append(entry(evictions.get("time"), "lastEvictions", "PressureEvictions",
+                           f"a round of evictions at Emergency: {pods or 'no pod'}", True))
     for past in status.get("history") or []:
         plan = f" (plan {past['planId']})" if past.get("planId") else ""
         note = f": {past['message']}" if past.get("message") else ""

@@ -53,6 +53,24 @@ def test_events_and_status_histories_newest_first():
     assert entries[1]["source"] == "status.lastAction" and entries[1]["message"] == "HPA minReplicas 3 → 5"
 
 
+def test_a_spot_refusal_and_a_round_of_evictions_are_in_the_history():
+    pool = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ResourcePool", "metadata": {"name": "general"},
+            "status": {"lastEvictions": {"time": "2026-12-01T11:20:00Z", "pods": [
+                {"pod": "batch/report-1", "outcome": "Evicted"}, {"pod": "batch/report-2", "outcome": "Refused"}]}}}
+    nodes = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ScalingPolicy", "metadata": {"name": "spot", "namespace": "ops"},
+             "spec": {"targetRef": {"kind": "NodePool", "name": "workers"}},
+             "status": {"lastSpotRefusal": {"time": "2026-12-01T11:10:00Z",
+                                            "cause": "spot capacity refused (no m5.large spot)"}}}
+    entries = history({"resourcepools": [pool], "scalingpolicies": [nodes]}, [], NOW)
+    assert [(e["name"], e["source"], e["reason"], e["type"]) for e in entries] == [
+        ("general", "status.lastEvictions", "PressureEvictions", "Warning"),
+        ("spot", "status.lastSpotRefusal", "SpotRefused", "Warning")]
+    assert entries[0]["message"] == "a round of evictions at Emergency: batch/report-1 Evicted, batch/report-2 Refused"
+    assert entries[1]["message"].startswith("spot capacity refused (no m5.large spot): new nodes on-demand")
+    assert [e["name"] for e in history({"scalingpolicies": [nodes]}, [], NOW, about=("nodepool", "workers"))] == \
+        ["spot"], "found by the pool the policy sizes"
+
+
 def test_since_object_and_namespace_filters():
     recent = history(OBJECTS, EVENTS, NOW, since=duration("15m"))
     assert [e["reason"] for e in recent] == ["PressureChanged", "Action"]
