@@ -517,12 +517,16 @@ def _oom_kill(figures: PolicyFigures, previous: Mapping, pods: int, now: float) 
     recorded in status, for a day after it (new pods no longer show it in their last state,
     and memory must not fall back to the peak that was killed)."""
     memory = next((s for s in figures.signals if s.signal == "memory"), None)
-    recorded = previous.get("lastOomKill")
-    since = seconds_since((recorded or {}).get("time"), now)
+    recorded = previous.get("lastOomKill") or {}
+    since = seconds_since(recorded.get("time"), now)
+    try:
+        recorded_peak = to_float(recorded.get("podPeak"))
+    except (TypeError, ValueError):  # edited into something that is not a quantity: no record
+        since = None
     if figures.oom_killed and memory is not None and memory.recent_peak is not None:
         peak = memory.recent_peak / pods
         if since is not None and since < OOM_MEMORY_SECONDS:
-            peak = max(peak, to_float(recorded["podPeak"]))
+            peak = max(peak, recorded_peak)
         return {"time": rfc3339(now), "podPeak": _request("memory", peak)}
     if since is not None and since < OOM_MEMORY_SECONDS:
         return dict(recorded)

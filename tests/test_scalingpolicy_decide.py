@@ -235,6 +235,17 @@ def test_an_unreadable_oomkill_time_keeps_memory_raised_for_a_day_from_now():
     assert unreadable(raised, "lastOomKill.time")
 
 
+def test_an_unreadable_oomkill_peak_is_no_record():
+    replaced = template(("app", {"cpu": 1.1, "memory": 2458 * 2**20}))
+    edited = {"lastOomKill": {"time": "2027-01-15T07:00:00Z", "podPeak": "lots"}}
+    calm = decided(policy(mode="Vertical"), vertical_figures(replaced, memory_peak=GIB), previous=edited)
+    assert "lastOomKill" not in calm.status
+    killed = decided(policy(mode="Vertical"), vertical_figures(replaced, memory_peak=3 * GIB, oom_killed=True),
+                     previous=edited)
+    assert killed.status["lastOomKill"] == {"time": "2027-01-15T08:00:00Z", "podPeak": "1536Mi"}, \
+        "raised from the peak seen now"
+
+
 def test_in_place_resizes_only_the_running_pods_that_differ():
     pods = (("web-a", (ContainerRequests("app", {"cpu": 1.1, "memory": 2253 * 2**20}),)),
             ("web-b", (ContainerRequests("app", {"cpu": 0.2, "memory": GIB}),)))
