@@ -1,15 +1,13 @@
 """Analog quantile forecasts: what followed the moments in a series' history most like now.
 
 The ensemble and its calibration see about a day of backtest origins; the analogs see the
-whole history, conditioned on the state. For every past point with a known future (every
-other one, or sparser, on a long history: MAX_LIBRARY), the state is how far the value
-stood from its smoothed level, how far it stood from today's value, how old it is and, on
-a seasonal series, how far its phase (time of day, on a daily cycle) is from now. The
-nearest points (the square root of how many there are) say what followed: each one's
-later values relative to its own short-term level, moved to today's level. Their
-empirical quantiles are the forecast. A burst that usually lasts seven steps, or the
-evening ramp of a daily pattern, is then forecast from the bursts and evenings that have
-been seen.
+whole history, conditioned on the state. For every past point with a known future, the
+state is how far the value stood from its smoothed level, how far it stood from today's
+value, how old it is and, on a seasonal series, how far its phase (time of day, on a daily
+cycle) is from now. The nearest points (the square root of how many there are) say what
+followed: each one's later values relative to its own short-term level, moved to today's
+level. Their empirical quantiles are the forecast. A burst that usually lasts seven steps, or the evening ramp of a daily
+pattern, is then forecast from the bursts and evenings that have been seen.
 """
 from __future__ import annotations
 
@@ -31,10 +29,6 @@ OUTCOME_WINDOW = 3
 # of that period (hours, of a day) its phase is from now's; the state's deviation and value
 # count in units of the series' mean absolute step.
 AGE_WEIGHT, PHASE_WEIGHT = 1.0, 3.0
-# At most about this many past states to search, every other one or sparser on a long
-# history (newest kept): on 7 days of 5-minute steps the forecasts score the same as with
-# every state (predictors/README.md) at half the search.
-MAX_LIBRARY = 1024
 
 
 def analog_quantiles(values: np.ndarray, horizon: int, quantiles: np.ndarray, period: np.ndarray) -> np.ndarray:
@@ -46,21 +40,18 @@ def analog_quantiles(values: np.ndarray, horizon: int, quantiles: np.ndarray, pe
     step = np.abs(steps, out=steps).mean(axis=1, keepdims=True)
     scaled = values / np.where(step > 0, step, 1.0)
     deviation = scaled - exponential_level(scaled, scaled.dtype.type(STATE_ALPHA))
-    known = length - horizon  # the library: points whose next `horizon` values are known
-    stride = -(-known // MAX_LIBRARY)
-    states = slice((known - 1) % stride, known, stride)
-    library = np.arange(known)[states]
-    distance = np.square(deviation[:, states] - deviation[:, -1:])
-    distance += np.square(scaled[:, states] - scaled[:, -1:])
+    known = length - horizon  # the library: every point whose next `horizon` values are known
+    distance = np.square(deviation[:, :known] - deviation[:, -1:])
+    distance += np.square(scaled[:, :known] - scaled[:, -1:])
     # age and phase add a penalty [L] per distinct period; rows take theirs
     periods, row_period = np.unique(period, return_inverse=True)
-    age = AGE_WEIGHT * (length - library) / length
-    lag = (length - 1 - library)[None, :] % np.maximum(periods, 1)[:, None]
+    age = AGE_WEIGHT * (length - np.arange(known)) / length
+    lag = (length - 1 - np.arange(known))[None, :] % np.maximum(periods, 1)[:, None]
     phase = np.minimum(lag, periods[:, None] - lag) * (24.0 / np.maximum(periods, 1)[:, None])
     penalty = age + PHASE_WEIGHT * np.where(periods[:, None] > 0, np.square(phase), 0.0)
     distance += penalty.astype(distance.dtype)[row_period]
-    count = min(max(MIN_NEIGHBOURS, round(np.sqrt(library.size))), library.size)
-    nearest = library[np.argpartition(distance, count - 1, axis=1)[:, :count]]  # [n, K]
+    count = min(max(MIN_NEIGHBOURS, round(np.sqrt(known))), known)
+    nearest = np.argpartition(distance, count - 1, axis=1)[:, :count]  # [n, K]
     # each neighbour's last OUTCOME_WINDOW values and its next `horizon`, by flat index
     window = np.arange(1 - OUTCOME_WINDOW, horizon + 1)
     around = np.take(values, np.maximum(nearest[:, :, None] + window, 0) + (np.arange(n) * length)[:, None, None])
