@@ -91,7 +91,7 @@ def act_result(action: NodePoolSize, blocked: tuple[str, ...] = (), error: Optio
     if blocked:
         return ActResult(action, True, "DrainBlocked", f"{where}: {'; '.join(blocked)}")
     if retried:
-        return ActResult(action, True, "ResizedAfterRetries", f"{where}: {action.describe()}, set{tries}")
+        return ActResult(action, True, "ResizedAfterRetries", f"{action.describe()}, set{tries}")
     return ActResult(action, True, "Resizing", f"{where}: set to {action.size} nodes")
 
 

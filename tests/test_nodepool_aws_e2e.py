@@ -90,7 +90,7 @@ def test_the_groups_desired_capacity_follows_the_policy_and_throttling_is_retrie
     assert moto_aws.failed == 2
     retried = wait_for(lambda: events_of(api, NAMESPACE, "ResizedAfterRetries"), 30, "an Event saying it was retried")[0]
     assert retried.type == "Normal"
-    assert retried.message == (f"aws node pool {GROUP_NAME}: node pool {GROUP_NAME} (aws): 3 nodes, set after 3 tries "
+    assert retried.message == (f"node pool {GROUP_NAME} (aws): 3 nodes, set after 3 tries "
                                "(Throttled retried with backoff)")
 
     # throttled on every try: Ready=False with a Warning Event, tried again each cycle, no crash

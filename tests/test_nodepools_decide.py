@@ -100,7 +100,7 @@ def test_a_resize_that_went_through_after_retries_says_so():
     action = NodePoolSize("aws", "batch", 5)
     retried = act_result(action, retried=(Throttled("Throttling: slow down"), Unavailable("503")), answered_at=NOW)
     assert (retried.ready, retried.reason) == (True, "ResizedAfterRetries")
-    assert retried.message == ("aws node pool batch: node pool batch (aws): 5 nodes, set after 3 tries "
+    assert retried.message == ("node pool batch (aws): 5 nodes, set after 3 tries "
                                "(Throttled, Unavailable retried with backoff)")
     failed = act_result(action, error=Throttled("Throttling: slow down"), retried=(Throttled("a"),) * 3,
                         answered_at=NOW)
