@@ -63,6 +63,14 @@ def api(control_plane, operator_process, kubectl, autoscaling):
     kubectl("delete", "namespace", NAMESPACE, "--wait=false", "--ignore-not-found")
 
 
+@pytest.fixture(autouse=True)
+def injected_answers_cleared(moto_aws):
+    """Whatever a test told the proxy to answer is cleared when it ends, passed or failed:
+    the session's operator goes on calling AWS through it in the next tests."""
+    yield
+    moto_aws.fail("", "", 0)
+
+
 def desired(autoscaling) -> int:
     return autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=[GROUP_NAME])["AutoScalingGroups"][0]["DesiredCapacity"]
@@ -161,4 +169,3 @@ def test_the_cheapest_type_and_a_spot_share_go_to_the_group_and_a_refused_spot_l
         "time": now.replace(".000", ""), "cause": f"spot capacity refused ({refusal})"}
     assert wait_for(lambda: events_of(api, NAMESPACE, "SpotFallback"), 30, "a SpotFallback Event")[0].type == "Warning"
     wait_for(lambda: mixed_instances(autoscaling) == (["c5.xlarge"], 100), 60, "the group all on-demand")
-    moto_aws.fail("", "", 0)
