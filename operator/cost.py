@@ -24,6 +24,7 @@ import numpy as np
 
 from quartermaster.operator.accounting import PodRecord
 from quartermaster.operator.conditions import rfc3339
+from quartermaster.operator.models import FINDINGS_SHOWN
 from quartermaster.operator.prices import PriceTable
 from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader, aligned
 from quartermaster.operator.quantities import format_quantity, request_precision
@@ -123,11 +124,6 @@ class CostObserver:
         return rows, timestamps, grids["requests"], grids["usage"]
 
 
-# a Quota's status lists at most this many findings: cost anomalies (no saving to rank them
-# by, and the only warnings), then the largest savings
-FINDINGS_SHOWN = 20
-
-
 @dataclass(frozen=True)
 class WasteReport:
     """The waste findings (planner.waste) of every workload on the cost grid's last week."""
@@ -143,6 +139,8 @@ class WasteReport:
         today = rfc3339(calendar(now)[0])[:10]
         reported = {(f.get("kind"), f.get("workload")): f.get("reported") for f in previous or []}
         wanted = set(namespaces)
+        # cost anomalies first (no saving to rank them by, and the only warnings), then the
+        # largest savings
         mine = sorted((f for f in self.findings if f.workload.namespace in wanted),
                       key=lambda f: (f.kind is not FindingKind.COST_ANOMALY, -(f.monthly_saving or 0.0),
                                      str(f.workload), f.kind.value))[:FINDINGS_SHOWN]

@@ -17,6 +17,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from quartermaster.operator.quantities import to_float
 from quartermaster.planner.priority import PriorityClass
+from quartermaster.planner.waste import FindingKind
 
 GROUP = "quartermaster.dev"
 VERSION = "v1alpha1"
@@ -583,7 +584,7 @@ class NamespaceShare(Model):
 class WasteFinding(Model):
     """A workload in the scope found wasting (planner/waste.py), as of the last cost read."""
 
-    kind: Literal["Rightsizing", "Idle", "CostAnomaly"]
+    kind: FindingKind
     workload: str = Field(description="namespace/kind/name")
     monthly_saving: Optional[NonNegativeFloat] = Field(default=None, description=(
         "Rightsizing: the month's saving at the recommended requests; Idle: the workload's cost a month."))
@@ -609,6 +610,10 @@ class ReservationState(Model):
     end: Optional[str] = None
 
 
+# a Quota's status lists at most this many findings (operator/cost.py says which)
+FINDINGS_SHOWN = 20
+
+
 class QuotaStatus(Status):
     usage: Optional[QuotaLimits] = None
     remaining: Optional[QuotaLimits] = None
@@ -617,7 +622,7 @@ class QuotaStatus(Status):
     lent: Optional[QuotaLimits] = None  # of spec.hard, to Quotas that borrow
     reservations: Optional[list[ReservationState]] = None
     cost: Optional[CostSpent] = None
-    findings: Optional[list[WasteFinding]] = Field(default=None, max_length=20)
+    findings: Optional[list[WasteFinding]] = Field(default=None, max_length=FINDINGS_SHOWN)
     owned_objects: list[OwnedObject] = Field(default_factory=list)
     last_action: Optional[LastAction] = None
 

@@ -126,7 +126,8 @@ def test_gone_pods_count_for_their_workload_and_a_quota_reports_each_finding_onc
     assert [e["kind"] for e in both] == ["Rightsizing", "Idle"], "the largest saving first"
     assert report.for_quota(["elsewhere"], None, now) == (None, [])
     # a cost anomaly has no saving to rank it by, and is the one warning: never cut off
-    from quartermaster.operator.cost import FINDINGS_SHOWN, WasteReport
+    from quartermaster.operator.cost import WasteReport
+    from quartermaster.operator.models import FINDINGS_SHOWN
     from quartermaster.planner.waste import Finding
     small = [Finding(FindingKind.RIGHTSIZING, WorkloadKey("shop", "Deployment", f"w{i}"), 0.01, "x", ())
              for i in range(FINDINGS_SHOWN)]
