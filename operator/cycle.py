@@ -47,7 +47,7 @@ from quartermaster.planner.pools import strategy_parameters
 from quartermaster.planner.priority import Standing
 from quartermaster.planner.reservations import ReservedScope
 from quartermaster.predictors import Forecasts, forecast_many_detailed
-from quartermaster.providers.evictions import EVICTED, GONE, REFUSED, PodEvicter, PodEvictions
+from quartermaster.providers.evictions import EVICTED, FAILED, REFUSED, PodEvicter, PodEvictions, outcome_of
 from quartermaster.providers.hpa import HorizontalPodAutoscalers, ReplicaBounds
 from quartermaster.providers.interface import ProviderError
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolProviders, NodePoolSize
@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 MEDIAN = 0.5
 WORKLOAD_UPPER = 0.9  # the quantile workloads' live accuracy is scored on
 # actions_total's result of an eviction; a pod gone already is not counted
-EVICTION_RESULTS = {EVICTED: "applied", REFUSED: "refused"}
+EVICTION_RESULTS = {EVICTED: "applied", REFUSED: "refused", FAILED: "failed"}
 
 
 @dataclass(frozen=True)
@@ -611,9 +611,10 @@ class ControlCycle:
         status.lastEvictions when the round ends, with an Event per pod on the pool (and on
         each pod evicted)."""
         outcomes = await evicter.apply(action)
-        for result in outcomes.values():
-            if result != GONE:  # an ApiException is "failed"
-                self.telemetry.actions.labels(action.actuator, EVICTION_RESULTS.get(result, "failed")).inc()
+        for answer in outcomes.values():
+            result = EVICTION_RESULTS.get(outcome_of(answer))
+            if result is not None:
+                self.telemetry.actions.labels(action.actuator, result).inc()
         status, events, pod_events = resourcepool.evictions_made(outcome.obj.name, outcome.decision.status, outcomes)
         await report.publish(outcome.plural, outcome.obj, status, events, self._written)
         uids = {f"{namespace}/{name}": uid for namespace, name, uid in action.pods}

@@ -31,7 +31,7 @@ from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import WorkloadKey
 from quartermaster.planner import pools as decisions
 from quartermaster.planner.evictions import Candidate, EvictionPlan, ResourceLoad, plan_evictions
-from quartermaster.providers.evictions import EVICTED, GONE, REFUSED, PodEvictions
+from quartermaster.providers.evictions import EVICTED, FAILED, REFUSED, PodEvictions, outcome_of
 
 PLURAL = ResourcePool.plural
 USAGE_RESOURCES = ("cpu", "memory")
@@ -251,7 +251,8 @@ def evictions_made(pool: str, status: Mapping, outcomes: Mapping[str, object]) -
     EVICTED, REFUSED, GONE, or the ApiException the apiserver answered."""
     pods, events, pod_events = [], [], []
     for entry in status["lastEvictions"]["pods"]:
-        outcome = outcomes.get(entry["pod"], entry["outcome"])
+        answer = outcomes.get(entry["pod"])
+        outcome = entry["outcome"] if answer is None else outcome_of(answer)
         who = (f"{entry['pod']} (priority {entry['priority']}"
                f"{', ' + entry['priorityClassName'] if entry.get('priorityClassName') else ''})")
         why = f"{entry['resource']} at Emergency, of which it held {entry['use']}"
@@ -263,10 +264,9 @@ def evictions_made(pool: str, status: Mapping, outcomes: Mapping[str, object]) -
         elif outcome == REFUSED:
             events.append(("EvictionRefused", f"not evicting {who} for {why}: its PodDisruptionBudget allows no "
                                               "disruption now; skipped this round", False))
-        elif outcome not in (GONE, "Decided"):
-            events.append(("ActionFailed", f"evicting {who}: not done: {outcome.status} {outcome.reason}; "
+        elif outcome == FAILED:
+            events.append(("ActionFailed", f"evicting {who}: not done: {answer.status} {answer.reason}; "
                                            "the next round decides again", True))
-            outcome = "Failed"
         pods.append({**entry, "outcome": outcome})
     return {**status, "lastEvictions": {**status["lastEvictions"], "pods": pods}}, events, pod_events
 

@@ -3,7 +3,8 @@ for the kwok provider's drains and for a ResourcePool's pressure evictions.
 
 The apiserver answers an eviction a budget does not allow now with 429 Too Many Requests:
 that is an answer, not an error (the pod stays, and may be asked for again later), so it
-is returned as REFUSED, as a pod already gone (404) is returned as GONE.
+is returned as REFUSED, as a pod already gone (404) is returned as GONE; any other
+refusal is the error itself, FAILED as an outcome (`outcome_of`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-EVICTED, REFUSED, GONE = "Evicted", "Refused", "Gone"
+EVICTED, REFUSED, GONE, FAILED = "Evicted", "Refused", "Gone", "Failed"
 
 
 def evict_pod(core: client.CoreV1Api, namespace: str, name: str, uid: str = "") -> str:
@@ -32,6 +33,12 @@ def evict_pod(core: client.CoreV1Api, namespace: str, name: str, uid: str = "") 
             return GONE
         raise
     return EVICTED
+
+
+def outcome_of(answer: str | client.ApiException) -> str:
+    """An eviction's outcome from what `PodEvicter.apply` said of its pod: EVICTED, REFUSED,
+    GONE as such, FAILED for the error the apiserver answered."""
+    return FAILED if isinstance(answer, client.ApiException) else answer
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from quartermaster.operator.models import ResourcePoolStatus
 from quartermaster.operator.observe import custom_object
 from quartermaster.operator.resourcepool import (ResourceFigures, UsageFigures, decide, evictions_made,
                                                  parse_spec)
-from quartermaster.providers.evictions import EVICTED, GONE, REFUSED
+from quartermaster.providers.evictions import EVICTED, GONE, REFUSED, outcome_of
 
 NOW = 1_800_000_000.0
 STEP = 60
@@ -186,6 +186,13 @@ def test_outcomes_go_into_status_with_an_event_per_pod():
                                                               "ns/gone": GONE})
     assert status["lastEvictions"]["pods"][2]["outcome"] == "Gone" and len(events) == 2
     ResourcePoolStatus.model_validate(status)
+
+
+def test_actions_total_counts_each_answer_by_the_outcome_status_records():
+    from quartermaster.operator.cycle import EVICTION_RESULTS
+    answers = [EVICTED, REFUSED, GONE, ApiException(status=403, reason="Forbidden")]
+    # a pod gone already is no action taken
+    assert [EVICTION_RESULTS.get(outcome_of(a)) for a in answers] == ["applied", "refused", None, "failed"]
 
 
 def test_a_pod_without_a_controller_is_never_evicted():
