@@ -223,7 +223,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
     spot_percentage = spot.percentage if spot is not None else None
     share = (state.spot_percentage if spot_percentage is None else spot_percentage) / 100
     offered = {kind.name: kind for kind in observation.instance_types}
-    kind, choice = offered.get(state.instance_type), None
+    kind, choice = offered[state.instance_type], None
     if provider_pool.instance_types:
         unknown = [name for name in provider_pool.instance_types if name not in offered]
         if unknown:
@@ -238,8 +238,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
         kind = choice.offer.instance_type
     # a fresh operator holds the pool at its size for one cooldown before shrinking it
     recent = memory.recommendations if memory is not None else ((now, figures.nodes),)
-    decision = size_node_pool(demand, kind.allocatable if kind is not None else observation.allocatable,
-                              figures.nodes, rules, now, recent)
+    decision = size_node_pool(demand, kind.allocatable, figures.nodes, rules, now, recent)
     size, reasoning = decision.size, decision.reasoning
     if choice is not None:
         reasoning = f"cheapest fitting instance type {choice.reasoning}; {reasoning}"
@@ -255,7 +254,7 @@ def decide(policy: CustomObject, spec: ScalingPolicySpec, pool: Optional[tuple[s
     shaped = choice is not None or spot is not None
     action = NodePoolSize(provider_pool.provider, provider_pool.name, size,
                           choice.offer.instance_type.name if choice is not None else None, spot_percentage,
-                          round(size * kind.price(share), 4) if shaped and kind is not None else None)
+                          round(size * kind.price(share), 4) if shaped else None)
     recommendation = {"replicas": size, **({"instanceType": action.instance_type} if action.instance_type else {}),
                       **({"spotPercentage": spot_percentage} if spot is not None else {}),
                       **({"pricePerHour": action.price_per_hour} if action.price_per_hour is not None else {})}

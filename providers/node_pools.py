@@ -55,11 +55,10 @@ class NodePoolSize:
 
 @dataclass(frozen=True)
 class NodePoolObservation:
-    """A pool as its provider described it this cycle, with one node's allocatable and the
-    instance types the provider offers; or the provider's error."""
+    """A pool as its provider described it this cycle, with the instance types the provider
+    offers (the pool's own among them); or the provider's error."""
 
     pool: Optional[NodePool] = None
-    allocatable: Optional[Mapping[str, float]] = None
     error: Optional[ProviderError] = None
     instance_types: tuple[InstanceType, ...] = ()
 
@@ -79,18 +78,18 @@ class NodePoolProviders:
         return self._loaded[name]
 
     async def observe(self, provider: str, pool: str, on_retry: OnRetry | None = None) -> NodePoolObservation:
-        """The pool, its instance type's allocatable and the provider's instance types, each
-        call retried on a transient error (`on_retry` hears of each retry)."""
+        """The pool and the provider's instance types, each call retried on a transient error
+        (`on_retry` hears of each retry); or the error, ProviderNotConfigured if the types
+        do not include the pool's own."""
         try:
             state = await self._call(lambda: self.provider(provider).describe(pool), on_retry)
             if provider not in self._types:
                 kinds = await self._call(lambda: self.provider(provider).instance_types(), on_retry)
                 self._types[provider] = {kind.name: kind for kind in kinds}
-            kind = self._types[provider].get(state.instance_type)
-            if kind is None:
+            if state.instance_type not in self._types[provider]:
                 raise ProviderNotConfigured(f"provider {provider} lists no instance type {state.instance_type} "
                                             f"(node pool {pool})")
-            return NodePoolObservation(state, kind.allocatable, instance_types=tuple(self._types[provider].values()))
+            return NodePoolObservation(state, instance_types=tuple(self._types[provider].values()))
         except ProviderError as error:
             return NodePoolObservation(error=error)
 

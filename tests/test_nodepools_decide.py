@@ -7,11 +7,11 @@ from quartermaster.operator.observe import custom_object
 from quartermaster.operator.scalingpolicy import parse_spec, resolve_settings
 from quartermaster.planner.nodepools import NodePoolMemory
 from quartermaster.providers.interface import (
-    InsufficientCapacity, NodePool, QuotaExceeded, Throttled, Unavailable, table_instance_types)
+    InstanceType, InsufficientCapacity, NodePool, QuotaExceeded, Throttled, Unavailable, table_instance_types)
 from quartermaster.providers.node_pools import NodePoolObservation, NodePoolSize
 
 NOW = 1_800_000_000.0
-NODE = {"cpu": 4.0, "memory": 16 * 2.0**30, "pods": 58.0}
+NODE_TYPE = InstanceType("m5.xlarge", {"cpu": 4.0, "memory": 16 * 2.0**30, "pods": 58.0}, 0.192)
 POOL = ("batch", ResourcePoolSpec.model_validate({"providerNodePool": {"provider": "kwok", "name": "batch"}}))
 
 
@@ -23,7 +23,8 @@ def policy(**spec):
 
 
 def observed(desired=2, size=2):
-    return NodePoolObservation(NodePool("batch", "m5.xlarge", ("kwok-a",), 0, 10, desired, size), NODE)
+    return NodePoolObservation(NodePool("batch", "m5.xlarge", ("kwok-a",), 0, 10, desired, size),
+                               instance_types=(NODE_TYPE,))
 
 
 def decided(obj, figures, observation=observed(), last=None, memory=None, problem=None, previous=None, pool=POOL,
@@ -120,7 +121,6 @@ def shaped_pool(**fields):
 
 def typed(desired=2, size=2, instance_type="m5.xlarge", spot=0):
     return NodePoolObservation(NodePool("batch", instance_type, ("kwok-a",), 0, 10, desired, size, spot),
-                               next(k for k in AWS_TYPES if k.name == instance_type).allocatable,
                                instance_types=AWS_TYPES)
 
 
@@ -229,7 +229,7 @@ def reported_refusal(when, spot=50):
     """The pool as a provider reports it whose latest launch, at `when`, was refused spot."""
     return NodePoolObservation(NodePool("batch", "m5.xlarge", ("kwok-a",), 0, 10, 2, 2, spot,
                                         spot_refused="Could not launch Spot Instances. InsufficientInstanceCapacity",
-                                        spot_refused_at=when), NODE, instance_types=AWS_TYPES)
+                                        spot_refused_at=when), instance_types=AWS_TYPES)
 
 
 def test_a_refusal_the_provider_reports_falls_back_for_the_wait_after_it_and_a_newer_one_again():
@@ -279,7 +279,7 @@ def test_a_pool_whose_provider_keeps_its_spot_share_is_still_sized_and_says_it_c
         "provider": "gcp", "name": "batch", "spotPercentage": 100, "spotRetrySeconds": 300}}))
     fixed = "a managed instance group's instances are all spot or none, as its instance template says"
     mig = NodePoolObservation(NodePool("batch", "m5.xlarge", ("us-central1-a",), 0, 10, 2, 2, 100,
-                                       fixed_spot_share=fixed), NODE, instance_types=AWS_TYPES)
+                                       fixed_spot_share=fixed), instance_types=AWS_TYPES)
     figures = NodePoolFigures(2, ({"cpu": 3.0},) * 3, ({"cpu": 3.0},) * 2, ({"cpu": 1.0},) * 2,
                               interrupted=("gke-batch-1",))
     decision = decided(policy(), figures, mig, pool=pool)
