@@ -194,9 +194,10 @@ class ControlCycle:
         for query, failure in failed_queries.items():
             self.telemetry.query_errors.labels(failure.reason).inc()
             logger.warning("custom signal query %s not read: %s", query, failure)
+        names = {p.uid: p.name for p in snapshot.pools}
+        cost = self._read_cost(snapshot, observed, names, now) if snapshot.quotas or self.settings.api_port else None
         timings["observe"], clock = time.perf_counter() - clock, time.perf_counter()
 
-        names = {p.uid: p.name for p in snapshot.pools}
         book = None if error or not workloads else self._forecast(observed, workloads)
         self.latest_snapshot, self.latest_book = snapshot, book or self.latest_book
         timings["forecast"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -211,7 +212,6 @@ class ControlCycle:
                   for q in snapshot.quotas for spec in [self._parse(q, quota.parse_spec)]}
         standings, loans = quota.standings(scopes), quota.loans(scopes, now)
         quotas = []
-        cost = self._read_cost(snapshot, observed, names, now) if snapshot.quotas or self.settings.api_port else None
         waste = self._waste(cost) if snapshot.quotas else None  # only Quotas show findings
         for obj in snapshot.quotas:
             spec, scope = scopes[obj.name]

@@ -9,7 +9,7 @@ import pytest
 from conftest import running
 from quartermaster.operator.cycle import ControlCycle
 from quartermaster.operator.observe import snapshot_from_objects
-from quartermaster.operator.prometheus_reader import PrometheusReader, aligned
+from quartermaster.operator.prometheus_reader import MetricsUnavailable, PrometheusReader, aligned
 from quartermaster.operator.quantities import to_float
 from quartermaster.operator.settings import MetricsSettings, OperatorSettings
 from quartermaster.operator.workloads import WorkloadKey
@@ -305,3 +305,17 @@ def test_waste_findings_are_worked_out_again_for_each_grid_the_cost_observer_pul
     cycle.latest_pods = ({**cycle.latest_pods[0], ("shop", "api-0"): WorkloadKey("shop", "Deployment", "api")}, {})
     second = pulled()
     assert cycle._waste(second) == 3 and cycle._waste(second) == 3
+
+
+def test_the_cost_read_is_timed_as_observe(prometheus):
+    """Its Prometheus queries are I/O like the usage pull's, not the decide step's work."""
+    # with the REST API on, /cost wants a cost read each cycle
+    cycle = ControlCycle(OperatorSettings(metrics=settings(prometheus.url).metrics, api_port=8080))
+
+    def slow_read(*args):
+        time.sleep(1.0)
+        raise MetricsUnavailable("PrometheusTimeout", "no answer within 1s", prometheus.url)
+
+    cycle.cost.read = slow_read
+    timings = cycle.compute(snapshot(), now=END + 10).timings
+    assert timings["observe"] >= 1.0 > timings["decide"]
