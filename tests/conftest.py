@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,6 +24,11 @@ from quartermaster.testbed.processes import REPO, PollTimeout, TestbedError, fre
 from quartermaster.testbed.prometheus import Prometheus
 from quartermaster.testbed.traces import TRACES
 from quartermaster.testbed.usage import UsageDrive, UsageExporter
+
+# A suite started in the background of a script (`make test &`) inherits SIGINT ignored, and
+# so would every process it starts: the CLI's tests end a command with Ctrl-C, as a user does.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 OPERATOR_NAMESPACE = "quartermaster-system"
