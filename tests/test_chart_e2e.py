@@ -30,7 +30,13 @@ def release(control_plane, sim_cluster, crds_installed):
     sets = [arg for value in VALUES for arg in ("--set", value)]
     result = helm(control_plane, "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
                   *sets, "--wait", "--timeout", "3m")
-    assert result.returncode == 0, result.stdout + result.stderr
+    # when the release never became ready (it happened once in a full run), what the pods and
+    # the node were doing: Helm only says its deadline passed
+    assert result.returncode == 0, result.stdout + result.stderr + "".join(
+        control_plane.kubectl(*args, check=False).stdout for args in (
+            ("get", "pods,replicasets", "-o", "wide", "-n", NAMESPACE),
+            ("get", "events", "--sort-by=.lastTimestamp", "-n", NAMESPACE),
+            ("get", "node", "chart-install-1", "-o", "wide")))
     yield render_chart(control_plane.bin_dir / "helm", RELEASE, NAMESPACE, *VALUES)
     helm(control_plane, "uninstall", RELEASE, "--namespace", NAMESPACE, "--ignore-not-found", "--wait")
     control_plane.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
