@@ -10,7 +10,6 @@ averages it with the analogs' quantile. Rows go in chunks, several at once on th
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -150,10 +149,12 @@ def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int, quantil
 @cache
 def _keep_freed_memory() -> None:
     """Set glibc's mmap and trim thresholds (MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES),
-    once per process; another C library keeps its own policy."""
+    once per process; another C library keeps its own policy (its mallopt, if it has one,
+    may number its parameters otherwise)."""
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError):
+        os.confstr("CS_GNU_LIBC_VERSION")  # a ValueError where the C library is not glibc
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols, glibc's among them
+    except (ValueError, OSError, AttributeError):
         return
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
     mallopt(m_mmap_threshold, MMAP_THRESHOLD_BYTES)
