@@ -12,6 +12,7 @@ from kubernetes import client
 from conftest import app_workload, wait_for
 from quartermaster.operator.quantities import to_float
 from quartermaster.operator.models import GROUP, VERSION
+from quartermaster.testbed.processes import PollTimeout, poll
 from quartermaster.testbed.traces import TRACES
 from quartermaster.testbed.usage import UsageDrive
 
@@ -179,6 +180,7 @@ def test_a_vertical_policy_shows_per_pod_requests(apps, kubectl):
 def test_a_vertical_policy_in_auto_mode_rolls_the_pods_to_its_requests(apps, kubectl):
     kubectl("apply", "-f", "-", input=policy("rightsize", "sized", mode="Vertical", confidenceThreshold=0.0))
     deployments, pods = client.AppsV1Api(apps), client.CoreV1Api(apps)
+    seen = {}  # what the last poll found, for the failure's message
 
     def rolled_to_recommendation():
         recommended = {c["name"]: c["requests"] for c in
@@ -186,11 +188,16 @@ def test_a_vertical_policy_in_auto_mode_rolls_the_pods_to_its_requests(apps, kub
         template = deployments.read_namespaced_deployment("sized", NAMESPACE).spec.template.spec.containers[0]
         running = [p for p in pods.list_namespaced_pod(NAMESPACE, label_selector="app=sized").items
                    if p.metadata.deletion_timestamp is None]
+        seen.update(recommended=recommended.get("app"), template=template.resources.requests,
+                    pods={p.metadata.name: p.spec.containers[0].resources.requests for p in running})
         return (recommended.get("app") and template.resources.requests == recommended["app"] and running
                 and all(p.spec.containers[0].resources.requests == recommended["app"] for p in running)
                 and recommended["app"])
 
-    requests = wait_for(rolled_to_recommendation, 150, "the pods rolled to the recommended requests")
+    try:
+        requests = poll(rolled_to_recommendation, 150, "the pods rolled to the recommended requests")
+    except PollTimeout as error:
+        pytest.fail(f"{error}; last seen: {seen}")
     assert set(requests) == {"cpu", "memory"}, "memory, which the template did not request, is set too"
     assert status(kubectl, "rightsize")["lastAction"]["action"].startswith(
         f"Deployment {NAMESPACE}/sized pod template: app: cpu")
