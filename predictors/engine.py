@@ -45,7 +45,8 @@ CHUNK_ROWS = 1024
 # kernel only beyond the trim threshold, so a chunk reuses the memory the one before it
 # freed. These are the ceilings glibc's own sliding thresholds reach, fixed from the start:
 # otherwise the kernel maps and zeroes the arrays afresh, 30,000 to 60,000 page faults in a
-# call on 10,000 series (10 with these) and a tenth of its CPU time, at the same peak memory.
+# call on 10,000 series (under 200 with these) and a tenth of its CPU time, at the same
+# peak memory.
 MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES = 32 << 20, 64 << 20
 # Chunks are forecast on this many threads at once: the CPUs this process may run on, up to 4.
 WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
