@@ -164,7 +164,7 @@ def _budget_hold(name: str, spec: QuotaSpec, status: Mapping) -> BudgetHold:
         return BudgetHold(name, SPEND_UNKNOWN, "")
     if exceeded["status"] == "True":
         return BudgetHold(name, EXCEEDED, exceeded["message"])
-    return BudgetHold(name, CURRENCY_MISMATCH if exceeded["reason"] == "CurrencyMismatch" else WITHIN,
+    return BudgetHold(name, CURRENCY_MISMATCH if exceeded["reason"] == CURRENCY_MISMATCH else WITHIN,
                       exceeded["message"])
 
 
@@ -508,7 +508,7 @@ def _budget(conditions: list[dict], spec: QuotaSpec, cost: CostFigures | tuple[s
     if budget.currency != cost.currency:
         message = f"the budget is in {budget.currency}, the price table in {cost.currency}: not compared"
         for kind in ("BudgetExceeded", "BudgetAtRisk"):
-            conditions = set_condition(conditions, kind, False, "CurrencyMismatch", message, generation)
+            conditions = set_condition(conditions, kind, False, CURRENCY_MISMATCH, message, generation)
         return conditions, figures
     periods = [(name, limit, amount, forecast) for name, limit, amount, forecast in (
         ("daily", budget.daily, spent.today, spent.forecast_today),
