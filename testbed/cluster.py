@@ -229,6 +229,11 @@ class SimulatedCluster(ProcessGroup):
             f"--root-ca-file={cp.pki / 'ca.crt'}",
             "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
             "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+            # kwok renews node leases from one process; on a loaded machine a renewal can
+            # come after the default 50 s, and the node lifecycle controller then marks the
+            # node's pods NotReady, which kwok never undoes. No test needs a node to go
+            # NotReady, so give heartbeats room.
+            "--node-monitor-grace-period=10m", "--node-startup-grace-period=10m",
         ])
         self._spawn("kube-scheduler", [
             str(cp.bin_dir / "kube-scheduler"), kubeconfig,
