@@ -40,10 +40,13 @@ bench-forecast: install
 bench-forecast-ablation: install
 	$(PY) benchmarks/forecast_ablation.py --shared $(SHARED)
 
-# quartermaster.predictors beside statsforecast's AutoETS and MSTL on the same origins (the `bench` extra).
+# quartermaster.predictors beside statsforecast's AutoETS and MSTL on the same origins (the `bench` extra):
+# an origin every 22 hours of 5-minute steps (so they drift through the day), since AutoETS takes
+# 10-40 s a call (PEERS_STRIDE=24 for all the shared evaluation's origins).
+PEERS_STRIDE ?= 264
 bench-forecast-peers: install
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) benchmarks/forecast_peers.py --shared $(SHARED)
+	$(PY) benchmarks/forecast_peers.py --shared $(SHARED) --stride $(PEERS_STRIDE)
 
 # forecast_many's time against an earlier revision's (AGAINST, default HEAD), run by run in one process.
 AGAINST ?= HEAD
