@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from quartermaster.operator.quantities import to_float
+from quartermaster.planner.evictions import DECIDED, EvictionOutcome
 from quartermaster.planner.priority import PriorityClass
 from quartermaster.planner.waste import FindingKind
 
@@ -340,7 +341,7 @@ class PodEviction(Model):
     priority_class_name: Optional[str] = None
     resource: str = Field(description="the resource at Emergency it was evicted for")
     use: Quantity = Field(description="its share of the figure (requests or usage) that set that resource's pressure")
-    outcome: Literal["Decided", "Evicted", "Refused", "Gone", "Failed"] = Field(default="Decided", description=(
+    outcome: EvictionOutcome = Field(default=DECIDED, description=(
         "Decided: recorded, not yet asked; Refused: a PodDisruptionBudget allowed no disruption; Gone: "
         "the pod no longer existed; Failed: the apiserver refused otherwise (an ActionFailed Event says why)."))
 

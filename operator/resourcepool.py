@@ -30,7 +30,7 @@ from quartermaster.operator.quantities import format_quantity, format_resources,
 from quartermaster.operator.wake import cycle_wanted, spec_not_yet_observed
 from quartermaster.operator.workloads import WorkloadKey
 from quartermaster.planner import pools as decisions
-from quartermaster.planner.evictions import Candidate, EvictionPlan, ResourceLoad, plan_evictions
+from quartermaster.planner.evictions import DECIDED, Candidate, EvictionPlan, ResourceLoad, plan_evictions
 from quartermaster.providers.evictions import EVICTED, FAILED, REFUSED, PodEvictions, outcome_of
 
 PLURAL = ResourcePool.plural
@@ -214,7 +214,7 @@ def _relief(actions: PressureActions, loads: Mapping[str, ResourceLoad], members
     record = {"time": rfc3339(now), "pods": [
         {"pod": e.pod, "priority": e.priority, "resource": e.resource, "use": _amount(e.resource, e.use),
          **({"priorityClassName": pods[e.pod].priority_class_name} if pods[e.pod].priority_class_name else {}),
-         "outcome": "Decided"} for e in plan.evictions]}
+         "outcome": DECIDED} for e in plan.evictions]}
     return Relief(("PodsEvicted", f"{at}: {_round_message(plan, actions)}", True), record,
                   tuple((pods[e.pod].namespace, pods[e.pod].name, pods[e.pod].uid) for e in plan.evictions))
 

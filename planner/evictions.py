@@ -35,8 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from quartermaster.planner.pools import PressureDecision, pressure
+
+# What became of a chosen eviction: recorded before it is asked for (Decided), then the
+# Eviction API's answer (providers.evictions). Status keeps these words.
+EvictionOutcome = Literal["Decided", "Evicted", "Refused", "Gone", "Failed"]
+DECIDED, EVICTED, REFUSED, GONE, FAILED = get_args(EvictionOutcome)
 
 
 @dataclass(frozen=True)

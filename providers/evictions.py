@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-EVICTED, REFUSED, GONE, FAILED = "Evicted", "Refused", "Gone", "Failed"
+from quartermaster.planner.evictions import EVICTED, FAILED, GONE, REFUSED
 
 
 def evict_pod(core: client.CoreV1Api, namespace: str, name: str, uid: str = "") -> str:
