@@ -41,12 +41,11 @@ bench-forecast-ablation: install
 	$(PY) benchmarks/forecast_ablation.py --shared $(SHARED)
 
 # quartermaster.predictors beside statsforecast's AutoETS and MSTL on the same origins (the `bench` extra):
-# an origin every 22 hours of 5-minute steps (so they drift through the day), since AutoETS takes
-# 10-40 s a call (PEERS_STRIDE=24 for all the shared evaluation's origins).
-PEERS_STRIDE ?= 264
+# about 11 of the shared evaluation's origins per trace, since AutoETS takes 10-40 s a call.
+PEERS_ORIGINS ?= 11
 bench-forecast-peers: install
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) benchmarks/forecast_peers.py --shared $(SHARED) --stride $(PEERS_STRIDE)
+	$(PY) benchmarks/forecast_peers.py --shared $(SHARED) --origins $(PEERS_ORIGINS)
 
 # forecast_many's time against an earlier revision's (AGAINST, default HEAD), run by run in one process.
 AGAINST ?= HEAD

@@ -10,10 +10,8 @@ and prints the figures with the milliseconds per call, pooled and per trace fami
 The peers' 0.9 quantile is the upper end of their 80 % prediction interval and their 0.5
 the point forecast, as statsforecast's users read them. Their season is a day of steps.
 Unlike R's ets, statsforecast's AutoETS fits seasonal models of any length, so on the
-5-minute traces (a 288-step season) it takes 10-40 s a call: `--stride` scores every
-forecaster on fewer origins of the shared evaluation's: `--stride 264` takes one every 22
-hours of 5-minute steps, so that they drift through the day, where 288 would put them all
-at one hour.
+5-minute traces (a 288-step season) it takes 10-40 s a call. `--origins N` scores every
+forecaster on about N of the shared evaluation's origins per trace (`stride_for`).
 statsforecast is not a dependency of the product: `make bench-forecast-peers` installs the
 `bench` extra. Its first call of each model compiles it with numba; that is left out of the
 timing by one call before the run.
@@ -22,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -31,6 +30,22 @@ from forecast_ablation import HISTORY_DAYS, HORIZON, STRIDE, figures, load_trace
 from quartermaster.predictors import forecast
 
 DAY = 86400.0
+
+
+def stride_for(bench, size: int, step_seconds: float, origins: int | None) -> int:
+    """Steps between a trace's origins: every shared origin (STRIDE) when `origins` is None;
+    else the multiple of STRIDE that gives about that many, taken from the shared
+    evaluation's own (they start where its do). The multiple is chosen prime to the strides
+    in a day, so that the origins drift through every hour of it: a whole day's stride would
+    put them all at one hour of the daily cycle."""
+    if origins is None:
+        return STRIDE
+    season = bench.season_steps(step_seconds, size) or 24
+    span = size - HORIZON - max(int(size * 0.3), 2 * season)  # where forecast_eval.evaluate puts them
+    per_day = round(DAY / step_seconds) // STRIDE if round(DAY / step_seconds) % STRIDE == 0 else 1
+    wanted = max(span / STRIDE / origins, 1.0)
+    multiples = sorted(range(1, 2 * math.ceil(wanted) + per_day + 1), key=lambda k: (abs(k - wanted), -k))
+    return STRIDE * next(k for k in multiples if math.gcd(k, per_day) == 1)
 
 
 def statsforecast_peer(model_for):
@@ -69,9 +84,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared folder (bench/, data/)")
     parser.add_argument("--series", default="", help="only the traces whose name contains this")
-    parser.add_argument("--stride", type=int, default=STRIDE, help=(
-        f"steps between origins (default {STRIDE}, the shared evaluation's; the origins start "
-        "where its do, so a multiple of it scores a subset of its origins)"))
+    parser.add_argument("--origins", type=int, default=None, help=(
+        "about this many origins per trace, a subset of the shared evaluation's (default: all "
+        f"of them, every {STRIDE} steps; see stride_for)"))
     parser.add_argument("--results", type=Path, default=None, help=(
         "a JSON file that keeps each trace's figures as it finishes: a run stopped part way "
         "resumes from it (AutoETS takes seconds a call: the whole run takes many hours)"))
@@ -88,18 +103,20 @@ def main(argv=None) -> int:
     warm = np.sin(np.arange(3 * 288) / 288 * 2 * np.pi) + 2
     for f in forecasters.values():  # numba compiles on the first call: not part of the timing
         f(warm, 300.0, HORIZON, (0.5, 0.9))
+    strides = {name: stride_for(bench, values.size, step, args.origins) for name, (values, step) in series.items()}
     saved = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
-    if saved and saved["stride"] != args.stride:
-        parser.error(f"{args.results} holds figures at stride {saved['stride']}, not {args.stride}")
-    kept = saved.get("traces", {})
+    # a trace's figures are kept only at the stride this run would score it at
+    kept = {name: trace["rows"] for name, trace in saved.get("traces", {}).items()
+            if name in strides and trace["stride"] == strides[name]}
 
     def save() -> None:
         if args.results:
-            args.results.write_text(json.dumps({"stride": args.stride, "traces": kept}, indent=1))
+            traces = {name: {"stride": strides[name], "rows": rows} for name, rows in kept.items()}
+            args.results.write_text(json.dumps({"origins": args.origins, "traces": traces}, indent=1))
     again = {label: forecasters[label] for label in args.rescore}
     if again:  # no new trace: those forecasters scored again on the traces the file holds
-        for name in [n for n in kept if n in series]:
-            rows = bench.evaluate({name: series[name]}, again, HORIZON, args.stride, HISTORY_DAYS)
+        for name in kept:
+            rows = bench.evaluate({name: series[name]}, again, HORIZON, strides[name], HISTORY_DAYS)
             kept[name] |= {label: rows[(label, name)] for label in again}
         save()
         series = {name: series[name] for name in kept if name in series}
@@ -109,14 +126,15 @@ def main(argv=None) -> int:
     for name in sorted(series, key=lambda name: series[name][0].size):
         if name not in kept:
             labelled = {"ref": bench.seasonal_naive} | forecasters
-            rows = bench.evaluate({name: series[name]}, labelled, HORIZON, args.stride, HISTORY_DAYS)
+            rows = bench.evaluate({name: series[name]}, labelled, HORIZON, strides[name], HISTORY_DAYS)
             kept[name] = {label: rows[(label, name)] for label in labelled}
             save()
     reference = {name: kept[name]["ref"] for name in series}
     results = {label: {name: kept[name][label] for name in series} for label in forecasters}
 
-    print(f"{len(series)} series, horizon {HORIZON}, stride {args.stride}, at most {HISTORY_DAYS:g} days of history; "
-          f"relative to seasonal_naive (lower is better), COV90 goal 0.88-0.92")
+    print(f"{len(series)} series, horizon {HORIZON}, at most {HISTORY_DAYS:g} days of history, "
+          f"relative to seasonal_naive (lower is better), COV90 goal 0.88-0.92; steps between origins: "
+          + ", ".join(f"{name} {strides[name]}" for name in series))
     print_table({label: figures(r, reference, series) for label, r in results.items()}, "all series")
     for fam, names in groups.items():
         print_table({label: figures(r, reference, names) for label, r in results.items()}, f"family: {fam}")
