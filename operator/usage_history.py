@@ -52,12 +52,16 @@ class UsageHistory:
         rows = self._ensure_rows(keys)
         self._values[np.ix_(rows, columns[inside])] = np.asarray(values, dtype=np.float32)[:, inside]
 
-    def matrix(self, keys: Sequence[Hashable]) -> np.ndarray:
-        """[len(keys), T]; NaN rows for keys never written."""
-        out = np.full((len(keys), self.length), np.nan, dtype=np.float32)
+    def matrix(self, keys: Sequence[Hashable], out: Optional[np.ndarray] = None) -> np.ndarray:
+        """[len(keys), T]; NaN rows for keys never written. `out`: the array to fill (float32
+        [len(keys), T]), so a caller's larger array takes the rows without a copy between."""
+        if out is None:
+            out = np.empty((len(keys), self.length), dtype=np.float32)
+        out[:] = np.nan
         known = [(i, self._rows[k]) for i, k in enumerate(keys) if k in self._rows]
-        if known:
-            positions, rows = map(list, zip(*known))
+        # a slice of rows at a time: the gathered rows are a temporary copy
+        for first in range(0, len(known), _MATRIX_ROWS):
+            positions, rows = map(list, zip(*known[first:first + _MATRIX_ROWS]))
             out[positions] = self._values[rows]
         return out
 
@@ -94,3 +98,6 @@ def latest(values: np.ndarray, max_age: int) -> tuple[np.ndarray, np.ndarray]:
     found = finite.any(axis=1)
     picked = recent[np.arange(len(values)), recent.shape[1] - 1 - back] if len(values) else np.zeros(0)
     return np.where(found, picked, np.nan), np.where(found, back, -1)
+
+
+_MATRIX_ROWS = 1024  # rows gathered at once by `matrix` (8 MB of a week's 5-minute grid)
