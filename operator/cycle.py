@@ -388,7 +388,7 @@ class ControlCycle:
             forecasts = self._forecast_cache[1]
         else:
             self.tracker.score(keys, timestamps, series)
-            forecasts = _forecast_in_slices(series, step, horizon, quantiles)
+            forecasts = forecast_many_detailed(series, step, horizon, quantiles)  # float32, widened a chunk at a time
             level = {q: i for i, q in enumerate(quantiles)}
             upper = forecasts.values[np.arange(len(keys)), [level[q] for q in upper_levels]]
             self.tracker.remember(end, step, forecasts.at(MEDIAN), upper)
@@ -672,19 +672,6 @@ class ControlCycle:
 def _requests_per_pod(pods: list[PodRecord]) -> dict[WorkloadKey, dict[str, float]]:
     """One pod's requests per workload (its pods share a template)."""
     return {p.owner: dict(p.requests) for p in pods if p.owner is not None}
-
-
-FORECAST_SLICE = 4096  # rows: the forecaster takes float64, so a slice at a time is widened
-
-
-def _forecast_in_slices(series: np.ndarray, step: int, horizon: int, quantiles: list[float]) -> Forecasts:
-    """forecast_many_detailed over every row, a slice of rows per call: the same forecasts
-    (rows are independent) without a float64 copy of the whole batch."""
-    parts = [forecast_many_detailed(series[i:i + FORECAST_SLICE].astype(np.float64), step, horizon, quantiles)
-             for i in range(0, len(series), FORECAST_SLICE)]
-    return replace(parts[0], values=np.concatenate([p.values for p in parts]),
-                   tier=[t for p in parts for t in p.tier], model=[m for p in parts for m in p.model],
-                   confidence=np.concatenate([p.confidence for p in parts]))
 
 
 def _pool_sums(history: np.ndarray, members: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:

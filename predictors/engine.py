@@ -126,11 +126,13 @@ def forecast_batch(batch: np.ndarray, step_seconds: float, horizon: int, quantil
     names = [""] * n
     # which models exist, and so the backtest plan, depends only on the step and the cleaned
     # length (not on the rows), so every chunk, and a series forecast alone, shares one plan
-    no_rows = clean(batch[:0]).values
+    no_rows = clean(batch[:0].astype(np.float64, copy=False)).values
     plan = backtest_plan(candidate_models(no_rows, step_seconds)[0], step_seconds, no_rows.shape[1], horizon)
 
     def forecast_chunk(rows: slice) -> None:  # each chunk writes only its own rows
-        chunk = _forecast_clean(clean(batch[rows]), plan, step_seconds, horizon, quantiles, default_value, options)
+        # a float32 batch is widened here, a chunk at a time, not whole
+        chunk = _forecast_clean(clean(batch[rows].astype(np.float64, copy=False)), plan, step_seconds, horizon,
+                                quantiles, default_value, options)
         out[rows], tier[rows], confidence[rows], names[rows] = chunk.values, chunk.tier, chunk.confidence, chunk.model
 
     chunks = [slice(start, start + CHUNK_ROWS) for start in range(0, n, CHUNK_ROWS)]

@@ -42,14 +42,15 @@ def as_series(history) -> np.ndarray:
 
 
 def as_batch(histories) -> np.ndarray:
-    """A 2-D float64 array [n, T], or ValueError when ``histories`` is not a batch of series."""
-    array = _as_real_array(histories, "histories")
+    """A 2-D float64 array [n, T] (float32 is kept: the engine widens it a chunk of rows at a
+    time, not whole), or ValueError when ``histories`` is not a batch of series."""
+    array = _as_real_array(histories, "histories", keep=np.float32)
     if array.ndim != 2:
         raise ValueError(f"histories must be 2-D [series, time], got shape {array.shape}")
     return array
 
 
-def _as_real_array(data, what: str) -> np.ndarray:
+def _as_real_array(data, what: str, keep=None) -> np.ndarray:
     if data is None or isinstance(data, (str, bytes, dict)):
         raise ValueError(f"{what} must be an array of numbers, got {type(data).__name__}")
     try:
@@ -59,7 +60,7 @@ def _as_real_array(data, what: str) -> np.ndarray:
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
                                    or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"{what} must hold real numbers, got dtype {array.dtype}")
-    return array.astype(np.float64, copy=False)
+    return array if keep is not None and array.dtype == keep else array.astype(np.float64, copy=False)
 
 
 def clean(batch: np.ndarray) -> CleanBatch:

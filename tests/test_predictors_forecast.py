@@ -140,6 +140,18 @@ def test_chunks_forecast_on_several_threads_match_one_series_at_a_time(monkeypat
         np.testing.assert_allclose(row, forecast(series, STEP, 12, (0.1, 0.5, 0.9)), rtol=1e-6, atol=1e-6)
 
 
+def test_a_float32_batch_is_forecast_as_its_float64_widening(monkeypatch):
+    # the engine widens a float32 batch a chunk at a time (the control cycle's series)
+    from quartermaster.predictors import engine, forecast_many_detailed
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 2)
+    batch = np.stack([sine(3, noise=1.0 + s, seed=s) for s in range(5)]).astype(np.float32)
+    batch[1, 100:200], batch[3] = np.nan, np.nan
+    narrow, wide = (forecast_many_detailed(b, STEP, 12, (0.5, 0.9)) for b in (batch, batch.astype(np.float64)))
+    np.testing.assert_array_equal(narrow.values, wide.values)
+    np.testing.assert_array_equal(narrow.confidence, wide.confidence)
+    assert (narrow.tier, narrow.model) == (wide.tier, wide.model)
+
+
 @pytest.mark.parametrize("kwargs", [dict(step_seconds=0), dict(step_seconds=np.nan), dict(horizon=0),
                                     dict(horizon=2.5), dict(quantiles=(1.5,)), dict(quantiles=())])
 def test_invalid_arguments_raise(kwargs):
