@@ -79,6 +79,12 @@ def family(name: str) -> str:
     return next(f for prefix, f in FAMILIES.items() if name.startswith(prefix))
 
 
+def first_origin(bench, values, step_seconds: float) -> int:
+    """Where the shared evaluation (forecast_eval.evaluate) puts a series' first origin."""
+    period = bench.season_steps(step_seconds, values.size) or 24
+    return max(int(values.size * 0.3), 2 * period)
+
+
 def load_traces(shared: Path, only: str = "") -> tuple[object, dict, dict[str, list[str]]]:
     """The shared evaluation module, the traces whose name contains `only`, and their names by family."""
     spec = importlib.util.spec_from_file_location("forecast_eval", shared / "bench" / "forecast_eval.py")
@@ -169,8 +175,7 @@ def confidence_check(bench, series, options: ForecastOptions) -> dict[str, float
         log: list = []
         bench.evaluate({name: (values, step)}, {"x": forecaster(options, log)}, HORIZON, STRIDE, HISTORY_DAYS)
         # the same origins and scale as the shared evaluation
-        period = bench.season_steps(step, values.size) or 24
-        start = max(int(values.size * 0.3), 2 * period)
+        start = first_origin(bench, values, step)
         origins = range(start, values.size - HORIZON, STRIDE)
         scale = np.mean(np.abs(np.diff(values[:start]))) or max(np.mean(np.abs(values[:start])), 1e-9)
         error = np.array([np.mean(np.abs(values[t:t + HORIZON] - median)) / scale

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast_ablation import HISTORY_DAYS, HORIZON, STRIDE, figures, load_traces, print_table
+from forecast_ablation import HISTORY_DAYS, HORIZON, STRIDE, figures, first_origin, load_traces, print_table
 from quartermaster.predictors import forecast
 
 DAY = 86400.0
 
 
-def stride_for(bench, size: int, step_seconds: float, origins: int | None) -> int:
+def stride_for(bench, values: np.ndarray, step_seconds: float, origins: int | None) -> int:
     """Steps between a trace's origins: every shared origin (STRIDE) when `origins` is None;
     else the multiple of STRIDE that gives about that many, taken from the shared
     evaluation's own (they start where its do). The multiple is chosen prime to the strides
@@ -40,8 +40,7 @@ def stride_for(bench, size: int, step_seconds: float, origins: int | None) -> in
     put them all at one hour of the daily cycle."""
     if origins is None:
         return STRIDE
-    season = bench.season_steps(step_seconds, size) or 24
-    span = size - HORIZON - max(int(size * 0.3), 2 * season)  # where forecast_eval.evaluate puts them
+    span = values.size - HORIZON - first_origin(bench, values, step_seconds)
     per_day = round(DAY / step_seconds) // STRIDE if round(DAY / step_seconds) % STRIDE == 0 else 1
     wanted = max(span / STRIDE / origins, 1.0)
     multiples = sorted(range(1, 2 * math.ceil(wanted) + per_day + 1), key=lambda k: (abs(k - wanted), -k))
@@ -103,7 +102,7 @@ def main(argv=None) -> int:
     warm = np.sin(np.arange(3 * 288) / 288 * 2 * np.pi) + 2
     for f in forecasters.values():  # numba compiles on the first call: not part of the timing
         f(warm, 300.0, HORIZON, (0.5, 0.9))
-    strides = {name: stride_for(bench, values.size, step, args.origins) for name, (values, step) in series.items()}
+    strides = {name: stride_for(bench, values, step, args.origins) for name, (values, step) in series.items()}
     saved = json.loads(args.results.read_text()) if args.results and args.results.exists() else {}
     # a trace's figures are kept only at the stride this run would score it at
     kept = {name: trace["rows"] for name, trace in saved.get("traces", {}).items()

@@ -11,6 +11,8 @@ from typing import Hashable, Iterable, Optional, Sequence
 
 import numpy as np
 
+MATRIX_ROWS = 1024  # rows `matrix` gathers at once: the gather is a temporary copy (8 MB a week of 5-minute steps)
+
 
 class UsageHistory:
     def __init__(self, step_seconds: int, window_seconds: int) -> None:
@@ -59,9 +61,8 @@ class UsageHistory:
             out = np.empty((len(keys), self.length), dtype=np.float32)
         out[:] = np.nan
         known = [(i, self._rows[k]) for i, k in enumerate(keys) if k in self._rows]
-        # a slice of rows at a time: the gathered rows are a temporary copy
-        for first in range(0, len(known), _MATRIX_ROWS):
-            positions, rows = map(list, zip(*known[first:first + _MATRIX_ROWS]))
+        for first in range(0, len(known), MATRIX_ROWS):
+            positions, rows = map(list, zip(*known[first:first + MATRIX_ROWS]))
             out[positions] = self._values[rows]
         return out
 
@@ -99,5 +100,3 @@ def latest(values: np.ndarray, max_age: int) -> tuple[np.ndarray, np.ndarray]:
     picked = recent[np.arange(len(values)), recent.shape[1] - 1 - back] if len(values) else np.zeros(0)
     return np.where(found, picked, np.nan), np.where(found, back, -1)
 
-
-_MATRIX_ROWS = 1024  # rows gathered at once by `matrix` (8 MB of a week's 5-minute grid)
